@@ -1,0 +1,157 @@
+"""The `curaway` command: serve, migrate, and look at workflow runs.
+
+    curaway serve [--host H] [--port P]      serve the app (embedded QStash unless QSTASH_URL)
+    curaway migrate                          apply the Alembic migrations to DATABASE_URL
+    curaway runs list [--workflow W] [--status S] [--limit N]
+    curaway runs show RUN_ID                 a run, its steps and its events
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from app.config import Settings
+from app.db import create_engine, session_factory
+from app.runtime.models import Event, WorkflowRun, WorkflowStep
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="curaway",
+        description="Curaway's pipeline service. Settings come from the environment (see .env.example).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="serve the HTTP API, the workflows and the embedded QStash")
+    serve.add_argument("--host", help="interface to bind (default: HOST setting, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: PORT setting, 8000)")
+
+    commands.add_parser("migrate", help="apply database migrations (DATABASE_URL) up to the latest")
+
+    runs = commands.add_parser("runs", help="list and inspect workflow runs")
+    run_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
+    listing = run_commands.add_parser("list", help="the most recent runs, newest first")
+    listing.add_argument("--workflow", help="only runs of this workflow")
+    listing.add_argument("--status", help="only runs in this status (e.g. failed)")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    show = run_commands.add_parser("show", help="a run with its steps and events")
+    show.add_argument("run_id", help="the run's wfr_ ID")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    if args.command == "serve":
+        return _serve(settings, args.host, args.port)
+    if args.command == "migrate":
+        from app.migrate import upgrade
+
+        upgrade(settings.database_url)
+        print(f"migrated {_safe_url(settings.database_url)}")
+        return 0
+    if args.runs_command == "list":
+        return asyncio.run(_runs_list(settings, args.workflow, args.status, args.limit))
+    return asyncio.run(_runs_show(settings, args.run_id, as_json=args.json))
+
+
+def _serve(settings: Settings, host: str | None, port: int | None) -> int:
+    import uvicorn
+
+    from app.logging import configure_logging
+    from app.main import create_app
+
+    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if overrides:
+        settings = Settings(**overrides)
+    configure_logging(settings.log_level)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=5)
+    return 0
+
+
+def _safe_url(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://***@{rest.split('@', 1)[1]}"
+
+
+async def _runs_list(settings: Settings, workflow: str | None, status: str | None, limit: int) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        query = select(WorkflowRun).order_by(WorkflowRun.created_at.desc()).limit(limit)
+        if workflow:
+            query = query.where(WorkflowRun.workflow == workflow)
+        if status:
+            query = query.where(WorkflowRun.status == status)
+        async with session_factory(engine)() as session:
+            runs = list(await session.scalars(query))
+    finally:
+        await engine.dispose()
+    if not runs:
+        print("no runs")
+        return 0
+    print(f"{'RUN':<26} {'WORKFLOW':<22} {'STATUS':<10} CREATED")
+    for run in runs:
+        print(f"{run.id:<26} {run.workflow:<22} {run.status:<10} {run.created_at:%Y-%m-%d %H:%M:%S}")
+    return 0
+
+
+async def _runs_show(settings: Settings, run_id: str, *, as_json: bool) -> int:
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            run = await session.get(WorkflowRun, run_id)
+            if run is None:
+                print(f"no run {run_id}", file=sys.stderr)
+                return 1
+            steps = list(
+                await session.scalars(
+                    select(WorkflowStep).where(WorkflowStep.run_id == run_id).order_by(WorkflowStep.position)
+                )
+            )
+            events = list(await session.scalars(select(Event).where(Event.workflow_id == run_id).order_by(Event.id)))
+    finally:
+        await engine.dispose()
+    if as_json:
+        print(json.dumps(_run_json(run, steps, events), indent=2, default=str))
+        return 0
+    print(f"{run.id}  {run.workflow}  {run.status}")
+    if run.error:
+        print(f"error: {run.error}")
+    print("steps:")
+    for step in steps:
+        error = f"  error: {step.error}" if step.error else ""
+        print(f"  {step.position:>3} {step.name:<28} {step.kind:<10} {step.status:<16} attempts={step.attempts}{error}")
+    print("events:")
+    for event in events:
+        print(f"  {event.created_at:%H:%M:%S.%f} {event.type:<22} {json.dumps(event.payload, default=str)}")
+    return 0
+
+
+def _run_json(run: WorkflowRun, steps: list[WorkflowStep], events: list[Event]) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "workflow": run.workflow,
+        "status": run.status,
+        "error": run.error,
+        "result": run.result,
+        "steps": [
+            {"position": s.position, "name": s.name, "kind": s.kind, "status": s.status, "attempts": s.attempts, "error": s.error}
+            for s in steps
+        ],
+        "events": [{"id": e.id, "type": e.type, "payload": e.payload, "created_at": e.created_at} for e in events],
+    }
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

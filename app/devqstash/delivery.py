@@ -1,0 +1,212 @@
+"""The background delivery loop of the embedded QStash server.
+
+Each tick claims due messages (see `store` for how claims stay exclusive across loops and
+processes), starts one task per claimed message, and sleeps until the next poll, the next
+due time it knows of, or a wake-up (a publish in this process, a finished delivery).
+
+Invariants:
+- At most `concurrency` deliveries run at once in one loop; a tick claims only free slots.
+- A claim lasts `delivery_timeout_s + CLAIM_MARGIN_S`, longer than any attempt may take, so
+  a live holder never loses it. A claim left behind by a dead process is taken over once it
+  lapses and counts as a failed attempt (retried with backoff, or dead-lettered).
+- `stop()` lets running settle transactions finish, cancels in-flight HTTP attempts and gives
+  their messages back as pending (not counted as an attempt): they are delivered again later,
+  by this process after a restart or by another one. Nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import transaction
+from app.devqstash import dlq, events, store
+from app.devqstash.attempt import Outcome, attempt
+from app.devqstash.models import QStashMessage
+from app.devqstash.settle import Result, settle
+
+logger = logging.getLogger(__name__)
+
+CLAIM_MARGIN_S = 30.0
+EXPIRED_CHECK_INTERVAL_S = 5.0
+PRUNE_INTERVAL_S = 60.0
+ABANDONED = "the previous attempt was abandoned: its deliverer's claim expired before it answered"
+
+
+class DeliveryLoop:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        http: httpx.AsyncClient,
+        signing_key: Callable[[], str],
+        retry_scale: float,
+        delivery_timeout_s: float,
+        poll_interval_s: float,
+        concurrency: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self._sessions = sessions
+        self._http = http
+        self._signing_key = signing_key
+        self._retry_scale = retry_scale
+        self._timeout_s = delivery_timeout_s
+        self._poll_s = poll_interval_s
+        self._concurrency = concurrency
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._next_due: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._deliveries: set[asyncio.Task[None]] = set()
+        self._attempts: set[asyncio.Task[Outcome]] = set()
+        self._claims: dict[str, str] = {}  # message ID -> claim token, until settled
+        self._last_expired_check = float("-inf")
+        self._last_prune = float("-inf")
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def wake(self, due: datetime | None = None) -> None:
+        """Run a tick now, or note that something becomes due at `due`."""
+        if due is not None and due > self.now():
+            self._next_due = due if self._next_due is None else min(self._next_due, due)
+        else:
+            self._wake.set()
+
+    async def start(self) -> None:
+        if self._task is not None:
+            return
+        self._stopping = False
+        self._last_expired_check = float("-inf")  # look for claims lapsed while we were down
+        self._task = asyncio.create_task(self._run(), name="devqstash-delivery")
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        await self._task
+        self._task = None
+        for running in list(self._attempts):
+            running.cancel()
+        await asyncio.gather(*list(self._deliveries), return_exceptions=True)
+        await self._release_claims()
+
+    async def _release_claims(self) -> None:
+        if not self._claims:
+            return
+        try:
+            async with transaction(self._sessions) as session:
+                released = await store.release(session, self._claims)
+        except Exception:
+            logger.exception("could not release %d claims; they are redelivered once they lapse", len(self._claims))
+            return
+        logger.info("released %d in-flight deliveries for redelivery", released)
+        self._claims.clear()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                await self._tick()
+            except Exception:
+                logger.exception("delivery tick failed; trying again in %ss", self._poll_s)
+            await self._sleep()
+
+    async def _sleep(self) -> None:
+        timeout = self._poll_s
+        if self._next_due is not None:
+            timeout = min(timeout, max(0.0, (self._next_due - self.now()).total_seconds()))
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._wake.clear()
+
+    async def _tick(self) -> None:
+        if self._next_due is not None and self._next_due <= self.now():
+            self._next_due = None
+        free = self._concurrency - len(self._deliveries)
+        if free > 0 and not self._stopping:
+            await self._claim(free)
+        await self._maybe_prune()
+
+    async def _claim(self, free: int) -> None:
+        now = self.now()
+        token = store.new_id("clm_")
+        until = now + timedelta(seconds=self._timeout_s + CLAIM_MARGIN_S)
+        check_expired = self._clock() - self._last_expired_check >= EXPIRED_CHECK_INTERVAL_S
+        async with transaction(self._sessions) as session:
+            lapsed: list[QStashMessage] = []
+            if check_expired:
+                self._last_expired_check = self._clock()
+                lapsed = await store.claim_expired(session, now=now, limit=free, token=token, claimed_until=until)
+            due = await store.claim_due(session, now=now, limit=free - len(lapsed), token=token, claimed_until=until)
+        for message in lapsed:
+            logger.warning("message %s: taking over a lapsed claim; counting it as a failed attempt", message.id)
+            self._spawn(message, token, Outcome(status=None, error=ABANDONED))
+        for message in due:
+            self._spawn(message, token, None)
+
+    def _spawn(self, message: QStashMessage, token: str, outcome: Outcome | None) -> None:
+        self._claims[message.id] = token
+        task = asyncio.create_task(self._deliver(message, token, outcome), name=f"devqstash-{message.id}")
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def _deliver(self, message: QStashMessage, token: str, outcome: Outcome | None) -> None:
+        try:
+            if outcome is None:
+                outcome = await self._attempt(message)
+            if outcome is not None:
+                await self._settle(message, token, outcome)
+        except Exception:
+            logger.exception("delivery of message %s failed; it is retried when its claim lapses", message.id)
+        finally:
+            self._wake.set()  # a slot is free
+
+    async def _attempt(self, message: QStashMessage) -> Outcome | None:
+        """The attempt's outcome, or None when `stop()` cancelled it."""
+        timeout_s = min(message.timeout_s or self._timeout_s, self._timeout_s)
+        running = asyncio.create_task(
+            attempt(self._http, message, signing_key=self._signing_key(), timeout_s=timeout_s, now=self._clock())
+        )
+        self._attempts.add(running)
+        try:
+            return await running
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._stopping and running.cancelled() and not (current and current.cancelling()):
+                return None
+            running.cancel()
+            raise
+        finally:
+            self._attempts.discard(running)
+
+    async def _settle(self, message: QStashMessage, token: str, outcome: Outcome) -> None:
+        async with transaction(self._sessions) as session:
+            settled = await settle(session, message, token, outcome, now=self.now(), retry_scale=self._retry_scale)
+        self._claims.pop(message.id, None)
+        if settled.next_due is not None:
+            self.wake(settled.next_due)
+        if settled.published:
+            self._wake.set()
+        level = logging.DEBUG if settled.result is Result.DELIVERED else logging.WARNING
+        logger.log(level, "message %s to %s attempt %d: %s (%s)", message.id, message.url, message.retried,
+                   settled.result, outcome.status if outcome.status is not None else outcome.error)  # fmt: skip
+
+    async def _maybe_prune(self) -> None:
+        if self._clock() - self._last_prune < PRUNE_INTERVAL_S:
+            return
+        self._last_prune = self._clock()
+        now = self.now()
+        async with transaction(self._sessions) as session:
+            counts = (await events.prune(session, now=now), await store.prune_dedup(session, now=now),
+                      await dlq.prune(session, now=now))  # fmt: skip
+        if any(counts):
+            logger.info("pruned %d events, %d dedup keys, %d DLQ entries", *counts)

@@ -1,0 +1,164 @@
+"""`DevQStash`: the embedded QStash-compatible server (development and tests).
+
+It answers the QStash REST v2 routes of `router` (mounted by the app at `/qstash`), keeps
+every message in the app's own database, and delivers them from a background loop
+(`delivery.DeliveryLoop`) over real, signed HTTP. The official `qstash` client pointed at
+`<base>/qstash` works against it unchanged.
+
+The methods below are the service layer the router calls; each runs in one transaction that
+commits before the route answers, so a message whose publish was acknowledged survives a
+crash. After a publish this process's loop is woken at once (low latency); other processes
+on the same database find the message at their next poll.
+
+Out of scope (answered 404 by FastAPI, or 400 where a request names them): URL groups,
+API destinations, schedules, queues' parallelism, flow control, key rotation.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import transaction
+from app.devqstash import dlq, events, store
+from app.devqstash.delivery import DeliveryLoop
+from app.devqstash.errors import NotFound, Unauthorized
+from app.devqstash.models import QStashDlqEntry, QStashEvent, QStashMessage
+from app.devqstash.router import build_router
+from app.devqstash.spec import MessageSpec, parse_spec, spec_headers
+
+
+class DevQStash:
+    """The embedded QStash server: REST routes (`router`) plus the delivery loop."""
+
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        http: httpx.AsyncClient,
+        token: str,
+        signing_keys: tuple[str, str],
+        retry_scale: float = 1.0,
+        default_retries: int = 3,
+        delivery_timeout_s: float = 900.0,
+        poll_interval_s: float = 0.25,
+        concurrency: int = 32,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._sessions = sessions
+        self._token = token
+        self.signing_keys = signing_keys
+        self._default_retries = default_retries
+        self._loop = DeliveryLoop(
+            sessions=sessions, http=http, signing_key=lambda: self.signing_keys[0],
+            retry_scale=retry_scale, delivery_timeout_s=delivery_timeout_s,
+            poll_interval_s=poll_interval_s, concurrency=concurrency, clock=clock,
+        )  # fmt: skip
+        self.router = build_router(self)
+
+    async def start(self) -> None:
+        """Start the background delivery loop (from the app's lifespan)."""
+        await self._loop.start()
+
+    async def stop(self) -> None:
+        """Stop delivering; in-flight messages go back to pending and are redelivered later."""
+        await self._loop.stop()
+
+    def now(self) -> datetime:
+        return self._loop.now()
+
+    def authorize(self, token: str | None) -> None:
+        """Raise `Unauthorized` unless `token` is this server's QStash token."""
+        if not token or not secrets.compare_digest(token.encode(), self._token.encode()):
+            raise Unauthorized("missing or invalid QStash token: send `Authorization: Bearer <QSTASH_TOKEN>`")
+
+    def parse(
+        self,
+        destination: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes,
+        *,
+        queue_name: str | None = None,
+        caller_ip: str | None = None,
+    ) -> MessageSpec:
+        """A message spec from a publish request's destination, headers and body."""
+        return parse_spec(destination, headers, body, default_retries=self._default_retries, now=self.now(),
+                          queue_name=queue_name, caller_ip=caller_ip)  # fmt: skip
+
+    async def publish(self, specs: Sequence[MessageSpec]) -> list[tuple[str, bool]]:
+        """Store messages in one transaction; `(message_id, deduplicated)` for each, in order."""
+        now = self.now()
+        async with transaction(self._sessions) as session:
+            results = [await store.publish(session, spec, now=now) for spec in specs]
+        for spec in specs:
+            self._loop.wake(spec.not_before)
+        return results
+
+    async def get_message(self, message_id: str) -> QStashMessage:
+        async with transaction(self._sessions) as session:
+            message = await store.active_message(session, message_id)
+        if message is None:
+            raise NotFound(f"message {message_id!r} not found: unknown, already delivered, failed or cancelled")
+        return message
+
+    async def cancel(self, message_ids: Sequence[str] | None) -> int:
+        """Cancel pending or in-flight messages (all when `message_ids` is None)."""
+        async with transaction(self._sessions) as session:
+            return await store.cancel(session, message_ids, now=self.now())
+
+    async def list_dlq(
+        self, *, filters: dlq.DlqFilter, cursor: str | None, count: int
+    ) -> tuple[list[tuple[QStashDlqEntry, QStashMessage]], str | None]:
+        async with transaction(self._sessions) as session:
+            return await dlq.list_entries(session, filters=filters, cursor=cursor, count=count)
+
+    async def get_dlq(self, dlq_id: str) -> tuple[QStashDlqEntry, QStashMessage]:
+        async with transaction(self._sessions) as session:
+            found = await dlq.get(session, dlq_id)
+        if found is None:
+            raise NotFound(f"DLQ entry {dlq_id!r} not found")
+        return found
+
+    async def delete_dlq(self, dlq_ids: Sequence[str]) -> int:
+        async with transaction(self._sessions) as session:
+            return await dlq.remove(session, dlq_ids)
+
+    async def retry_dlq(self, dlq_id: str, overrides: Iterable[tuple[str, str]], *, caller_ip: str | None) -> str:
+        """Publish a fresh copy of a dead message (request `Upstash-*` headers override) and drop the entry."""
+        now = self.now()
+        async with transaction(self._sessions) as session:
+            found = await dlq.get(session, dlq_id)
+            if found is None:
+                raise NotFound(f"DLQ entry {dlq_id!r} not found")
+            message = found[1]
+            headers = _override(spec_headers(message), overrides)
+            spec = parse_spec(message.url, headers, message.body, default_retries=self._default_retries, now=now,
+                              queue_name=message.queue_name, caller_ip=caller_ip or message.caller_ip)  # fmt: skip
+            message_id, _ = await store.publish(session, spec, now=now)
+            await dlq.remove(session, [dlq_id])
+        self._loop.wake(spec.not_before)
+        return message_id
+
+    async def list_events(
+        self, *, filters: events.EventFilter, cursor: int | None, count: int
+    ) -> tuple[list[QStashEvent], int | None]:
+        async with transaction(self._sessions) as session:
+            return await events.list_events(session, filters=filters, cursor=cursor, count=count)
+
+    async def usage_per_day(self, *, since: datetime) -> list[dict[str, Any]]:
+        """Messages created per UTC day and destination, as far back as the event log goes."""
+        async with transaction(self._sessions) as session:
+            return await events.usage_per_day(session, since=since)
+
+
+def _override(headers: list[tuple[str, str]], overrides: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Stored configuration headers with the request's `Upstash-*` headers replacing same-named ones."""
+    replacing = [(name, value) for name, value in overrides if name.lower().startswith("upstash-")]
+    names = {name.lower() for name, _ in replacing}
+    return [(name, value) for name, value in headers if name.lower() not in names] + replacing

@@ -1,0 +1,126 @@
+"""`WorkflowContext`: the API a workflow function uses (DESIGN 3.1).
+
+Each call claims the next position *synchronously*, before anything is awaited, so the
+position of a step depends only on the order of calls in the workflow code. That keeps
+replay deterministic even for `asyncio.gather(ctx.run(...), ctx.run(...))`.
+The context only describes steps; the driver (`executor.py`) decides whether a step's
+recorded result is returned, the step is executed now, or the run is suspended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from app.runtime.executor import Driver
+
+current_step_key: ContextVar[str | None] = ContextVar("current_step_key", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    retries: int | None
+    backoff: float | None
+    timeout: float | None
+    inline: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallSpec:
+    url: str
+    method: str
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
+    timeout: float | None = None
+
+
+class WorkflowContext:
+    """Handed to a workflow function; every method is one durable step."""
+
+    def __init__(self, driver: Driver, *, run_id: str, workflow: str, deps: Any) -> None:
+        self._driver = driver
+        self._next_position = 0
+        self.run_id = run_id
+        self.workflow = workflow
+        self.deps = deps
+
+    def _claim(self) -> int:
+        position = self._next_position
+        self._next_position += 1
+        return position
+
+    @property
+    def positions_used(self) -> int:
+        return self._next_position
+
+    @property
+    def idempotency_key(self) -> str:
+        """A key stable across retries and replays of the current step (for outside systems)."""
+        key = current_step_key.get()
+        if key is None:
+            raise RuntimeError("ctx.idempotency_key is only available inside a step")
+        return key
+
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        retries: int | None = None,
+        backoff: float | None = None,
+        timeout: float | None = None,
+        inline: bool = True,
+    ) -> Awaitable[Any]:
+        """A durable step: `fn(*args)` runs until it succeeds once; its JSON result is kept.
+
+        Async functions run on the event loop; plain functions run in a worker thread, so
+        CPU-bound step code never blocks other requests.
+        """
+        spec = RunSpec(fn, args, retries, backoff, timeout, inline)
+        return self._driver.run_step(self._claim(), name, spec)
+
+    def sleep(self, name: str, duration: float | timedelta) -> Awaitable[None]:
+        """Durable sleep: the run leaves the process and re-enters through a delayed message."""
+        seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
+        return self._driver.sleep_step(self._claim(), name, seconds=seconds, until=None)
+
+    def sleep_until(self, name: str, when: datetime) -> Awaitable[None]:
+        if when.tzinfo is None:
+            raise ValueError("sleep_until needs a timezone-aware datetime")
+        return self._driver.sleep_step(self._claim(), name, seconds=None, until=when)
+
+    def call(
+        self,
+        name: str,
+        url: str,
+        *,
+        method: str = "POST",
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        retries: int = 0,
+        timeout: float | None = None,
+    ) -> Awaitable[dict[str, Any]]:
+        """A durable HTTP call made by QStash; returns `{status, headers, body}`.
+
+        A non-2xx answer is returned, not raised. `retries` are QStash's retries of the call.
+        """
+        spec = CallSpec(url, method.upper(), body, dict(headers or {}), retries, timeout)
+        return self._driver.call_step(self._claim(), name, spec)
+
+
+@dataclass(frozen=True, slots=True)
+class FailureContext:
+    """Handed to a workflow's `on_failure` handler."""
+
+    run_id: str
+    workflow: str
+    payload: Any
+    error: str
+    deps: Any

@@ -1,0 +1,107 @@
+"""Tables of the workflow runtime and the Curaway `events` table (names are a contract).
+
+- `workflow_runs`: one row per run, keyed by its `wfr_` ID; carries the per-run lease
+  (`lease_owner`, `lease_expires_at`) that serialises deliveries across processes.
+- `workflow_steps`: one row per step, unique on `(run_id, position)`: a step can be recorded
+  once only, however many deliveries race for it.
+- `events`: every run and step transition, and the domains' progress events, each tagged with
+  the run's `workflow_id`; indexed for "all events of one run, oldest first".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, JSONType, UTCDateTime, utcnow
+
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"  # created, first delivery not yet made
+    RUNNING = "running"  # deliveries are driving it
+    SLEEPING = "sleeping"  # waiting for a delayed message (sleep or step retry backoff)
+    WAITING = "waiting"  # waiting for an outside answer (ctx.call callback)
+    FAILING = "failing"  # failed; its on_failure handler has not finished yet
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+
+
+class StepKind(StrEnum):
+    RUN = "run"
+    SLEEP = "sleep"
+    CALL = "call"
+    ON_FAILURE = "on_failure"
+
+
+class StepStatus(StrEnum):
+    RUNNING = "running"  # an attempt started; a crash leaves it here and it is tried again
+    RETRY_SCHEDULED = "retry_scheduled"
+    SLEEPING = "sleeping"
+    CALLING = "calling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+ON_FAILURE_POSITION = -1
+
+
+class WorkflowRun(Base):
+    __tablename__ = "workflow_runs"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    workflow: Mapped[str] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True, default=RunStatus.PENDING)
+    payload: Mapped[Any] = mapped_column(JSONType)
+    result: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    case_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    document_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WorkflowStep(Base):
+    __tablename__ = "workflow_steps"
+    __table_args__ = (UniqueConstraint("run_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_workflow_id_id", "workflow_id", "id"),
+        Index("ix_events_case_id_id", "case_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    workflow_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    case_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    document_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[Any] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

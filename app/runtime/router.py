@@ -1,0 +1,51 @@
+"""HTTP entry points of the runtime: `POST /workflows/<name>` and its call-result callback.
+
+Every request must carry a valid `Upstash-Signature` for the exact public URL it was sent
+to (`PUBLIC_BASE_URL` + path + query); otherwise it is answered 401 and nothing changes.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.errors import Unauthorized
+from app.runtime.runtime import Outcome, Runtime
+from app.runtime.signing import SignatureError
+
+router = APIRouter(tags=["workflows"])
+
+
+async def _verified_body(request: Request) -> bytes:
+    runtime: Runtime = request.app.state.runtime
+    body = await request.body()
+    url = runtime.base_url + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    try:
+        runtime.verify(request.headers.get("upstash-signature"), body, url)
+    except SignatureError as exc:
+        raise Unauthorized(f"QStash signature rejected: {exc}") from exc
+    return body
+
+
+def _respond(outcome: Outcome) -> JSONResponse:
+    if outcome is Outcome.BUSY:
+        return JSONResponse({"status": outcome}, status_code=503, headers={"Retry-After": "1"})
+    return JSONResponse({"status": outcome})
+
+
+@router.post("/workflows/{name}")
+async def deliver(name: str, request: Request) -> JSONResponse:
+    """A QStash delivery that continues a run of workflow `name`."""
+    body = await _verified_body(request)
+    return _respond(await request.app.state.runtime.handle_delivery(name, body))
+
+
+@router.post("/workflows/{name}/call-result")
+async def call_result(name: str, run_id: str, position: int, request: Request) -> JSONResponse:
+    """QStash's callback with the answer to a `ctx.call` step."""
+    body = await _verified_body(request)
+    runtime: Runtime = request.app.state.runtime
+    runtime.registry.get(name)
+    return _respond(await runtime.handle_call_result(name, run_id, position, body))

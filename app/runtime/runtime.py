@@ -1,0 +1,276 @@
+"""`Runtime`: starts runs, takes QStash deliveries, and publishes what brings runs back.
+
+A delivery is handled in three moves: take the run's lease (waiting up to
+`lease_wait_s` for a delivery that is finishing), drive the run (`executor.Driver`), give the
+lease back. A delivery that cannot get the lease is answered 503, so QStash delivers it again
+later: nothing a duplicate carries is dropped, and nothing runs twice.
+
+Messages carry only `{"run_id", "position"}`; every publish has a deduplication ID derived
+from the run, the position and the reason, so re-publishing after a crash is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import math
+import secrets
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import utcnow
+from app.errors import BadRequest, Conflict
+from app.logging import workflow_id_var
+from app.runtime import signing
+from app.runtime.context import CallSpec
+from app.runtime.errors import LeaseLostError
+from app.runtime.executor import Driver, RuntimeConfig
+from app.runtime.ids import new_run_id
+from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun
+from app.runtime.registry import Workflow, WorkflowRegistry
+from app.runtime.store import Clock, RunStore
+from app.runtime.transport import Message, QStashClient
+
+log = logging.getLogger(__name__)
+
+# QStash's own retries of our messages cover crashed deliveries and busy leases only.
+MESSAGE_RETRY_DELAY = "min(30000, 1000 * pow(2, retried))"
+
+
+class Outcome(StrEnum):
+    DONE = "done"  # the delivery did what it could; acknowledge it
+    IGNORED = "ignored"  # nothing to do (finished or unknown run); acknowledge it
+    BUSY = "busy"  # another delivery holds the run; answer 503 so QStash retries
+
+
+class DeliveryRequest(BaseModel):
+    run_id: str
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureConfig:
+    keys: tuple[str, ...]
+    leeway_s: float
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        sessions: async_sessionmaker[AsyncSession],
+        transport: QStashClient,
+        workflows: Iterable[Workflow],
+        base_url: str,
+        config: RuntimeConfig,
+        signatures: SignatureConfig,
+        deps: Any = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.store = RunStore(sessions, clock=clock)
+        self.registry = WorkflowRegistry(workflows)
+        self.transport = transport
+        self.base_url = base_url.rstrip("/")
+        self.config = config
+        self.signatures = signatures
+        self.deps = deps
+        self.clock = clock
+        self.instance = secrets.token_hex(4)
+
+    def workflow_url(self, name: str) -> str:
+        return f"{self.base_url}/workflows/{name}"
+
+    def verify(self, signature: str | None, body: bytes, url: str) -> None:
+        """Raise `signing.SignatureError` unless QStash signed `body` for `url`."""
+        signing.verify(signature, body, url, self.signatures.keys, leeway_s=self.signatures.leeway_s)
+
+    # -- starting runs --------------------------------------------------------------------
+
+    async def trigger(
+        self,
+        workflow: str | Workflow,
+        payload: Any,
+        *,
+        run_id: str | None = None,
+        case_id: str | None = None,
+        document_id: str | None = None,
+    ) -> str:
+        """Start a run and return its ID; the same `run_id` twice starts it once."""
+        wf = self.registry.get(workflow if isinstance(workflow, str) else workflow.name)
+        if isinstance(payload, BaseModel):
+            payload = payload.model_dump(mode="json")
+        try:
+            wf.parse_payload(payload)
+        except ValidationError as exc:
+            raise BadRequest(f"invalid payload for workflow {wf.name!r}: {exc}") from exc
+        run_id = run_id or new_run_id()
+        run, created = await self.store.create_run(
+            run_id, wf.name, payload, case_id=case_id, document_id=document_id
+        )
+        if run.workflow != wf.name:
+            raise Conflict(f"run {run_id} already exists for workflow {run.workflow!r}")
+        if created or run.status == RunStatus.PENDING:
+            await self.publish_continue(run, 0, "start", None)
+        if created:
+            log.info("started %s run %s", wf.name, run_id)
+        return run_id
+
+    # -- publishing (the executor's Publisher) ------------------------------------------
+
+    async def publish_continue(
+        self, run: WorkflowRun, position: int, key: str, not_before: datetime | None
+    ) -> None:
+        message = Message(
+            destination=self.workflow_url(run.workflow),
+            body=json.dumps({"run_id": run.id, "position": position}),
+            deduplication_id=f"{run.id}.{position}.{key}",
+            not_before=None if not_before is None else math.ceil(not_before.timestamp()),
+            retries=self.config.message_retries,
+            retry_delay=MESSAGE_RETRY_DELAY,
+        )
+        await self.transport.publish(message)
+
+    async def publish_call(self, run: WorkflowRun, position: int, spec: CallSpec) -> str:
+        callback = f"{self.workflow_url(run.workflow)}/call-result?run_id={run.id}&position={position}"
+        retries = str(self.config.message_retries)
+        message = Message(
+            destination=spec.url,
+            body=_call_body(spec.body),
+            method=spec.method,
+            content_type="application/json" if isinstance(spec.body, dict | list) else None,
+            forward_headers=spec.headers,
+            retries=spec.retries,
+            timeout_s=None if spec.timeout is None else math.ceil(spec.timeout),
+            callback=callback,
+            failure_callback=callback,
+            deduplication_id=f"{run.id}.{position}.call",
+            extra_headers={
+                "Upstash-Callback-Retries": retries,
+                "Upstash-Callback-Retry-Delay": MESSAGE_RETRY_DELAY,
+                "Upstash-Failure-Callback-Retries": retries,
+                "Upstash-Failure-Callback-Retry-Delay": MESSAGE_RETRY_DELAY,
+            },
+        )
+        return (await self.transport.publish(message)).message_id
+
+    # -- deliveries -----------------------------------------------------------------------
+
+    async def handle_delivery(self, workflow: str, body: bytes) -> Outcome:
+        """A continuation message for `workflow` arrived (already signature-checked)."""
+        self.registry.get(workflow)
+        try:
+            request = DeliveryRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise BadRequest(f"delivery body is not a run continuation: {exc}") from exc
+        return await self.drive(request.run_id, workflow)
+
+    async def handle_call_result(self, workflow: str, run_id: str, position: int, body: bytes) -> Outcome:
+        """QStash's callback (or failure callback) for a `ctx.call` step."""
+        try:
+            data = json.loads(body)
+            status = data.get("status")
+        except (ValueError, AttributeError) as exc:
+            raise BadRequest("call result body is not a QStash callback") from exc
+        result, error = _call_outcome(data, status)
+        if result is None and error is None:
+            return Outcome.IGNORED  # a failed attempt QStash will retry
+        await self.store.resolve_call(run_id, position=position, result=result, error=error)
+        return await self.drive(run_id, workflow)
+
+    async def drive(self, run_id: str, workflow: str) -> Outcome:
+        run = await self.store.get_run(run_id)
+        if run is None or run.status in TERMINAL_RUN_STATUSES:
+            log.info("delivery for %s run %s ignored: %s", workflow, run_id, run.status if run else "no such run")
+            return Outcome.IGNORED
+        if run.workflow != workflow:
+            raise BadRequest(f"run {run_id} belongs to workflow {run.workflow!r}, not {workflow!r}")
+        owner = f"{self.instance}-{secrets.token_hex(4)}"
+        if not await self._acquire(run_id, owner):
+            return Outcome.BUSY
+        token = workflow_id_var.set(run_id)
+        try:
+            async with self._heartbeat(run_id, owner):
+                return await self._drive_leased(run_id, owner)
+        except LeaseLostError:
+            log.warning("lost the lease while driving; another delivery carries on")
+            return Outcome.BUSY
+        finally:
+            await self.store.release_lease(run_id, owner)
+            workflow_id_var.reset(token)
+
+    async def _drive_leased(self, run_id: str, owner: str) -> Outcome:
+        run = await self.store.get_run(run_id)
+        assert run is not None
+        if run.status in TERMINAL_RUN_STATUSES:
+            return Outcome.IGNORED
+        driver = Driver(
+            run=run,
+            workflow=self.registry.get(run.workflow),
+            steps=await self.store.load_steps(run_id),
+            store=self.store,
+            publisher=self,
+            config=self.config,
+            owner=owner,
+            deps=self.deps,
+            clock=self.clock,
+        )
+        await driver.drive()
+        return Outcome.DONE
+
+    async def _acquire(self, run_id: str, owner: str) -> bool:
+        deadline = asyncio.get_running_loop().time() + self.config.lease_wait_s
+        delay = 0.02
+        while True:
+            if await self.store.acquire_lease(run_id, owner, self.config.lease_ttl_s):
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, run_id: str, owner: str) -> AsyncIterator[None]:
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.config.lease_ttl_s / 3)
+                if not await self.store.renew_lease(run_id, owner, self.config.lease_ttl_s):
+                    return
+
+        task = asyncio.create_task(renew())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _call_body(body: Any) -> str | None:
+    if body is None or isinstance(body, str):
+        return body
+    if isinstance(body, bytes):
+        return body.decode()
+    return json.dumps(body)
+
+
+def _call_outcome(data: dict[str, Any], status: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """(result, error) of a call callback; (None, None) for an attempt QStash will retry."""
+    has_response = isinstance(status, int) and status >= 100
+    if "dlqId" not in data and has_response and not 200 <= status < 300:
+        if int(data.get("retried", 0)) < int(data.get("maxRetries", 0)):
+            return None, None
+    if not has_response:
+        attempts = int(data.get("maxRetries", 0)) + 1
+        return None, f"{data.get('url', 'the call')} gave no HTTP answer after {attempts} attempt(s)"
+    raw = base64.b64decode(data.get("body") or "")
+    headers = {k.lower(): ", ".join(v) if isinstance(v, list) else str(v) for k, v in (data.get("header") or {}).items()}
+    return {"status": status, "headers": headers, "body": raw.decode("utf-8", errors="replace")}, None

@@ -1,0 +1,285 @@
+"""Persistence of runs, steps and their events: every state change is one transaction.
+
+Each write that changes a run or a step also appends its event row in the same transaction,
+so an event exists exactly when the change it describes does (a step recorded once has one
+`step.completed` event, whatever the number of deliveries).
+
+Writes made while driving a run are *fenced*: the transaction first touches the run row
+`WHERE lease_owner = <this delivery>`. If another delivery has taken the lease over, the
+write is refused with `LeaseLostError` instead of racing it. On Postgres that UPDATE also
+holds the row lock until commit, which serialises the run's writes across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import transaction, utcnow
+from app.runtime.errors import LeaseLostError
+from app.runtime.models import Event, RunStatus, StepStatus, WorkflowRun, WorkflowStep
+
+Clock = Callable[[], datetime]
+
+
+class RunStore:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = utcnow) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    # -- runs ---------------------------------------------------------------------------
+
+    async def create_run(
+        self, run_id: str, workflow: str, payload: Any, *, case_id: str | None, document_id: str | None
+    ) -> tuple[WorkflowRun, bool]:
+        """Insert the run and its `workflow.started` event; `(run, False)` if it already exists."""
+        run = WorkflowRun(
+            id=run_id,
+            workflow=workflow,
+            status=RunStatus.PENDING,
+            payload=payload,
+            case_id=case_id,
+            document_id=document_id,
+            created_at=self.clock(),
+            updated_at=self.clock(),
+        )
+        try:
+            async with transaction(self.sessions) as session:
+                session.add(run)
+                await session.flush()
+                self._event(session, run, "workflow.started", {"workflow": workflow})
+            return run, True
+        except IntegrityError:
+            existing = await self.get_run(run_id)
+            if existing is None:
+                raise
+            return existing, False
+
+    async def get_run(self, run_id: str) -> WorkflowRun | None:
+        async with self.sessions() as session:
+            return await session.get(WorkflowRun, run_id)
+
+    async def load_steps(self, run_id: str) -> dict[int, WorkflowStep]:
+        async with self.sessions() as session:
+            rows = await session.scalars(select(WorkflowStep).where(WorkflowStep.run_id == run_id))
+            return {step.position: step for step in rows}
+
+    # -- the per-run lease ----------------------------------------------------------------
+
+    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
+        now = self.clock()
+        async with transaction(self.sessions) as session:
+            result = await session.execute(
+                update(WorkflowRun)
+                .where(
+                    WorkflowRun.id == run_id,
+                    or_(WorkflowRun.lease_owner.is_(None), WorkflowRun.lease_expires_at < now),
+                )
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=ttl_s))
+            )
+            return result.rowcount == 1
+
+    async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
+        async with transaction(self.sessions) as session:
+            result = await session.execute(
+                update(WorkflowRun)
+                .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
+                .values(lease_expires_at=self.clock() + timedelta(seconds=ttl_s))
+            )
+            return result.rowcount == 1
+
+    async def release_lease(self, run_id: str, owner: str) -> None:
+        async with transaction(self.sessions) as session:
+            await session.execute(
+                update(WorkflowRun)
+                .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    async def _fence(self, session: AsyncSession, run_id: str, owner: str, **values: Any) -> WorkflowRun:
+        result = await session.execute(
+            update(WorkflowRun)
+            .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
+            .values(updated_at=self.clock(), **values)
+            .returning(WorkflowRun)
+        )
+        run = result.scalar_one_or_none()
+        if run is None:
+            raise LeaseLostError("another delivery holds this run's lease", run_id=run_id)
+        return run
+
+    # -- run transitions (fenced) -------------------------------------------------------
+
+    async def set_run_status(self, run_id: str, owner: str, status: RunStatus) -> None:
+        async with transaction(self.sessions) as session:
+            await self._fence(session, run_id, owner, status=status)
+
+    async def complete_run(self, run_id: str, owner: str, result: Any) -> None:
+        async with transaction(self.sessions) as session:
+            run = await self._fence(
+                session, run_id, owner, status=RunStatus.COMPLETED, result=result, finished_at=self.clock()
+            )
+            self._event(session, run, "workflow.completed", {})
+
+    async def mark_failing(self, run_id: str, owner: str, error: str) -> None:
+        async with transaction(self.sessions) as session:
+            await self._fence(session, run_id, owner, status=RunStatus.FAILING, error=error)
+
+    async def fail_run(self, run_id: str, owner: str, error: str, **details: Any) -> None:
+        async with transaction(self.sessions) as session:
+            run = await self._fence(
+                session, run_id, owner, status=RunStatus.FAILED, error=error, finished_at=self.clock()
+            )
+            self._event(session, run, "workflow.failed", {"error": error, **details})
+
+    # -- step transitions (fenced) ------------------------------------------------------
+
+    async def start_attempt(
+        self, run_id: str, owner: str, *, position: int, name: str, kind: str, attempt: int
+    ) -> None:
+        """Record that an attempt began, so a crash in it still counts as an attempt."""
+        async with transaction(self.sessions) as session:
+            await self._fence(session, run_id, owner)
+            step = await self._step(session, run_id, position)
+            if step is None:
+                session.add(
+                    WorkflowStep(
+                        run_id=run_id,
+                        position=position,
+                        name=name,
+                        kind=kind,
+                        status=StepStatus.RUNNING,
+                        attempts=attempt,
+                        started_at=self.clock(),
+                    )
+                )
+            else:
+                step.status, step.attempts, step.wake_at = StepStatus.RUNNING, attempt, None
+
+    async def complete_step(
+        self, run_id: str, owner: str, *, position: int, result: Any, event: dict[str, Any]
+    ) -> None:
+        async with transaction(self.sessions) as session:
+            run = await self._fence(session, run_id, owner)
+            step = await self._require_step(session, run_id, position)
+            step.status, step.result, step.finished_at = StepStatus.COMPLETED, result, self.clock()
+            step.error = None
+            self._event(session, run, "step.completed", {"step": step.name, "position": position, **event})
+
+    async def schedule_retry(
+        self, run_id: str, owner: str, *, position: int, error: str, wake_at: datetime, attempt: int
+    ) -> None:
+        async with transaction(self.sessions) as session:
+            run = await self._fence(session, run_id, owner, status=RunStatus.SLEEPING)
+            step = await self._require_step(session, run_id, position)
+            step.status, step.error, step.wake_at = StepStatus.RETRY_SCHEDULED, error, wake_at
+            base = {"step": step.name, "position": position, "attempt": attempt}
+            self._event(session, run, "step.failed", {**base, "error": error, "final": False})
+            self._event(session, run, "step.retry_scheduled", {**base, "next_attempt_at": wake_at.isoformat()})
+
+    async def fail_step(self, run_id: str, owner: str, *, position: int, error: str, attempt: int) -> None:
+        async with transaction(self.sessions) as session:
+            run = await self._fence(session, run_id, owner)
+            step = await self._require_step(session, run_id, position)
+            step.status, step.error, step.finished_at = StepStatus.FAILED, error, self.clock()
+            self._event(
+                session,
+                run,
+                "step.failed",
+                {"step": step.name, "position": position, "attempt": attempt, "error": error, "final": True},
+            )
+
+    async def start_wait(
+        self,
+        run_id: str,
+        owner: str,
+        *,
+        position: int,
+        name: str,
+        kind: str,
+        status: StepStatus,
+        wake_at: datetime | None,
+        event_type: str,
+        event: dict[str, Any],
+    ) -> None:
+        """Record a sleep or an outstanding call, and put the run to sleep/wait."""
+        run_status = RunStatus.SLEEPING if status is StepStatus.SLEEPING else RunStatus.WAITING
+        async with transaction(self.sessions) as session:
+            run = await self._fence(session, run_id, owner, status=run_status)
+            session.add(
+                WorkflowStep(
+                    run_id=run_id,
+                    position=position,
+                    name=name,
+                    kind=kind,
+                    status=status,
+                    attempts=1,
+                    wake_at=wake_at,
+                    started_at=self.clock(),
+                )
+            )
+            self._event(session, run, event_type, {"step": name, "position": position, **event})
+
+    async def save_call_message(self, run_id: str, owner: str, *, position: int, message_id: str) -> None:
+        async with transaction(self.sessions) as session:
+            await self._fence(session, run_id, owner)
+            step = await self._require_step(session, run_id, position)
+            step.result = {"message_id": message_id}
+
+    async def resolve_call(
+        self, run_id: str, *, position: int, result: Any | None, error: str | None
+    ) -> bool:
+        """Record a call's outcome once (not fenced: the callback may race a delivery)."""
+        status = StepStatus.COMPLETED if error is None else StepStatus.FAILED
+        async with transaction(self.sessions) as session:
+            outcome = await session.execute(
+                update(WorkflowStep)
+                .where(
+                    WorkflowStep.run_id == run_id,
+                    WorkflowStep.position == position,
+                    WorkflowStep.status == StepStatus.CALLING,
+                )
+                .values(status=status, result=result, error=error, finished_at=self.clock())
+                .returning(WorkflowStep.name)
+            )
+            name = outcome.scalar_one_or_none()
+            if name is None:
+                return False
+            run = await session.get(WorkflowRun, run_id)
+            assert run is not None
+            payload = {"step": name, "position": position}
+            if error is None:
+                self._event(session, run, "step.completed", {**payload, "status": result["status"]})
+            else:
+                self._event(session, run, "step.failed", {**payload, "error": error, "final": True})
+            return True
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _step(self, session: AsyncSession, run_id: str, position: int) -> WorkflowStep | None:
+        return await session.scalar(
+            select(WorkflowStep).where(WorkflowStep.run_id == run_id, WorkflowStep.position == position)
+        )
+
+    async def _require_step(self, session: AsyncSession, run_id: str, position: int) -> WorkflowStep:
+        step = await self._step(session, run_id, position)
+        if step is None:
+            raise LookupError(f"[{run_id}] step at position {position} is not recorded")
+        return step
+
+    def _event(self, session: AsyncSession, run: WorkflowRun, type_: str, payload: dict[str, Any]) -> None:
+        session.add(
+            Event(
+                workflow_id=run.id,
+                case_id=run.case_id,
+                document_id=run.document_id,
+                type=type_,
+                payload=payload,
+                created_at=self.clock(),
+            )
+        )

@@ -1,0 +1,162 @@
+"""Runtime overhead: N runs of a K-step workflow of trivial steps, through the full path.
+
+Full path: `runtime.trigger` -> publish to the embedded QStash over HTTP -> signed delivery
+over real HTTP -> lease -> replay -> step committed -> continuation -> ... on a fresh, migrated
+SQLite or Postgres database, with the service served by uvicorn in this process.
+
+Prints a summary and, as its last line, one JSON object:
+  runs_per_s, steps_per_s, step_overhead_ms_p50, step_overhead_ms_p95, messages_per_run
+(step overhead: for each step, the time from the previous step's commit, or the run's creation
+for the first step, to its own commit; the steps themselves do nothing).
+
+    .venv/bin/python bench/runtime_overhead.py --db sqlite --runs 1000 --steps 7 --inline on
+    .venv/bin/python bench/runtime_overhead.py --db postgres --dsn postgresql://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from app.config import Settings  # noqa: E402
+from app.devqstash.models import EventState, QStashEvent  # noqa: E402
+from app.main import create_app  # noqa: E402
+from app.runtime.context import WorkflowContext  # noqa: E402
+from app.runtime.models import RunStatus, WorkflowRun, WorkflowStep  # noqa: E402
+from app.runtime.registry import workflow  # noqa: E402
+from app.serving import serve_in_loop  # noqa: E402
+from bench.support import fresh_database  # noqa: E402
+
+
+async def nothing(i: int) -> int:
+    return i
+
+
+@workflow("bench-steps")
+async def bench_steps(ctx: WorkflowContext, payload: dict[str, Any]) -> int:
+    total = 0
+    for i in range(payload["steps"]):
+        total += await ctx.run(f"step-{i}", nothing, i)
+    return total
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test", help="Postgres server for --db postgres (a scratch database is created on it)")
+    parser.add_argument("--runs", type=int, default=1000, help="number of runs (default 1000)")
+    parser.add_argument("--steps", type=int, default=7, help="steps per run (default 7)")
+    parser.add_argument("--inline", choices=["on", "off"], default="on", help="inline continuation (on: budget 10 s; off: one message per step)")
+    parser.add_argument("--concurrency", type=int, default=16, help="runs in flight at once (default 16)")
+    return parser.parse_args(argv)
+
+
+async def _drive(runtime: Any, sessions: Any, runs: int, steps: int, concurrency: int) -> float:
+    started = time.perf_counter()
+    triggered = completed = 0
+    while completed < runs:
+        while triggered < runs and triggered - completed < concurrency:
+            await runtime.trigger("bench-steps", {"steps": steps})
+            triggered += 1
+        await asyncio.sleep(0.01)
+        async with sessions() as session:
+            completed = await session.scalar(
+                select(func.count()).select_from(WorkflowRun).where(WorkflowRun.status == RunStatus.COMPLETED)
+            )
+        failed = await _count_failed(sessions)
+        if failed:
+            raise SystemExit(f"{failed} runs failed")
+    return time.perf_counter() - started
+
+
+async def _count_failed(sessions: Any) -> int:
+    async with sessions() as session:
+        return await session.scalar(
+            select(func.count()).select_from(WorkflowRun).where(WorkflowRun.status == RunStatus.FAILED)
+        )
+
+
+async def _overheads(sessions: Any) -> list[float]:
+    async with sessions() as session:
+        runs = {r.id: r.created_at for r in await session.scalars(select(WorkflowRun))}
+        rows = await session.execute(
+            select(WorkflowStep.run_id, WorkflowStep.finished_at).order_by(WorkflowStep.run_id, WorkflowStep.position)
+        )
+    overheads: list[float] = []
+    previous: dict[str, Any] = {}
+    for run_id, finished in rows:
+        before = previous.get(run_id, runs[run_id])
+        overheads.append((finished - before).total_seconds() * 1000)
+        previous[run_id] = finished
+    return overheads
+
+
+async def _messages(sessions: Any) -> int:
+    async with sessions() as session:
+        return await session.scalar(
+            select(func.count())
+            .select_from(QStashEvent)
+            .where(QStashEvent.state == EventState.CREATED, QStashEvent.url.like("%/workflows/bench-steps"))
+        )
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+async def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parse(argv)
+    async with fresh_database(args.db, args.dsn) as database_url:
+
+        def build(base_url: str) -> Any:
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                env="development",
+                database_url=database_url,
+                public_base_url=base_url,
+                log_level="WARNING",
+                workflow_inline_budget_ms=10_000 if args.inline == "on" else 0,
+                devqstash_poll_interval_s=0.05,
+            )
+            return create_app(settings, workflows=[bench_steps])
+
+        async with serve_in_loop(build) as (_, app):
+            services = app.state.services
+            elapsed = await _drive(services.runtime, services.sessions, args.runs, args.steps, args.concurrency)
+            overheads = await _overheads(services.sessions)
+            messages = await _messages(services.sessions)
+    figures = {
+        "db": args.db,
+        "runs": args.runs,
+        "steps": args.steps,
+        "inline": args.inline,
+        "concurrency": args.concurrency,
+        "seconds": round(elapsed, 3),
+        "runs_per_s": round(args.runs / elapsed, 2),
+        "steps_per_s": round(args.runs * args.steps / elapsed, 2),
+        "step_overhead_ms_p50": round(_percentile(overheads, 50), 3),
+        "step_overhead_ms_p95": round(_percentile(overheads, 95), 3),
+        "messages_per_run": round(messages / args.runs, 3),
+    }
+    print(
+        f"{args.runs} runs x {args.steps} steps on {args.db}, inline {args.inline}: "
+        f"{figures['runs_per_s']} runs/s, {figures['steps_per_s']} steps/s, step overhead "
+        f"p50 {figures['step_overhead_ms_p50']} ms / p95 {figures['step_overhead_ms_p95']} ms, "
+        f"{figures['messages_per_run']} QStash messages per run"
+    )
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,96 @@
+"""Run the real service (app, runtime, embedded QStash) over real HTTP for a test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from app.config import Settings
+from app.main import Services, create_app
+from app.runtime.models import TERMINAL_RUN_STATUSES, Event, WorkflowRun, WorkflowStep
+from app.runtime.registry import Workflow
+from app.runtime.runtime import Runtime
+from tests.support.live import serve
+
+FAST_SETTINGS: dict[str, Any] = {
+    "env": "development",
+    "devqstash_retry_scale": 0.01,
+    "devqstash_poll_interval_s": 0.05,
+    "workflow_retry_base_delay_s": 0.1,
+    "workflow_lease_ttl_s": 3.0,
+    "workflow_lease_wait_s": 0.5,
+}
+
+
+def service_settings(database_url: str, base_url: str, **overrides: Any) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=database_url,
+        public_base_url=base_url,
+        **{**FAST_SETTINGS, **overrides},
+    )
+
+
+@dataclass
+class LiveService:
+    base_url: str
+    services: Services
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.services.runtime
+
+    async def run(self, run_id: str) -> WorkflowRun:
+        async with self.services.sessions() as session:
+            run = await session.get(WorkflowRun, run_id)
+            assert run is not None, f"no run {run_id}"
+            return run
+
+    async def wait(self, run_id: str, *, statuses: Iterable[str] = TERMINAL_RUN_STATUSES, timeout: float = 30) -> WorkflowRun:
+        wanted = set(statuses)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            run = await self.run(run_id)
+            if run.status in wanted:
+                return run
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"run {run_id} is {run.status!r} after {timeout}s, wanted {sorted(wanted)}")
+            await asyncio.sleep(0.05)
+
+    async def events(self, run_id: str) -> list[Event]:
+        async with self.services.sessions() as session:
+            rows = await session.scalars(select(Event).where(Event.workflow_id == run_id).order_by(Event.id))
+            return list(rows)
+
+    async def steps(self, run_id: str) -> list[WorkflowStep]:
+        async with self.services.sessions() as session:
+            rows = await session.scalars(
+                select(WorkflowStep).where(WorkflowStep.run_id == run_id).order_by(WorkflowStep.position)
+            )
+            return list(rows)
+
+
+@asynccontextmanager
+async def live_service(
+    database_url: str,
+    workflows: list[Workflow],
+    *,
+    deps: Any = None,
+    wrap: Callable[[Any], Any] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[LiveService]:
+    """Serve the app with `workflows` on a free port; `wrap` may wrap the ASGI app."""
+    holder: dict[str, Any] = {}
+
+    def build(base_url: str) -> Any:
+        app = create_app(service_settings(database_url, base_url, **overrides), workflows=workflows, deps=deps)
+        holder["app"] = app
+        return wrap(app) if wrap else app
+
+    async with serve(build) as (base_url, _):
+        yield LiveService(base_url, holder["app"].state.services)
