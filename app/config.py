@@ -2,8 +2,8 @@
 
 Every other module receives a `Settings` instance (or values taken from it) through a
 constructor or a FastAPI dependency. Outside `ENV=development` the public development
-credentials of Upstash's local QStash server are refused, so a production deployment
-can never run with keys that are printed in documentation.
+credentials (Upstash's local QStash token and keys, the dev ops token and auth secret) are
+refused, so a production deployment can never run with secrets printed in documentation.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,7 +22,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEV_QSTASH_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
 DEV_CURRENT_SIGNING_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
 DEV_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"
-DEV_SECRETS = {DEV_QSTASH_TOKEN, DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY}
+DEV_OPS_TOKEN = "dev-ops-token"
+DEV_AUTH_SECRET = "dev-auth-secret-change-me-0123456789abcdef"
+DEV_SECRETS = {DEV_QSTASH_TOKEN, DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_OPS_TOKEN, DEV_AUTH_SECRET}
 
 
 class Environment(StrEnum):
@@ -67,6 +70,48 @@ class Settings(BaseSettings):
     workflow_lease_ttl_s: float = Field(default=30.0, gt=0)
     workflow_lease_wait_s: float = Field(default=2.0, ge=0)
     workflow_message_retries: int = Field(default=3, ge=0)
+    workflow_notification_ttl_s: float = Field(default=86400.0, gt=0)  # notify before wait
+    workflow_watchdog_interval_s: float = Field(default=60.0, ge=0)  # 0 turns the watchdog off
+    workflow_watchdog_stuck_after_s: float = Field(default=300.0, gt=0)
+
+    # Access control (DESIGN 5). Patient tokens are JWTs signed with AUTH_SECRET.
+    ops_token: str = DEV_OPS_TOKEN
+    auth_secret: str = DEV_AUTH_SECRET
+    patient_token_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+
+    # Document storage: local files (default) or an S3-compatible bucket (Cloudflare R2).
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path = PROJECT_ROOT / "var" / "storage"
+    s3_endpoint_url: str = ""
+    s3_bucket: str = ""
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_region: str = "auto"
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+
+    # OCR: Tesseract language data for pages without a text layer (empty: find it, else needs_ocr).
+    tessdata_prefix: str = ""
+    ocr_language: str = "eng"
+
+    # Clinical Context Agent: the deterministic offline extractor, or an OpenAI-compatible LLM.
+    extractor: Literal["offline", "llm"] = "offline"
+    llm_base_url: str = ""
+    llm_api_key: str = ""
+    llm_model: str = ""
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0)
+
+    # Requirement matching embeddings: a local model from an installed package, or a hosted API.
+    embedding_backend: Literal["local", "api"] = "local"
+    embedding_api_url: str = ""
+    embedding_api_key: str = ""
+    embedding_model: str = ""
+    match_threshold: float = Field(default=0.5, ge=0, le=1)
+
+    # Tracing (Langfuse); without keys tracing is off and nothing reaches the network.
+    langfuse_public_key: str = ""
+    langfuse_secret_key: str = ""
+    langfuse_host: str = ""
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:
@@ -74,14 +119,14 @@ class Settings(BaseSettings):
             return self
         used = [
             name
-            for name in ("qstash_token", "qstash_current_signing_key", "qstash_next_signing_key")
+            for name in ("qstash_token", "qstash_current_signing_key", "qstash_next_signing_key", "ops_token", "auth_secret")
             if getattr(self, name) in DEV_SECRETS
         ]
         if used:
             names = ", ".join(n.upper() for n in used)
             raise ValueError(
-                f"{names} hold the public development credentials of Upstash's local QStash "
-                f"server, which are refused when ENV={self.env.value}; set real values."
+                f"{names} hold public development credentials (printed in the docs), which are "
+                f"refused when ENV={self.env.value}; set real secrets."
             )
         return self
 

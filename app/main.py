@@ -9,6 +9,8 @@ everything on shutdown.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -59,6 +61,9 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
         lease_ttl_s=settings.workflow_lease_ttl_s,
         lease_wait_s=settings.workflow_lease_wait_s,
         message_retries=settings.workflow_message_retries,
+        notification_ttl_s=settings.workflow_notification_ttl_s,
+        watchdog_interval_s=settings.workflow_watchdog_interval_s,
+        watchdog_stuck_after_s=settings.workflow_watchdog_stuck_after_s,
     )
 
 
@@ -107,10 +112,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services.devqstash is not None:
             await services.devqstash.start()
+        watchdog = None
+        if settings.workflow_watchdog_interval_s > 0:
+            watchdog = asyncio.create_task(services.runtime.watchdog(), name="workflow-watchdog")
         log.info("serving on %s (QStash at %s)", settings.base_url, settings.qstash_base_url)
         try:
             yield
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
             if services.devqstash is not None:
                 await services.devqstash.stop()
             await services.http.aclose()

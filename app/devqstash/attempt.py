@@ -11,7 +11,6 @@ The body is sent unchanged. An attempt never raises: failures become an `Outcome
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -20,8 +19,6 @@ import httpx
 from app.devqstash.models import QStashMessage
 from app.devqstash.spec import canonical
 from app.runtime.signing import sign
-
-logger = logging.getLogger(__name__)
 
 USER_AGENT = "Upstash-QStash"
 HOP_BY_HOP = frozenset(

@@ -75,9 +75,10 @@ class DeliveryLoop:
     def wake(self, due: datetime | None = None) -> None:
         """Run a tick now, or note that something becomes due at `due`."""
         if due is not None and due > self.now():
-            self._next_due = due if self._next_due is None else min(self._next_due, due)
-        else:
-            self._wake.set()
+            if self._next_due is not None and self._next_due <= due:
+                return
+            self._next_due = due  # earlier than the loop knew: let it recompute its sleep
+        self._wake.set()
 
     async def start(self) -> None:
         if self._task is not None:
@@ -146,7 +147,11 @@ class DeliveryLoop:
             if check_expired:
                 self._last_expired_check = self._clock()
                 lapsed = await store.claim_expired(session, now=now, limit=free, token=token, claimed_until=until)
-            due = await store.claim_due(session, now=now, limit=free - len(lapsed), token=token, claimed_until=until)
+            due: list[QStashMessage] = []
+            if free > len(lapsed):
+                due = await store.claim_due(
+                    session, now=now, limit=free - len(lapsed), token=token, claimed_until=until
+                )
         for message in lapsed:
             logger.warning("message %s: taking over a lapsed claim; counting it as a failed attempt", message.id)
             self._spawn(message, token, Outcome(status=None, error=ABANDONED))
@@ -171,7 +176,9 @@ class DeliveryLoop:
             self._wake.set()  # a slot is free
 
     async def _attempt(self, message: QStashMessage) -> Outcome | None:
-        """The attempt's outcome, or None when `stop()` cancelled it."""
+        """The attempt's outcome, or None when `stop()` cancelled it (or came first)."""
+        if self._stopping:
+            return None
         timeout_s = min(message.timeout_s or self._timeout_s, self._timeout_s)
         running = asyncio.create_task(
             attempt(self._http, message, signing_key=self._signing_key(), timeout_s=timeout_s, now=self._clock())

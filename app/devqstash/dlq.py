@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.devqstash.models import QStashDlqEntry, QStashMessage
+from app.devqstash.views import ms
 
 DLQ_RETENTION = timedelta(days=30)
 MAX_DLQ_PAGE = 100
@@ -37,7 +38,7 @@ class DlqFilter:
 
 
 def new_dlq_id(now: datetime) -> str:
-    return f"{int(now.timestamp() * 1000)}-{secrets.randbelow(10**9):09d}"
+    return f"{ms(now)}-{secrets.randbelow(10**9):09d}"
 
 
 def add(

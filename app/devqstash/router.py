@@ -57,7 +57,9 @@ def build_router(devq: DevQStash) -> APIRouter:
         token = header[7:].strip() if header[:7].lower() == "bearer " else request.query_params.get(TOKEN_PARAM)
         devq.authorize(token)
 
-    router = APIRouter(route_class=_QStashRoute, dependencies=[Depends(authorize)], tags=["devqstash"])
+    router = APIRouter(
+        route_class=_QStashRoute, dependencies=[Depends(authorize)], tags=["devqstash"], include_in_schema=False
+    )
     _message_routes(router, devq)
     _dlq_routes(router, devq)
     _other_routes(router, devq)
@@ -73,7 +75,7 @@ def _message_routes(router: APIRouter, devq: DevQStash) -> None:
 
     @router.post("/v2/enqueue/{queue}/{destination:path}", status_code=201)
     async def enqueue(request: Request, queue: str) -> JSONResponse:
-        destination = destination_of(request, "/v2/enqueue/").split("/", 1)[-1]
+        destination = destination_of(request, "/v2/enqueue/", skip_segments=1)
         spec = devq.parse(destination, request.headers.items(), await request.body(), queue_name=queue,
                           caller_ip=_ip(request))  # fmt: skip
         return _published(*(await devq.publish([spec]))[0])
@@ -168,12 +170,16 @@ def _other_routes(router: APIRouter, devq: DevQStash) -> None:
         return JSONResponse(_page("events", [event_view(row) for row in rows], next_cursor))
 
 
-def destination_of(request: Request, marker: str) -> str:
-    """The destination URL after `marker` in the raw path, plus the query string."""
+def destination_of(request: Request, marker: str, *, skip_segments: int = 0) -> str:
+    """The destination URL after `marker` (and `skip_segments` more segments) in the raw path,
+    plus the query string."""
     raw = request.scope.get("raw_path") or request.url.path.encode()
     path = raw.decode("latin-1")
     start = path.find(marker)
-    destination = path[start + len(marker) :] if start >= 0 else request.path_params.get("destination", "")
+    if start < 0:
+        destination = request.path_params.get("destination", "")
+    else:
+        destination = path[start + len(marker) :].split("/", skip_segments)[-1]
     if destination[:7].lower() in ("http%3a", "https%3"):
         destination = unquote(destination)
     for scheme in ("http:/", "https:/"):  # a proxy may have merged the double slash

@@ -7,14 +7,18 @@ UTF-8 is rendered as `body`, anything else as `bodyBase64`; callback bodies are 
 from __future__ import annotations
 
 import base64
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.devqstash.models import QStashDlqEntry, QStashEvent, QStashMessage
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    """Unix milliseconds, exactly (no float rounding)."""
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def b64(data: bytes) -> str:

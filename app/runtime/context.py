@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 current_step_key: ContextVar[str | None] = ContextVar("current_step_key", default=None)
 
+DEFAULT_WAIT_TIMEOUT = timedelta(days=7)
+
 
 @dataclass(frozen=True, slots=True)
 class RunSpec:
@@ -84,17 +86,17 @@ class WorkflowContext:
         CPU-bound step code never blocks other requests.
         """
         spec = RunSpec(fn, args, retries, backoff, timeout, inline)
-        return self._driver.run_step(self._claim(), name, spec)
+        return self._driver.track(self._driver.run_step(self._claim(), name, spec))
 
     def sleep(self, name: str, duration: float | timedelta) -> Awaitable[None]:
         """Durable sleep: the run leaves the process and re-enters through a delayed message."""
         seconds = duration.total_seconds() if isinstance(duration, timedelta) else float(duration)
-        return self._driver.sleep_step(self._claim(), name, seconds=seconds, until=None)
+        return self._driver.track(self._driver.sleep_step(self._claim(), name, seconds=seconds, until=None))
 
     def sleep_until(self, name: str, when: datetime) -> Awaitable[None]:
         if when.tzinfo is None:
             raise ValueError("sleep_until needs a timezone-aware datetime")
-        return self._driver.sleep_step(self._claim(), name, seconds=None, until=when)
+        return self._driver.track(self._driver.sleep_step(self._claim(), name, seconds=None, until=when))
 
     def call(
         self,
@@ -112,7 +114,32 @@ class WorkflowContext:
         A non-2xx answer is returned, not raised. `retries` are QStash's retries of the call.
         """
         spec = CallSpec(url, method.upper(), body, dict(headers or {}), retries, timeout)
-        return self._driver.call_step(self._claim(), name, spec)
+        return self._driver.track(self._driver.call_step(self._claim(), name, spec))
+
+    def wait_for_event(
+        self, name: str, event_id: str, *, timeout: float | timedelta = DEFAULT_WAIT_TIMEOUT
+    ) -> Awaitable[dict[str, Any]]:
+        """Suspend until `notify(event_id, data)` or the timeout; returns `{data, timed_out}`.
+
+        A notification sent before the wait began is kept (for a while) and consumed here.
+        """
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        return self._driver.track(self._driver.wait_step(self._claim(), name, event_id, seconds))
+
+    def notify(self, name: str, event_id: str, data: Any = None) -> Awaitable[list[str]]:
+        """A step that wakes the runs waiting for `event_id`; returns the IDs of the runs woken."""
+        spec = RunSpec(self._driver.publisher.notify, (event_id, data), None, None, None, True)
+        return self._driver.track(self._driver.run_step(self._claim(), name, spec))
+
+    def invoke(self, name: str, workflow: str, payload: Any, *, wait: bool = True) -> Awaitable[Any]:
+        """Start a child run (its ID derives from this run and step, so it starts once).
+
+        With `wait=True` the result is the child's result, or `StepFailedError` if it failed;
+        with `wait=False` it is `{"run_id": ...}` at once.
+        """
+        if hasattr(payload, "model_dump"):
+            payload = payload.model_dump(mode="json")
+        return self._driver.track(self._driver.invoke_step(self._claim(), name, workflow, payload, wait))
 
 
 @dataclass(frozen=True, slots=True)

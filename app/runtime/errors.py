@@ -9,6 +9,7 @@
     +-- NonDeterminismError            replay met a step the recorded history does not have
     +-- UnknownWorkflowError           a delivery or trigger named no registered workflow
     +-- LeaseLostError                 another delivery took over this run; stop writing
+    +-- RunCancelledError              the run was cancelled under a delivery; stop writing
 
     Suspend (BaseException)            control flow: the run hands back to QStash. Derived from
                                        BaseException so `except Exception` in a workflow can
@@ -62,3 +63,7 @@ class LeaseLostError(WorkflowError):
 
 class Suspend(BaseException):  # noqa: N818 (control flow, not an error)
     """The run cannot go on in this delivery; a message will bring it back."""
+
+
+class RunCancelledError(WorkflowError):
+    """The run was cancelled while a delivery was driving it; the delivery stops."""

@@ -32,14 +32,17 @@ import json
 import logging
 import random
 import time
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.runtime.context import CallSpec, FailureContext, RunSpec, WorkflowContext, current_step_key
 from app.runtime.errors import (
+    LeaseLostError,
     NonDeterminismError,
     NonRetryableError,
+    RunCancelledError,
     StepFailedError,
     StepOutputTooLarge,
     StepTimeoutError,
@@ -48,7 +51,8 @@ from app.runtime.errors import (
 )
 from app.runtime.models import ON_FAILURE_POSITION, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
 from app.runtime.registry import Workflow
-from app.runtime.store import Clock, RunStore
+from app.runtime.waits import SuspendingSteps
+from app.runtime.store import Clock, RunRef, RunStore
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,9 @@ class RuntimeConfig:
     lease_ttl_s: float = 30.0
     lease_wait_s: float = 2.0
     message_retries: int = 3
+    notification_ttl_s: float = 86400.0
+    watchdog_interval_s: float = 60.0
+    watchdog_stuck_after_s: float = 300.0
 
 
 class Publisher(Protocol):
@@ -73,8 +80,14 @@ class Publisher(Protocol):
 
     async def publish_call(self, run: WorkflowRun, position: int, spec: CallSpec) -> str: ...
 
+    async def publish_ref(self, ref: RunRef, key: str) -> None: ...
 
-class Driver:
+    async def notify(self, event_id: str, data: Any) -> list[str]: ...
+
+    def workflow_exists(self, name: str) -> bool: ...
+
+
+class Driver(SuspendingSteps):
     """Replays one run's workflow function for one delivery, under the run's lease."""
 
     def __init__(
@@ -118,6 +131,9 @@ class Driver:
         except Suspend:
             await self._settle()
             return
+        except (LeaseLostError, RunCancelledError):
+            await self._settle()
+            raise
         except Exception as exc:  # the workflow let a step failure (or its own bug) escape
             await self._settle()
             await self._fail(self.fatal or exc)
@@ -133,14 +149,28 @@ class Driver:
         except StepOutputTooLarge as exc:
             await self._fail(exc)
             return
-        await self.store.complete_run(self.run.id, self.owner, json.loads(encoded))
+        parent = await self.store.complete_run(self.run.id, self.owner, json.loads(encoded))
         log.info("workflow %s completed", self.workflow.name)
+        await self._wake_parent(parent)
+
+    async def _wake_parent(self, parent: RunRef | None) -> None:
+        if parent is not None:
+            await self.publisher.publish_ref(parent, f"child-{self.run.id}")
+
+    def track(self, operation: Coroutine[Any, Any, Any]) -> Awaitable[Any]:
+        """Run one ctx operation as a task the delivery waits for before it ends.
+
+        Parallel branches (`asyncio.gather`) keep going after a sibling suspends the run; the
+        delivery must not give the lease back while any of them still writes.
+        """
+        task = asyncio.ensure_future(operation)
+        self.running.add(task)
+        task.add_done_callback(self.running.discard)
+        return asyncio.shield(task)
 
     async def _settle(self) -> None:
-        """Let step bodies started by parallel branches finish before the delivery ends."""
         while self.running:
-            await asyncio.gather(*self.running, return_exceptions=True)
-            self.running = {task for task in self.running if not task.done()}
+            await asyncio.gather(*list(self.running), return_exceptions=True)
 
     def _check_history_consumed(self, ctx: WorkflowContext) -> None:
         extra = sorted(p for p in self.steps if p >= ctx.positions_used)
@@ -156,7 +186,7 @@ class Driver:
         reason = exc.message if isinstance(exc, WorkflowError) else f"{type(exc).__name__}: {exc}"
         log.warning("workflow %s failed: %s", self.workflow.name, reason)
         if self.workflow.on_failure is None:
-            await self.store.fail_run(self.run.id, self.owner, reason)
+            await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason))
             return
         await self.store.mark_failing(self.run.id, self.owner, reason)
         await self._run_on_failure(reason)
@@ -173,9 +203,9 @@ class Driver:
             await self._settle()
             return
         except StepFailedError as exc:
-            await self.store.fail_run(self.run.id, self.owner, reason, on_failure_error=exc.error)
+            await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason, on_failure_error=exc.error))
             return
-        await self.store.fail_run(self.run.id, self.owner, reason)
+        await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason))
 
     # -- replay ---------------------------------------------------------------------------
 
@@ -223,13 +253,7 @@ class Driver:
                 await self._hand_back(position, f"retry-{attempts}", step.wake_at)
         if not self._may_execute(spec.inline):
             await self._hand_back(position, f"step-{attempts}")
-        task = asyncio.ensure_future(self._attempt(position, name, kind, spec, attempts + 1))
-        self.running.add(task)
-        try:
-            return await asyncio.shield(task)
-        finally:
-            if task.done():
-                self.running.discard(task)
+        return await self._attempt(position, name, kind, spec, attempts + 1)
 
     async def _attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
         retries = self.config.default_retries if spec.retries is None else spec.retries
@@ -292,60 +316,6 @@ class Driver:
                 run_id=self.run.id,
             )
         return encoded
-
-    # -- sleeps ---------------------------------------------------------------------------
-
-    async def sleep_step(self, position: int, name: str, *, seconds: float | None, until: datetime | None) -> None:
-        step = self._recorded(position, name, StepKind.SLEEP)
-        now = self.clock()
-        if step is None:
-            wake_at = until if until is not None else now + timedelta(seconds=seconds or 0.0)
-            await self.store.start_wait(
-                self.run.id,
-                self.owner,
-                position=position,
-                name=name,
-                kind=StepKind.SLEEP,
-                status=StepStatus.SLEEPING,
-                wake_at=wake_at,
-                event_type="workflow.sleeping",
-                event={"until": wake_at.isoformat()},
-            )
-            await self._hand_back(position, "wake", wake_at)
-        assert step is not None
-        if step.status == StepStatus.COMPLETED:
-            return
-        assert step.wake_at is not None
-        if step.wake_at > now:
-            await self._hand_back(position, "wake", step.wake_at)
-        await self.store.complete_step(
-            self.run.id, self.owner, position=position, result=None, event={"slept_until": step.wake_at.isoformat()}
-        )
-
-    # -- calls ----------------------------------------------------------------------------
-
-    async def call_step(self, position: int, name: str, spec: CallSpec) -> dict[str, Any]:
-        step = self._recorded(position, name, StepKind.CALL)
-        if step is not None and step.status == StepStatus.COMPLETED:
-            return step.result
-        if step is not None and step.status == StepStatus.FAILED:
-            raise StepFailedError(name, step.error or "call failed", run_id=self.run.id)
-        if step is None:
-            await self.store.start_wait(
-                self.run.id,
-                self.owner,
-                position=position,
-                name=name,
-                kind=StepKind.CALL,
-                status=StepStatus.CALLING,
-                wake_at=None,
-                event_type="workflow.waiting",
-                event={"url": spec.url, "method": spec.method},
-            )
-        if step is None or not (step.result or {}).get("message_id"):
-            message_id = await self.publisher.publish_call(self.run, position, spec)
-            await self.store.save_call_message(self.run.id, self.owner, position=position, message_id=message_id)
-        raise Suspend
 
 
 def _call_sync(fn: Any, args: tuple[Any, ...]) -> Any:

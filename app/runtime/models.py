@@ -26,7 +26,7 @@ class RunStatus(StrEnum):
     PENDING = "pending"  # created, first delivery not yet made
     RUNNING = "running"  # deliveries are driving it
     SLEEPING = "sleeping"  # waiting for a delayed message (sleep or step retry backoff)
-    WAITING = "waiting"  # waiting for an outside answer (ctx.call callback)
+    WAITING = "waiting"  # waiting for an outside answer (a call, an event, a child run)
     FAILING = "failing"  # failed; its on_failure handler has not finished yet
     COMPLETED = "completed"
     FAILED = "failed"
@@ -40,6 +40,8 @@ class StepKind(StrEnum):
     RUN = "run"
     SLEEP = "sleep"
     CALL = "call"
+    WAIT = "wait"  # ctx.wait_for_event
+    INVOKE = "invoke"  # ctx.invoke (a child run)
     ON_FAILURE = "on_failure"
 
 
@@ -48,6 +50,7 @@ class StepStatus(StrEnum):
     RETRY_SCHEDULED = "retry_scheduled"
     SLEEPING = "sleeping"
     CALLING = "calling"
+    WAITING = "waiting"  # for an event or a child run
     COMPLETED = "completed"
     FAILED = "failed"
 
@@ -66,6 +69,9 @@ class WorkflowRun(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     case_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     document_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    parent_run_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    parent_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    schedule_id: Mapped[str | None] = mapped_column(String(100), index=True, nullable=True)
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -105,3 +111,30 @@ class Event(Base):
     type: Mapped[str] = mapped_column(String(100))
     payload: Mapped[Any] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkflowWaiter(Base):
+    """A run waiting at `position` for `notify(event_id)`; removed when resolved."""
+
+    __tablename__ = "workflow_waiters"
+    __table_args__ = (UniqueConstraint("run_id", "position"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(200), index=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    workflow: Mapped[str] = mapped_column(String(100))
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WorkflowNotification(Base):
+    """A notification that arrived before anyone waited; the first waiter consumes it."""
+
+    __tablename__ = "workflow_notifications"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(200), index=True)
+    data: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

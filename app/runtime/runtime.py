@@ -20,7 +20,7 @@ import math
 import secrets
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -28,16 +28,16 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
-from app.errors import BadRequest, Conflict
+from app.errors import BadRequest, Conflict, NotFound
 from app.logging import workflow_id_var
 from app.runtime import signing
 from app.runtime.context import CallSpec
-from app.runtime.errors import LeaseLostError
+from app.runtime.errors import LeaseLostError, RunCancelledError
 from app.runtime.executor import Driver, RuntimeConfig
 from app.runtime.ids import new_run_id
 from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun
 from app.runtime.registry import Workflow, WorkflowRegistry
-from app.runtime.store import Clock, RunStore
+from app.runtime.store import Clock, RunRef, RunStore
 from app.runtime.transport import Message, QStashClient
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,65 @@ class Runtime:
         )
         return (await self.transport.publish(message)).message_id
 
+    async def publish_ref(self, ref: RunRef, key: str) -> None:
+        message = Message(
+            destination=self.workflow_url(ref.workflow),
+            body=json.dumps({"run_id": ref.run_id, "position": ref.position}),
+            deduplication_id=f"{ref.run_id}.{ref.position}.{key}",
+            retries=self.config.message_retries,
+            retry_delay=MESSAGE_RETRY_DELAY,
+        )
+        await self.transport.publish(message)
+
+    def workflow_exists(self, name: str) -> bool:
+        return name in self.registry.names()
+
+    # -- events, cancel, resume, stuck runs ---------------------------------------------
+
+    async def notify(self, event_id: str, data: Any = None) -> list[str]:
+        """Wake the runs waiting for `event_id` (or keep it for the first waiter); returns run IDs."""
+        woken = await self.store.notify(event_id, data, keep_for=timedelta(seconds=self.config.notification_ttl_s))
+        for ref in woken:
+            await self.publish_ref(ref, f"notify-{ref.position}")
+        return [ref.run_id for ref in woken]
+
+    async def cancel(self, run_id: str) -> list[str]:
+        """Cancel a run (and its children) at its next step boundary; returns the runs cancelled."""
+        cancelled = await self.store.cancel_run(run_id)
+        if cancelled:
+            log.info("cancelled %s", ", ".join(ref.run_id for ref in cancelled))
+        return [ref.run_id for ref in cancelled]
+
+    async def resume(self, run_id: str) -> WorkflowRun:
+        """Continue a failed run at the step that failed; completed steps are kept."""
+        run = await self.store.prepare_resume(run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id}")
+        if run.status != RunStatus.PENDING:
+            raise Conflict(f"run {run_id} is {run.status}; only failed runs can be resumed")
+        await self.publish_continue(run, 0, f"resume-{secrets.token_hex(4)}", None)
+        return run
+
+    async def recover_stuck(self, *, older_than: timedelta) -> list[str]:
+        """Re-publish the continuation of runs that nothing will move (watchdog)."""
+        recovered = []
+        for run in await self.store.find_stuck(older_than=older_than):
+            if await self.store.record_stuck(run.id):
+                log.warning("run %s (%s) was stuck in %s; re-published its continuation", run.id, run.workflow, run.status)
+                await self.publish_continue(run, 0, f"watchdog-{secrets.token_hex(4)}", None)
+                recovered.append(run.id)
+        return recovered
+
+    async def watchdog(self) -> None:
+        """Every `watchdog_interval_s`, recover runs stuck longer than `watchdog_stuck_after_s`."""
+        stuck_after = timedelta(seconds=self.config.watchdog_stuck_after_s)
+        while True:
+            await asyncio.sleep(self.config.watchdog_interval_s)
+            try:
+                await self.recover_stuck(older_than=stuck_after)
+            except Exception:  # keep watching; the next round tries again
+                log.exception("watchdog round failed")
+
     # -- deliveries -----------------------------------------------------------------------
 
     async def handle_delivery(self, workflow: str, body: bytes) -> Outcome:
@@ -203,6 +262,9 @@ class Runtime:
         except LeaseLostError:
             log.warning("lost the lease while driving; another delivery carries on")
             return Outcome.BUSY
+        except RunCancelledError:
+            log.info("run was cancelled; the delivery stops")
+            return Outcome.IGNORED
         finally:
             await self.store.release_lease(run_id, owner)
             workflow_id_var.reset(token)

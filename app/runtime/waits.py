@@ -1,0 +1,131 @@
+"""Steps that hand the run back to QStash: sleeps, calls, waits for events, child runs.
+
+Each of them records what the run waits for (one transaction, with its event), publishes
+the message that will bring the run back (after the commit), and suspends. Whatever resolves
+a wait (a delayed message, a call's callback, `notify`, a child's end) moves the step out of
+its waiting status with one conditional UPDATE, so a race between two resolutions (a notify
+and a timeout, say) ends exactly one way.
+
+`SuspendingSteps` is mixed into `executor.Driver`; it uses the driver's store, publisher,
+clock and replay helpers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from app.runtime.context import CallSpec
+from app.runtime.errors import StepFailedError, Suspend
+from app.runtime.ids import derived_run_id
+from app.runtime.models import StepKind, StepStatus
+
+if TYPE_CHECKING:
+    from app.runtime.executor import Driver as _Base
+else:
+    _Base = object
+
+
+class SuspendingSteps(_Base):
+    # -- sleeps ---------------------------------------------------------------------------
+
+    async def sleep_step(self, position: int, name: str, *, seconds: float | None, until: datetime | None) -> None:
+        step = self._recorded(position, name, StepKind.SLEEP)
+        if step is None:
+            wake_at = until if until is not None else self.clock() + timedelta(seconds=seconds or 0.0)
+            await self.store.start_wait(
+                self.run.id,
+                self.owner,
+                position=position,
+                name=name,
+                kind=StepKind.SLEEP,
+                status=StepStatus.SLEEPING,
+                wake_at=wake_at,
+                event_type="workflow.sleeping",
+                event={"until": wake_at.isoformat()},
+            )
+            await self._hand_back(position, "wake", wake_at)
+        assert step is not None
+        if step.status == StepStatus.COMPLETED:
+            return
+        assert step.wake_at is not None
+        if step.wake_at > self.clock():
+            await self._hand_back(position, "wake", step.wake_at)
+        await self.store.complete_step(
+            self.run.id, self.owner, position=position, result=None, event={"slept_until": step.wake_at.isoformat()}
+        )
+
+    # -- calls ----------------------------------------------------------------------------
+
+    async def call_step(self, position: int, name: str, spec: CallSpec) -> dict[str, Any]:
+        step = self._recorded(position, name, StepKind.CALL)
+        if step is not None and step.status == StepStatus.COMPLETED:
+            return step.result
+        if step is not None and step.status == StepStatus.FAILED:
+            raise StepFailedError(name, step.error or "call failed", run_id=self.run.id)
+        if step is None:
+            await self.store.start_wait(
+                self.run.id,
+                self.owner,
+                position=position,
+                name=name,
+                kind=StepKind.CALL,
+                status=StepStatus.CALLING,
+                wake_at=None,
+                event_type="workflow.waiting",
+                event={"url": spec.url, "method": spec.method},
+            )
+        if step is None or not (step.result or {}).get("message_id"):
+            message_id = await self.publisher.publish_call(self.run, position, spec)
+            await self.store.save_call_message(self.run.id, self.owner, position=position, message_id=message_id)
+        raise Suspend
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def wait_step(self, position: int, name: str, event_id: str, timeout: float) -> dict[str, Any]:
+        step = self._recorded(position, name, StepKind.WAIT)
+        if step is None:
+            deadline = self.clock() + timedelta(seconds=timeout)
+            kept = await self.store.start_wait_for_event(
+                self.run.id, self.owner, position=position, name=name, event_id=event_id, deadline=deadline
+            )
+            if kept is not None:
+                return kept
+            await self._hand_back(position, "timeout", deadline)
+        assert step is not None
+        if step.status == StepStatus.COMPLETED:
+            return step.result
+        assert step.wake_at is not None
+        if step.wake_at > self.clock():
+            await self._hand_back(position, "timeout", step.wake_at)
+        if await self.store.time_out_wait(self.run.id, self.owner, position=position):
+            return {"data": None, "timed_out": True}
+        resolved = (await self.store.load_steps(self.run.id))[position]  # a notify won the race
+        return resolved.result
+
+    # -- child runs -----------------------------------------------------------------------
+
+    async def invoke_step(self, position: int, name: str, workflow: str, payload: Any, wait: bool) -> Any:
+        step = self._recorded(position, name, StepKind.INVOKE)
+        if step is not None and step.status == StepStatus.COMPLETED:
+            return step.result["result"] if wait else step.result
+        if step is not None and step.status == StepStatus.FAILED:
+            raise StepFailedError(name, step.error or "child run failed", run_id=self.run.id)
+        if step is None:
+            if not self.publisher.workflow_exists(workflow):
+                raise StepFailedError(name, f"no workflow named {workflow!r}", run_id=self.run.id)
+            child_id = derived_run_id(self.run.id, str(position), name)
+            child = await self.store.start_child(
+                self.run.id,
+                self.owner,
+                position=position,
+                name=name,
+                child_id=child_id,
+                workflow=workflow,
+                payload=payload,
+                wait=wait,
+            )
+            await self.publisher.publish_continue(child, 0, "start", None)
+            if not wait:
+                return {"run_id": child_id}
+        raise Suspend

@@ -1,0 +1,181 @@
+"""Runtime part two: wait/notify, child runs, parallel steps, cancel, resume, the watchdog."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from app.config import DEV_QSTASH_TOKEN
+from app.runtime.models import WorkflowRun
+from tests.runtime.coordination_workflows import COORDINATION
+from tests.runtime.workflows import Recorder
+from tests.support.service import live_service
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+async def test_notify_after_wait_wakes_the_waiter(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("waiter", {"event": "approved:1"})
+        await svc.wait(run_id, statuses={"waiting"})
+        assert await svc.runtime.notify("approved:1", {"by": "ops"}) == [run_id]
+        run = await svc.wait(run_id)
+        assert run.result == {"data": {"by": "ops"}, "timed_out": False}
+        assert recorder.count(run_id, "after-wait") == 1
+
+
+async def test_notify_before_wait_is_kept_for_the_first_waiter(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        assert await svc.runtime.notify("early:1", {"n": 1}) == []
+        first = await svc.runtime.trigger("waiter", {"event": "early:1", "timeout": 2})
+        second = await svc.runtime.trigger("waiter", {"event": "early:1", "timeout": 2})
+        results = sorted([(await svc.wait(first)).result["timed_out"], (await svc.wait(second)).result["timed_out"]])
+        assert results == [False, True]  # one consumed the kept notification, the other timed out
+
+
+async def test_wait_times_out(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("waiter", {"event": "never", "timeout": 1})
+        run = await svc.wait(run_id)
+        assert run.result == {"data": None, "timed_out": True}
+
+
+async def test_notify_racing_the_timeout_ends_exactly_one_way(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        runs = []
+        for i in range(6):
+            run_id = await svc.runtime.trigger("waiter", {"event": f"race:{i}", "timeout": 1})
+            runs.append((i, run_id))
+        await asyncio.gather(*(svc.wait(r, statuses={"waiting"}) for _, r in runs))
+        await asyncio.sleep(0.9 + 0.03 * len(runs))
+        woken = {i: await svc.runtime.notify(f"race:{i}", {"i": i}) for i, _ in runs}
+        for i, run_id in runs:
+            run = await svc.wait(run_id)
+            assert run.status == "completed"
+            if woken[i] == [run_id]:
+                assert run.result == {"data": {"i": i}, "timed_out": False}
+            else:
+                assert woken[i] == [] and run.result == {"data": None, "timed_out": True}
+            events = [e for e in await svc.events(run_id) if e.payload.get("step") == "approval" and e.type == "step.completed"]
+            assert len(events) == 1
+            assert recorder.count(run_id, "after-wait") == 1
+
+
+async def test_ctx_notify_wakes_another_run(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        waiting = await svc.runtime.trigger("waiter", {"event": "from-step"})
+        await svc.wait(waiting, statuses={"waiting"})
+        notifier = await svc.runtime.trigger("notifier", {"event": "from-step"})
+        assert (await svc.wait(notifier)).result == [waiting]
+        assert (await svc.wait(waiting)).result == {"data": {"from": notifier}, "timed_out": False}
+
+
+async def test_parent_with_20_children_some_failing_resumes_once_all_finished(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        parent_id = await svc.runtime.trigger("parent", {"children": 20})
+        run = await svc.wait(parent_id, timeout=60)
+        assert run.status == "completed", run.error
+        assert len(run.result) == 20
+        for i, outcome in enumerate(run.result):
+            if i % 4 == 0:
+                assert f"child {i} cannot be done" in outcome["error"]
+            else:
+                assert outcome == {"result": i * 10}
+        async with svc.services.sessions() as session:
+            children = list(await session.scalars(select(WorkflowRun).where(WorkflowRun.parent_run_id == parent_id)))
+        assert len(children) == 20
+        assert all(recorder.count(c.id, "child-work") == 1 for c in children)
+        assert recorder.count(parent_id, "after-children") == 1
+
+
+async def test_three_parallel_steps_run_concurrently_and_replay_runs_none_again(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("parallel", {})
+        run = await svc.wait(run_id)
+        assert run.status == "completed", run.error
+        starts = [recorder.times[(run_id, f"slow-{i}")] for i in range(3)]
+        assert max(starts) - min(starts) < 0.5  # all three started together
+        assert max(run.result) - min(run.result) < 0.5  # and finished together, about 1 s later
+        assert [recorder.count(run_id, f"slow-{i}") for i in range(3)] == [1, 1, 1]
+        assert recorder.count(run_id, "after") == 1
+
+
+
+async def test_cancel_while_sleeping_runs_nothing_more(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("sleep-then-step", {"sleep": 1})
+        await svc.wait(run_id, statuses={"sleeping"})
+        assert await svc.runtime.cancel(run_id) == [run_id]
+        await asyncio.sleep(2.5)
+        run = await svc.run(run_id)
+        assert run.status == "cancelled"
+        assert recorder.count(run_id, "after") == 0
+        assert [e.type for e in await svc.events(run_id)][-1] == "workflow.cancelled"
+
+
+async def test_cancel_while_waiting_drops_the_wait(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("waiter", {"event": "cancelled-wait", "timeout": 1})
+        await svc.wait(run_id, statuses={"waiting"})
+        await svc.runtime.cancel(run_id)
+        assert await svc.runtime.notify("cancelled-wait", {}) == []
+        await asyncio.sleep(2)
+        assert (await svc.run(run_id)).status == "cancelled"
+        assert recorder.count(run_id, "after-wait") == 0
+
+
+async def test_cancel_while_a_child_runs_cancels_the_child(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        parent_id = await svc.runtime.trigger("invoke-sleeper", {})
+        await svc.wait(parent_id, statuses={"waiting"})
+        async with svc.services.sessions() as session:
+            child_id = await session.scalar(select(WorkflowRun.id).where(WorkflowRun.parent_run_id == parent_id))
+        await svc.wait(child_id, statuses={"sleeping"})
+        assert set(await svc.runtime.cancel(parent_id)) == {parent_id, child_id}
+        await asyncio.sleep(3)
+        assert (await svc.run(child_id)).status == "cancelled"
+        assert recorder.count(child_id, "child-work") == 0
+
+
+async def test_resuming_a_run_failed_at_step_5_skips_steps_1_to_4(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("fails-at-five", {})
+        assert (await svc.wait(run_id)).status == "failed"
+        recorder.version = 2  # the fix is deployed
+        await svc.runtime.resume(run_id)
+        run = await svc.wait(run_id)
+        assert run.status == "completed", run.error
+        assert run.result == [f"step-{i}" for i in range(1, 8)]
+        assert [recorder.count(run_id, f"step-{i}") for i in range(1, 8)] == [1, 1, 1, 1, 2, 1, 1]
+        assert "workflow.resumed" in [e.type for e in await svc.events(run_id)]
+
+
+async def test_resume_refuses_a_run_that_has_not_failed(database_url, recorder):
+    from app.errors import Conflict
+
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("waiter", {"event": "x"})
+        await svc.wait(run_id, statuses={"waiting"})
+        with pytest.raises(Conflict):
+            await svc.runtime.resume(run_id)
+
+
+async def test_watchdog_recovers_a_run_whose_continuation_message_was_deleted(database_url, recorder):
+    async with live_service(
+        database_url, COORDINATION, deps=recorder, workflow_watchdog_interval_s=0.5, workflow_watchdog_stuck_after_s=1
+    ) as svc:
+        run_id = await svc.runtime.trigger("sleep-then-step", {"sleep": 1})
+        await svc.wait(run_id, statuses={"sleeping"})
+        async with httpx.AsyncClient() as client:  # lose every pending message, as an outside queue might
+            response = await client.delete(f"{svc.base_url}/qstash/v2/messages", headers={"Authorization": f"Bearer {DEV_QSTASH_TOKEN}"})
+            assert response.status_code == 200 and response.json()["cancelled"] >= 1
+        run = await svc.wait(run_id, timeout=20)
+        assert run.status == "completed"
+        assert recorder.count(run_id, "after") == 1
+        assert "workflow.stuck" in [e.type for e in await svc.events(run_id)]
