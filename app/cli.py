@@ -4,6 +4,8 @@
     curaway migrate                          apply the Alembic migrations to DATABASE_URL
     curaway runs list [--workflow W] [--status S] [--limit N]
     curaway runs show RUN_ID                 a run, its steps and its events
+    curaway runs retry RUN_ID                resume a failed run at the step that failed
+    curaway runs cancel RUN_ID               cancel a run (and its children)
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     show = run_commands.add_parser("show", help="a run with its steps and events")
     show.add_argument("run_id", help="the run's wfr_ ID")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
+    retry = run_commands.add_parser("retry", help="resume a failed run at the step that failed (the server must be up)")
+    retry.add_argument("run_id", help="the run's wfr_ ID")
+    cancel = run_commands.add_parser("cancel", help="cancel a run and its children at the next step boundary")
+    cancel.add_argument("run_id", help="the run's wfr_ ID")
     return parser
 
 
@@ -60,7 +66,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.runs_command == "list":
         return asyncio.run(_runs_list(settings, args.workflow, args.status, args.limit))
-    return asyncio.run(_runs_show(settings, args.run_id, as_json=args.json))
+    if args.runs_command == "show":
+        return asyncio.run(_runs_show(settings, args.run_id, as_json=args.json))
+    return asyncio.run(_runs_control(settings, args.runs_command, args.run_id))
+
+
+async def _runs_control(settings: Settings, action: str, run_id: str) -> int:
+    """Retry or cancel through a runtime of our own (publishing to QSTASH_URL)."""
+    from app.errors import HTTPFacingError
+    from app.main import build_services
+    from app.workflows import WORKFLOWS
+
+    services = build_services(settings, WORKFLOWS)
+    try:
+        if action == "retry":
+            await services.runtime.resume(run_id)
+            print(f"{run_id} resumed at the step that failed")
+        else:
+            cancelled = await services.runtime.cancel(run_id)
+            print(f"cancelled {', '.join(cancelled)}" if cancelled else f"{run_id} had already finished")
+        return 0
+    except HTTPFacingError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
+    finally:
+        await services.http.aclose()
+        await services.engine.dispose()
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:

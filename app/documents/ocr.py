@@ -24,6 +24,7 @@ Invariants:
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,8 +100,8 @@ def extract_pages(
                 try:
                     ocr_texts[number] = _ocr(doc[number], tessdata, language, dpi)
                 except Exception as exc:  # MuPDF/Tesseract errors: report, never crash the step
-                    failures[number] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    pages = tuple(_page(number, text, number in scans, ocr_texts, failures) for number, (text, _) in enumerate(layer))
+                    failures[number] = _first_line(exc)
+    pages = tuple(_page(number, text, number in scans, ocr_texts) for number, (text, _) in enumerate(layer))
     return _summarise(pages, language, scans, failures, ocr_available=tessdata is not None)
 
 
@@ -159,7 +160,7 @@ def _ocr(page: pymupdf.Page, tessdata: Path, language: str, dpi: int) -> str:
         del textpage
 
 
-def _page(number: int, text: str, scanned: bool, ocr_texts: dict[int, str], failures: dict[int, str]) -> PageText:
+def _page(number: int, text: str, scanned: bool, ocr_texts: dict[int, str]) -> PageText:
     if not scanned:
         return PageText(number + 1, text)
     if number in ocr_texts:
@@ -179,11 +180,17 @@ def _summarise(
         )
     if failures:
         listed = ", ".join(str(n + 1) for n in sorted(failures))
-        reasons.append(f"OCR failed on page {listed}: {next(iter(failures.values()))}")
+        reasons.append(f"OCR failed on page {listed} ({next(iter(failures.values()))})")
     if not reasons and not any(page.text.strip() for page in pages):
         reasons.append("no readable text was found on any page, even with OCR" if scans else "the document has no text on any page")
     return PageTexts(pages=pages, needs_ocr=bool(reasons), reason="; ".join(reasons) or None)
 
 
+def _first_line(exc: Exception) -> str:
+    """`code=3: Tesseract language initialisation failed` -> `Tesseract language ...`."""
+    line = (str(exc).splitlines() or [type(exc).__name__])[0]
+    return re.sub(r"^code=\d+:\s*", "", line) or type(exc).__name__
+
+
 def _count(n: int, total: int) -> str:
-    return f"{n} of {total} {'page has' if n == 1 else 'pages have'}"
+    return f"{n} of {total} {'page' if total == 1 else 'pages'} {'has' if n == 1 else 'have'}"

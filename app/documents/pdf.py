@@ -115,7 +115,8 @@ def inspect_pdf(data: bytes) -> PdfInfo:
                 doc.load_page(number)
             except Exception as exc:
                 raise CorruptPdf() from exc
-        return PdfInfo(page_count=doc.page_count, encrypted=bool(doc.is_encrypted))
+        encryption = (doc.metadata or {}).get("encryption")  # set for PDFs that opened without a password
+        return PdfInfo(page_count=doc.page_count, encrypted=bool(doc.is_encrypted or encryption))
 
 
 def open_pdf(data: bytes) -> pymupdf.Document:

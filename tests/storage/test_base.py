@@ -46,3 +46,10 @@ async def test_iter_chunks_reads_until_eof() -> None:
         return source.read(n)
 
     assert [len(c) async for c in iter_chunks(read, 1000)] == [1000, 1000, 500]
+
+
+async def test_both_backends_satisfy_the_protocol(tmp_path, s3_storage) -> None:  # noqa: ANN001
+    from app.storage import LocalStorage, ObjectStorage
+
+    assert isinstance(LocalStorage(tmp_path), ObjectStorage)
+    assert isinstance(s3_storage, ObjectStorage)

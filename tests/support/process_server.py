@@ -1,0 +1,72 @@
+"""A real service process for crash and multi-process tests.
+
+    python -m tests.support.process_server PORT DATABASE_URL [PUBLIC_BASE_URL]
+
+It serves the app with two workflows whose steps append `<run_id> <step>` lines to the file
+named in the payload (appends of one short line are atomic, so several processes can share
+it, and executions survive the process being killed):
+- `crash-seven`: 7 steps; on its first execution step 4 writes a marker file and hangs.
+- `five-steps`: 5 steps, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from app.main import create_app
+from app.runtime.context import WorkflowContext
+from app.runtime.registry import workflow
+from tests.support.service import service_settings
+
+
+async def append_step(log_path: str, run_id: str, step: str, hang_on_first: bool = False) -> str:
+    path = Path(log_path)
+    line = f"{run_id} {step}"
+    before = path.read_text().splitlines().count(line) if path.exists() else 0
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (line + "\n").encode())
+    finally:
+        os.close(fd)
+    if hang_on_first and before == 0:
+        Path(log_path + ".hanging").write_text(step)
+        await asyncio.sleep(3600)
+    return step
+
+
+@workflow("crash-seven")
+async def crash_seven(ctx: WorkflowContext, payload: dict[str, Any]) -> list[str]:
+    done = []
+    for i in range(1, 8):
+        done.append(await ctx.run(f"step-{i}", append_step, payload["log"], ctx.run_id, f"step-{i}", i == 4))
+    return done
+
+
+@workflow("five-steps")
+async def five_steps(ctx: WorkflowContext, payload: dict[str, Any]) -> list[str]:
+    return [await ctx.run(f"step-{i}", append_step, payload["log"], ctx.run_id, f"step-{i}") for i in range(1, 6)]
+
+
+WORKFLOWS = [crash_seven, five_steps]
+
+
+def main() -> None:
+    port, database_url = int(sys.argv[1]), sys.argv[2]
+    public_url = sys.argv[3] if len(sys.argv) > 3 else f"http://127.0.0.1:{port}"
+    settings = service_settings(
+        database_url,
+        public_url,
+        devqstash_delivery_timeout_s=4.0,
+        workflow_inline_budget_ms=0,
+    )
+    uvicorn.run(create_app(settings, workflows=WORKFLOWS), host="127.0.0.1", port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
