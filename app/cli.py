@@ -75,9 +75,9 @@ async def _runs_control(settings: Settings, action: str, run_id: str) -> int:
     """Retry or cancel through a runtime of our own (publishing to QSTASH_URL)."""
     from app.errors import HTTPFacingError
     from app.main import build_services
-    from app.workflows import WORKFLOWS
+    from app.workflows import default_workflows
 
-    services = build_services(settings, WORKFLOWS)
+    services = build_services(settings, default_workflows())
     try:
         if action == "retry":
             await services.runtime.resume(run_id)

@@ -107,6 +107,11 @@ class Settings(BaseSettings):
     embedding_api_key: str = ""
     embedding_model: str = ""
     match_threshold: float = Field(default=0.5, ge=0, le=1)
+    embedding_warm_up: bool = True  # embed the catalog's terms at startup, in the background
+
+    # Live progress (SSE): how often the feed polls the events table; keep-alive ping interval.
+    progress_poll_s: float = Field(default=0.25, gt=0)
+    sse_ping_s: float = Field(default=15.0, gt=0)
 
     # Tracing (Langfuse); without keys tracing is off and nothing reaches the network.
     langfuse_public_key: str = ""

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.config import Settings
+from app.auth.tokens import TokenService
+from app.cases.progress import ProgressFeed
+from app.config import Environment, Settings
 from app.db import create_engine, session_factory
 from app.devqstash import DevQStash
 from app.errors import HTTPFacingError
@@ -33,6 +35,8 @@ from app.runtime.router import router as workflow_router
 from app.runtime.runtime import Runtime, SignatureConfig
 from app.runtime.errors import UnknownWorkflowError
 from app.runtime.transport import QStashClient
+from app.storage import ObjectStorage, build_storage
+from app.workflows.deps import build_pipeline_deps
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,9 @@ class Services:
     qstash: QStashClient
     runtime: Runtime
     devqstash: DevQStash | None
+    tokens: TokenService
+    storage: ObjectStorage
+    progress: ProgressFeed
 
 
 def runtime_config(settings: Settings) -> RuntimeConfig:
@@ -67,11 +74,27 @@ def runtime_config(settings: Settings) -> RuntimeConfig:
     )
 
 
+def build_storage_from(settings: Settings) -> ObjectStorage:
+    return build_storage(
+        settings.storage_backend,
+        storage_dir=settings.storage_dir,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        s3_bucket=settings.s3_bucket,
+        s3_access_key_id=settings.s3_access_key_id,
+        s3_secret_access_key=settings.s3_secret_access_key,
+        s3_region=settings.s3_region,
+    )
+
+
 def build_services(settings: Settings, workflows: Iterable[Workflow], deps: Any = None) -> Services:
+    """Everything the app needs; `deps` (what steps see as `ctx.deps`) defaults to the pipelines'."""
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
     qstash = QStashClient(settings.qstash_base_url, settings.qstash_token, http)
+    storage = build_storage_from(settings)
+    if deps is None:
+        deps = build_pipeline_deps(settings, sessions, http, storage)
     runtime = Runtime(
         sessions=sessions,
         transport=qstash,
@@ -94,7 +117,11 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: Any 
             poll_interval_s=settings.devqstash_poll_interval_s,
             concurrency=settings.devqstash_concurrency,
         )
-    return Services(settings, engine, sessions, http, qstash, runtime, devqstash)
+    tokens = TokenService(secret=settings.auth_secret, ops_token=settings.ops_token, ttl_s=settings.patient_token_ttl_s)
+    # Postgres makes rows visible at commit, not in ID order: let the feed wait for stragglers.
+    settle_s = 0.5 if engine.dialect.name == "postgresql" else 0.0
+    progress = ProgressFeed(sessions, poll_s=settings.progress_poll_s, settle_s=settle_s)
+    return Services(settings, engine, sessions, http, qstash, runtime, devqstash, tokens, storage, progress)
 
 
 def create_app(
@@ -103,15 +130,17 @@ def create_app(
     settings = settings or Settings()
     install_run_id_factory()
     if workflows is None:
-        from app.workflows import WORKFLOWS
+        from app.workflows import default_workflows
 
-        workflows = WORKFLOWS
+        workflows = default_workflows()
     services = build_services(settings, workflows, deps)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services.devqstash is not None:
             await services.devqstash.start()
+        await services.progress.start()
+        background = _warm_up_embeddings(services)
         watchdog = None
         if settings.workflow_watchdog_interval_s > 0:
             watchdog = asyncio.create_task(services.runtime.watchdog(), name="workflow-watchdog")
@@ -119,12 +148,15 @@ def create_app(
         try:
             yield
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watchdog
+            for task in (watchdog, background):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            await services.progress.stop()
             if services.devqstash is not None:
                 await services.devqstash.stop()
+            await services.storage.aclose()
             await services.http.aclose()
             await services.engine.dispose()
 
@@ -141,9 +173,40 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(workflow_router)
+    for router in domain_routers(settings):
+        app.include_router(router)
     if services.devqstash is not None:
         app.include_router(services.devqstash.router, prefix="/qstash", include_in_schema=False)
     return app
+
+
+def _warm_up_embeddings(services: Services) -> asyncio.Task[None] | None:
+    """Embed the catalog's requirement terms in the background, so the first match is fast."""
+    embedder = getattr(services.runtime.deps, "embedder", None)
+    if embedder is None or not services.settings.embedding_warm_up:
+        return None
+    from app.matching.matcher import warm_up
+
+    async def run() -> None:
+        try:
+            await warm_up(embedder)
+        except Exception:  # the first match will try again, lazily
+            log.exception("embedding warm-up failed")
+
+    return asyncio.create_task(run(), name="embedding-warm-up")
+
+
+def domain_routers(settings: Settings) -> list[APIRouter]:
+    from app.auth.router import router as auth_router
+    from app.cases.router import router as cases_router
+    from app.documents.router import router as documents_router
+    from app.patients.router import router as patients_router
+    from app.procedures.router import router as procedures_router
+
+    routers = [patients_router, cases_router, procedures_router, documents_router]
+    if settings.env is Environment.DEVELOPMENT:
+        routers.append(auth_router)
+    return routers
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -53,6 +53,7 @@ class MessageSpec:
     retry_delay: str | None = None
     timeout_s: float | None = None
     not_before: datetime | None = None  # None: deliver now
+    received_at: datetime | None = None  # when the publish arrived; delays count from it
     label: str | None = None
     schedule_id: str | None = None
     queue_name: str | None = None
@@ -92,7 +93,7 @@ def parse_spec(
     caller_ip: str | None = None,
 ) -> MessageSpec:
     """Build the spec of a message published to `url` with these request headers."""
-    spec = MessageSpec(url=check_destination(url), body=body, max_retries=default_retries)
+    spec = MessageSpec(url=check_destination(url), body=body, max_retries=default_retries, received_at=now)
     spec.queue_name, spec.caller_ip = queue_name, caller_ip
     control: dict[str, str] = {}
     for name, value in headers:

@@ -48,6 +48,7 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 
 async def publish(session: AsyncSession, spec: MessageSpec, *, now: datetime) -> tuple[str, bool]:
     """Store a message; returns `(message_id, deduplicated)`. A duplicate stores nothing."""
+    now = spec.received_at or now
     message_id = new_id("msg_")
     if spec.dedup_key:
         owner = await _take_dedup_key(session, spec.dedup_key, message_id, now=now)

@@ -9,7 +9,7 @@ from app.matching.api import ApiEmbedder
 from app.matching.embeddings import Embedder, build_embedder
 from app.matching.errors import EmbeddingApiError, EmbeddingError, EmbeddingUnavailableError
 from app.matching.local import LocalEmbedder
-from app.matching.matcher import match_requirements, term_index
+from app.matching.matcher import match_requirements, warm_up
 from app.matching.schemas import (
     Evidence,
     Fact,
@@ -36,5 +36,5 @@ __all__ = [
     "RequirementRef",
     "build_embedder",
     "match_requirements",
-    "term_index",
+    "warm_up",
 ]

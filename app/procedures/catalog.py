@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ class _CatalogFile(BaseModel):
 class Catalog:
     """All procedures, by code, in the file's order."""
 
-    def __init__(self, procedures: list[Procedure], library: list[Requirement] = ()) -> None:
+    def __init__(self, procedures: list[Procedure], library: Sequence[Requirement] = ()) -> None:
         self._library = {r.code: r for r in library}
         self._by_code: dict[str, Procedure] = {}
         for procedure in procedures:

@@ -1,5 +1,11 @@
 """The pipelines (DESIGN 4). `WORKFLOWS` is what the app serves at `POST /workflows/<name>`."""
 
+from __future__ import annotations
+
 from app.runtime.registry import Workflow
 
-WORKFLOWS: list[Workflow] = []
+
+def default_workflows() -> list[Workflow]:
+    from app.workflows.document_analysis import document_analysis
+
+    return [document_analysis]

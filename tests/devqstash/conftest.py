@@ -12,15 +12,6 @@ from tests.devqstash.support import QStashServer, Recorder, Responder, running_q
 from tests.support.live import serve
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _postgres_templates_built_outside_the_loop(request: pytest.FixtureRequest) -> None:
-    """Work around tests/conftest.py: `database_url` asks for `postgres_templates` from inside
-    the running event loop, where `PostgresTemplates()` (it calls `asyncio.run`) cannot be
-    built, so Postgres would always be skipped. Building it first, outside the loop, lets
-    `database_url` find it cached."""
-    request.getfixturevalue("postgres_templates")
-
-
 @pytest.fixture
 async def qstash(database_url: str) -> AsyncIterator[QStashServer]:
     async with running_qstash(database_url) as server:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import timedelta
 
 from tests.devqstash.support import QStashServer
 
@@ -123,6 +124,10 @@ async def test_a_batch_is_published_in_order(qstash: QStashServer, receivers):
     assert set(by_path) == {"/b1", "/b2", "/b3"}
     assert json.loads(by_path["/b1"].body) == {"n": 1} and by_path["/b1"].headers["x-n"] == "1"
     assert by_path["/b2"].headers["upstash-message-id"] == results[1].message_id
+
+    usage = await qstash.devq.usage_per_day(since=qstash.devq.now() - timedelta(days=1))
+    today = qstash.devq.now().date().isoformat()
+    assert usage == [{"day": today, "destination": receiver.url(p), "messages": 1} for p in ("/b1", "/b2", "/b3")]
 
 
 async def test_a_batch_with_an_invalid_item_stores_nothing(qstash: QStashServer, receivers):

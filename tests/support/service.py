@@ -78,7 +78,7 @@ class LiveService:
 @asynccontextmanager
 async def live_service(
     database_url: str,
-    workflows: list[Workflow],
+    workflows: list[Workflow] | None,
     *,
     deps: Any = None,
     wrap: Callable[[Any], Any] | None = None,

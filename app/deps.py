@@ -1,0 +1,25 @@
+"""Request-scoped FastAPI dependencies: a session whose transaction the request owns."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One transaction per request: committed when the handler returns, rolled back on error."""
+    async with request.app.state.services.sessions() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(db_session)]
+
+
+def services(request: Request) -> Any:
+    return request.app.state.services
+
+
+ServicesDep = Annotated[Any, Depends(services)]

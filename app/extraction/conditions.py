@@ -1,0 +1,144 @@
+"""Conditions with ICD-10-CM codes, from three sources in one document:
+
+1. codes the document states ("(ICD-10 I25.10)", "CIE-10: E11.9", a bare "(M17.11)");
+2. vocabulary terms ("Essential hypertension", "Diabetes mellitus Typ 2", "hipotiroidismo");
+3. site-coded terms: a condition plus the body site and side in its sentence ("osteoarthritis of the
+   right knee" -> M17.11, "Gonarthrose links" -> M17.12, "lumbar radiculopathy" -> M54.16).
+
+Invariants: negated, family-history and ruled-out mentions give nothing; a term-derived code is
+dropped when its sentence states an explicit code of the same ICD-10 category (the document's own
+coding is more specific); a laboratory report yields only codes it states explicitly - lab values,
+reference ranges and interpretive comments are not diagnoses.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from app.extraction.context import about_family, asserted, nearest
+from app.extraction.document import Document
+from app.extraction.schemas import Condition
+from app.extraction.vocabulary import Hit, Vocabulary
+
+ICD10_CM = re.compile(r"[A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?")
+_LABEL = re.compile(r"(?i:\b[il1]cd[ -]*(?:10|x)(?:[ -]*(?:cm|gm))?|\bcie[ -]*10|\bicd)[ ]*(?:code)?[ ]*[:#]?[ ]*")
+_CODE = re.compile(r"([A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?)(?![A-Za-z0-9])")
+_MORE = re.compile(r"[ ]*(?:,|/|;|\band\b|\bund\b|\bet\b|\by\b|\bve\b)[ ]*")
+_BARE = re.compile(r"\([ ]*([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})[ ]*\)")
+_DISPLAY_JUNK = re.compile(r"^[\s\-\d.)]*|[\s,:;(\-]*$")
+SITE_WINDOW = 60
+SIDE_WINDOW = 30
+CODE_HEAD = 25
+
+
+class _Found(NamedTuple):
+    start: int
+    code: str
+    display: str
+    explicit: bool
+
+
+def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: bool) -> list[Condition]:
+    """Conditions in document order, one per code."""
+    explicit = _explicit(doc, vocabulary)
+    derived = [] if lab_report else _terms(doc, vocabulary) + _site_terms(doc, vocabulary)
+    stated = {(doc.sentence(f.start), f.code[:3]) for f in explicit}
+    derived = [f for f in derived if (doc.sentence(f.start), f.code[:3]) not in stated]
+    conditions: dict[str, Condition] = {}
+    for found in sorted(explicit + derived, key=lambda f: f.start):
+        conditions.setdefault(found.code, Condition(code=found.code, display=found.display))
+    return list(conditions.values())
+
+
+def _explicit(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
+    found = []
+    for start, code in _stated_codes(doc.text):
+        if _code_negated(doc, start, start + len(code)) or about_family(doc, start):
+            continue
+        display = vocabulary.displays.get(code) or _display_from_text(doc, start) or code
+        found.append(_Found(start, code, display, True))
+    return found
+
+
+def _code_negated(doc: Document, start: int, end: int) -> bool:
+    """A stated code is negated by a cue opening its phrase ("Ruled out: ...") or just after it."""
+    s0, s1 = doc.sentence(start)
+    return bool(
+        doc.cues("pre_negation", s0, min(start, s0 + CODE_HEAD))
+        or doc.cues("post_negation", end, min(s1, end + CODE_HEAD))
+    )
+
+
+def _stated_codes(text: str) -> list[tuple[int, str]]:
+    codes = []
+    for label in _LABEL.finditer(text):
+        pos = label.end()
+        while m := _CODE.match(text, pos):
+            codes.append((m.start(), m.group(1)))
+            sep = _MORE.match(text, m.end())
+            if not sep or sep.end() == m.end():
+                break
+            pos = sep.end()
+    seen = {start for start, _ in codes}
+    codes += [(m.start(1), m.group(1)) for m in _BARE.finditer(text) if m.start(1) not in seen]
+    return codes
+
+
+def _display_from_text(doc: Document, start: int) -> str:
+    line_start = doc.text.rfind("\n", 0, start) + 1
+    before = doc.text[line_start:start]
+    before = _LABEL.sub("", before.split("(")[0] if "(" in before else before)
+    return _DISPLAY_JUNK.sub("", before).strip()
+
+
+def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
+    return [
+        _Found(hit.start, hit.key, vocabulary.displays[hit.key], False)
+        for hit in doc.found("condition")
+        if asserted(doc, hit) and hit.key
+    ]
+
+
+def _site_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
+    found = []
+    for hit in doc.found("site_condition"):
+        if not asserted(doc, hit):
+            continue
+        code = _site_code(doc, vocabulary, hit)
+        if code:
+            found.append(_Found(hit.start, code, vocabulary.displays.get(code, code), False))
+    return found
+
+
+def _site_code(doc: Document, vocabulary: Vocabulary, hit: Hit) -> str | None:
+    """The code for a site-coded condition, from its own site (compound) or the nearest site word."""
+    condition_id, _, fixed_site = (hit.key or "").partition("@")
+    spec = vocabulary.site_conditions[condition_id]
+    site_hit = None if fixed_site else _nearest_site(doc, hit, spec.codes)
+    site = fixed_site or (site_hit.key.rstrip("*") if site_hit and site_hit.key else "*")
+    sides = spec.codes.get(site)
+    if sides is None:
+        return None
+    if "*" in sides:
+        return sides["*"]
+    plural = bool(site_hit and site_hit.key and site_hit.key.endswith("*"))
+    return sides.get(_side(doc, site_hit or hit, plural)) or sides.get("unspecified")
+
+
+def _nearest_site(doc: Document, hit: Hit, codes: dict[str, dict[str, str]]) -> Hit | None:
+    site = nearest(doc, "site", hit, SITE_WINDOW)
+    return site if site and site.key and site.key.rstrip("*") in codes else None
+
+
+def _side(doc: Document, anchor: Hit, plural: bool) -> str:
+    """right / left / bilateral near the anchor; plural sites ("knees") are bilateral."""
+    s0, s1 = doc.sentence(anchor.start)
+    lo, hi = max(s0, anchor.start - SIDE_WINDOW), min(s1, anchor.end + SIDE_WINDOW)
+    sides = {h.key for h in doc.found("side") if h.start >= lo and h.end <= hi}
+    if "bilateral" in sides or {"right", "left"} <= sides or (plural and not sides):
+        return "bilateral"
+    if len(sides) == 1:
+        return sides.pop() or "unspecified"
+    side = nearest(doc, "side", anchor, SIDE_WINDOW)
+    return side.key if side and side.key else "unspecified"

@@ -1,0 +1,112 @@
+"""A document prepared for extraction: folded text, vocabulary hits, sentences and sections.
+
+Sentences end at `.;!?` followed by a space, and at a line break unless the next line starts in
+lower case (a wrapped line continues its sentence). Sections come from headings with a known
+keyword ("ALLERGIES", "Family history:", "Plan:" ...): a heading with text after its colon covers
+that line only, a heading alone on its line covers the lines up to the next heading.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+
+from app.extraction.text import fold, tokenize
+from app.extraction.vocabulary import Hit, Vocabulary
+
+_SENTENCE_END = re.compile(r"[.;!?](?=\s)|\n(?![ ]*[a-z])")
+_PREFIX_HEADING = re.compile(r"^[ ]*(?:[-\d]+[.)]?[ ]*)?([A-Za-z][A-Za-z /&'()\-]{0,50}?)[ ]*:[ ]*(.*)$")
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Section:
+    start: int
+    end: int
+    kind: str
+
+
+@dataclass
+class Document:
+    """The folded text of all pages and everything found in it."""
+
+    text: str
+    hits: dict[str, list[Hit]]
+    sentence_ends: list[int]
+    sections: list[Section]
+    title: str
+
+    @classmethod
+    def build(cls, pages: list[str], vocabulary: Vocabulary) -> Document:
+        text = fold("\n".join(pages))
+        hits = vocabulary.index.scan(tokenize(text), text)
+        ends = [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+        head = " ".join(text[:400].lower().split())
+        return cls(text, hits, ends, _sections(text, vocabulary), head)
+
+    def found(self, category: str) -> list[Hit]:
+        """Hits of a category, blockers removed."""
+        return [h for h in self.hits.get(category, []) if h.key is not None]
+
+    def sentence(self, pos: int) -> tuple[int, int]:
+        """(start, end) of the sentence containing `pos`."""
+        i = bisect.bisect_right(self.sentence_ends, pos)
+        start = self.sentence_ends[i - 1] if i else 0
+        end = self.sentence_ends[i] if i < len(self.sentence_ends) else len(self.text)
+        return start, end
+
+    def section(self, pos: int) -> str | None:
+        """Kind of the section containing `pos` ("allergies", "plan", ...), if any."""
+        for section in self.sections:
+            if section.start <= pos < section.end:
+                return section.kind
+        return None
+
+    def cues(self, cue: str, start: int, end: int) -> list[Hit]:
+        """Cue hits of one kind lying entirely within [start, end)."""
+        return [h for h in self.hits.get(f"cue.{cue}", []) if h.start >= start and h.end <= end]
+
+
+def _sections(text: str, vocabulary: Vocabulary) -> list[Section]:
+    sections: list[Section] = []
+    block: tuple[int, str] | None = None
+    pos = 0
+    for line in text.split("\n"):
+        line_end = pos + len(line)
+        heading = _heading(line, vocabulary)
+        if heading:
+            kind, inline = heading
+            if block:
+                sections.append(Section(block[0], pos, block[1]))
+                block = None
+            if inline:
+                sections.append(Section(pos, line_end + 1, kind))
+            else:
+                block = (pos, kind)
+        pos = line_end + 1
+    if block:
+        sections.append(Section(block[0], len(text), block[1]))
+    return sections
+
+
+def _heading(line: str, vocabulary: Vocabulary) -> tuple[str, bool] | None:
+    """(kind, has inline content) when the line is a known heading."""
+    m = _PREFIX_HEADING.match(line)
+    if m:
+        kind = _heading_kind(m.group(1), vocabulary)
+        return (kind, bool(m.group(2).strip())) if kind else None
+    stripped = line.strip()
+    letters = [c for c in stripped if c.isalpha()]
+    if len(letters) >= 3 and all(c.isupper() for c in letters) and len(stripped.split()) <= 8:
+        kind = _heading_kind(stripped, vocabulary)
+        return (kind, False) if kind else None
+    return None
+
+
+def _heading_kind(heading: str, vocabulary: Vocabulary) -> str | None:
+    words = " " + " ".join(_WORDS.findall(heading.lower())) + " "
+    for kind, keywords in vocabulary.sections:
+        if any(f" {keyword} " in words for keyword in keywords):
+            return kind
+    return None

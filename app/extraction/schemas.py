@@ -1,0 +1,102 @@
+"""What the Clinical Context Agent returns: the `extraction` of `GET /documents/{id}`.
+
+Invariants: names are lower-case canonical names from `vocabulary.json` (generic drug names,
+canonical lab names, study and procedure names); condition codes are ICD-10-CM; lab values are in
+the lab's canonical UCUM unit ("" for unitless ratios such as INR). Both agents (offline and LLM)
+produce exactly this shape, so everything downstream (FHIR mapping, requirement matching, the EHR
+bundle) is agent-agnostic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Condition(_Item):
+    code: str = Field(description="ICD-10-CM code, e.g. I25.10")
+    display: str = Field(description="human-readable name of the condition")
+
+
+class Medication(_Item):
+    name: str = Field(description="generic name, lower case")
+    dose: str | None = Field(default=None, description='e.g. "75 mg"')
+    frequency: str | None = Field(default=None, description='e.g. "once daily"')
+
+
+class Allergy(_Item):
+    substance: str
+    reaction: str | None = None
+
+
+class Lab(_Item):
+    name: str
+    value: float
+    unit: str = Field(description='UCUM code; "" for unitless results such as INR')
+
+
+class Study(_Item):
+    name: str
+
+
+class Extraction(BaseModel):
+    """The clinical content of one document."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    conditions: list[Condition] = Field(default_factory=list)
+    medications: list[Medication] = Field(default_factory=list)
+    allergies: list[Allergy] = Field(default_factory=list)
+    labs: list[Lab] = Field(default_factory=list)
+    studies: list[Study] = Field(default_factory=list)
+    recommended_procedure: str | None = None
+
+    def is_empty(self) -> bool:
+        """True when nothing clinical was found."""
+        return not (
+            self.conditions or self.medications or self.allergies or self.labs or self.studies
+        ) and self.recommended_procedure is None
+
+
+def _nullable(kind: str) -> dict[str, Any]:
+    return {"type": [kind, "null"]}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    """A strict JSON-schema object: every property required, nothing else allowed."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _array_of(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": _object(properties)}
+
+
+def extraction_json_schema() -> dict[str, Any]:
+    """The `Extraction` schema in the strict form structured-output endpoints accept.
+
+    Strict mode requires every property to be listed in `required` and
+    `additionalProperties: false`; optional values are expressed as nullable types.
+    """
+    string = {"type": "string"}
+    return _object(
+        {
+            "conditions": _array_of({"code": string, "display": string}),
+            "medications": _array_of(
+                {"name": string, "dose": _nullable("string"), "frequency": _nullable("string")}
+            ),
+            "allergies": _array_of({"substance": string, "reaction": _nullable("string")}),
+            "labs": _array_of({"name": string, "value": {"type": "number"}, "unit": string}),
+            "studies": _array_of({"name": string}),
+            "recommended_procedure": _nullable("string"),
+        }
+    )
