@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     # OCR: Tesseract language data for pages without a text layer (empty: find it, else needs_ocr).
     tessdata_prefix: str = ""
     ocr_language: str = "eng"
+    ocr_enabled: bool = True  # false: never OCR; pages without a text layer end needs_ocr
 
     # Clinical Context Agent: the deterministic offline extractor, or an OpenAI-compatible LLM.
     extractor: Literal["offline", "llm"] = "offline"

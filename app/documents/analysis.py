@@ -57,8 +57,13 @@ async def read_pages(deps: PipelineDeps, document_id: str) -> dict[str, Any]:
         return _page_summary(stored, needs_ocr=False, reason=None)
     data = await deps.storage.read(document.storage_key)
     try:
+        settings = deps.settings
         pages = await asyncio.to_thread(
-            extract_pages, data, tessdata_prefix=deps.settings.tessdata_prefix or None, language=deps.settings.ocr_language
+            extract_pages,
+            data,
+            tessdata_prefix=(settings.tessdata_prefix or None) if settings.ocr_enabled else "",
+            language=settings.ocr_language,
+            search_standard_paths=settings.ocr_enabled,
         )
     except PdfError as exc:
         raise NonRetryableError(exc.detail) from exc

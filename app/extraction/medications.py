@@ -1,0 +1,111 @@
+"""Medications (generic name, dose, frequency) and allergies (substance, reaction).
+
+A drug name (generic or brand -> generic) is a medication unless it is negated, stopped
+("discontinued", "abgesetzt"), about a relative, or part of an allergy statement. Its dose and
+frequency are read from the rest of its line/sentence up to the next drug name.
+
+An allergen is an allergy when it sits in an allergies section or in a sentence with an allergy cue
+("allergic to", "alergia a", "Penicillinallergie", "alerjisi"), and is not negated ("NKDA", "no
+known drug allergies", "keine Allergien", "alerjisi yok"). Its reaction is the phrase after it
+("- rash and facial swelling", "(urticaria)") when that phrase names a known reaction.
+"""
+
+from __future__ import annotations
+
+import re
+
+from app.extraction.context import asserted, in_sentence, near_cue
+from app.extraction.document import Document
+from app.extraction.schemas import Allergy, Medication
+from app.extraction.vocabulary import Hit, Vocabulary
+
+_DOSE = re.compile(
+    r"(?<![\w.])(\d+(?:[.,]\d+)?(?:\s*/\s*\d+(?:[.,]\d+)?)?)\s*"
+    r"(mg|mcg|ug|g|ml|iu|ie|ui|units?|unidades|einheiten|mmol|puffs?|drops?|tablets?|tabs?|caps?)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+_DOSE_UNITS = {"ug": "mcg", "ie": "IU", "ui": "IU", "iu": "IU", "unit": "units", "unidades": "units",
+               "einheiten": "units", "tab": "tablet", "tabs": "tablets", "cap": "capsule", "caps": "capsules"}
+_REACTION_LEAD = re.compile(r"[ ]*(?:[-:>(]|causes|caused|reaction:?|with|con|mit|avec|ile)[ ]*", re.IGNORECASE)
+_REACTION_END = re.compile(r"[);\n]|\.(?=\s)|$")
+SEGMENT = 90
+STOP_WINDOW = 40
+
+
+def extract_medications(doc: Document, vocabulary: Vocabulary) -> list[Medication]:
+    """Current medications in document order, one per generic name."""
+    hits = doc.found("medication")
+    meds: dict[str, Medication] = {}
+    for i, hit in enumerate(hits):
+        if not asserted(doc, hit) or near_cue(doc, "med_stop", hit, STOP_WINDOW, STOP_WINDOW):
+            continue
+        end = _segment_end(doc, hit, hits[i + 1].start if i + 1 < len(hits) else len(doc.text))
+        if _allergy_context(doc, hit, end):
+            continue
+        med = Medication(name=hit.key or "", dose=dose(doc.text[hit.end:end]),
+                         frequency=_frequency(doc, hit.end, end))
+        known = meds.get(med.name)
+        if known is None or (known.dose is None and med.dose):
+            meds[med.name] = med
+    return list(meds.values())
+
+
+def extract_allergies(doc: Document, vocabulary: Vocabulary) -> list[Allergy]:
+    """Allergies in document order, one per substance."""
+    allergies: dict[str, Allergy] = {}
+    for hit in doc.found("allergen"):
+        cue = in_sentence(doc, "allergy", hit)
+        section = doc.section(hit.start) == "allergies"
+        if not (cue or section) or not asserted(doc, hit):
+            continue
+        if not cue and dose(doc.text[hit.end:_segment_end(doc, hit, len(doc.text))]):
+            continue  # a drug with a dose, listed next to the allergies
+        allergies.setdefault(hit.key or "", Allergy(substance=hit.key or "", reaction=_reaction(doc, hit)))
+    return list(allergies.values())
+
+
+def dose(text: str) -> str | None:
+    """The first dose in `text`, normalised ("75 mg", "75 mcg", "10 units")."""
+    m = _DOSE.search(text)
+    if not m:
+        return None
+    unit = m.group(2).lower()
+    amount = m.group(1).replace(",", ".").replace(" ", "")
+    return f"{amount} {_DOSE_UNITS.get(unit, unit)}"
+
+
+def _segment_end(doc: Document, hit: Hit, next_start: int) -> int:
+    _, sentence_end = doc.sentence(hit.start)
+    line_end = doc.text.find("\n", hit.end)
+    line_end = len(doc.text) if line_end < 0 else line_end
+    return min(next_start, sentence_end, line_end, hit.end + SEGMENT)
+
+
+def _frequency(doc: Document, start: int, end: int) -> str | None:
+    for hit in doc.found("frequency"):
+        if start <= hit.start and hit.end <= end:
+            return hit.key
+    return None
+
+
+def _allergy_context(doc: Document, hit: Hit, end: int) -> bool:
+    """True when a drug name is mentioned as an allergen rather than taken."""
+    if in_sentence(doc, "allergy", hit):
+        return True
+    return doc.section(hit.start) == "allergies" and dose(doc.text[hit.end:end]) is None
+
+
+def _reaction(doc: Document, hit: Hit) -> str | None:
+    pos = hit.end
+    for cue in doc.cues("allergy", hit.end, hit.end + 30):  # "Penicillinallergie (Exanthem)"
+        if not doc.text[pos:cue.start].strip(" -"):
+            pos = cue.end
+    lead = _REACTION_LEAD.match(doc.text, pos)
+    if not lead or lead.end() == pos:
+        return None
+    end = _REACTION_END.search(doc.text, lead.end()).start()  # type: ignore[union-attr]  # `$` always matches
+    phrase = doc.text[lead.end():end].strip(" .,:-")
+    reactions = [r for r in doc.found("reaction") if lead.end() <= r.start and r.end <= end]
+    if not reactions or len(phrase) > 80:
+        return None
+    return " ".join(phrase.lower().split())

@@ -1,0 +1,77 @@
+"""Studies (investigations done) and the procedure the document recommends.
+
+Named studies come from the vocabulary ("Transthoracic echocardiogram", "12-lead ECG",
+"Koronarangiographie"). Imaging is a modality plus the body site nearest to it in its sentence:
+"MRI right knee" -> "mri knee", "pelvic X-ray" -> "pelvic x-ray". A modality without a site in its
+sentence ("correlated radiograph", "MAGNETIC RESONANCE IMAGING REPORT") takes the document's imaging
+site (the first site named next to a modality); one- or two-letter abbreviations ("CT", "MR") need
+their own site, as they also abbreviate other things.
+
+The recommended procedure is the asserted, non-historical procedure mention with the strongest
+recommendation evidence: a cue in its sentence ("recommends", "candidate for", "se recomienda",
+"empfohlen", "önerilir") and a plan/assessment section; ties go to the earliest mention.
+"""
+
+from __future__ import annotations
+
+from app.extraction.context import asserted, in_sentence, near_cue, nearest
+from app.extraction.document import Document
+from app.extraction.schemas import Study
+from app.extraction.vocabulary import Hit, Vocabulary
+
+SITE_WINDOW = 40
+HISTORY_BEFORE = 40
+HISTORY_AFTER = 25
+_HISTORY_SECTIONS = {"pmh", "procedures", "family"}
+_PLAN_SECTIONS = {"plan", "assessment"}
+
+
+def extract_studies(doc: Document, vocabulary: Vocabulary) -> list[Study]:
+    """Studies in document order, one per canonical name."""
+    named = [(h.start, h.key or "") for h in doc.found("study") if asserted(doc, h)]
+    spans = [(h.start, h.end) for h in doc.found("study")]
+    imaging = [h for h in doc.found("modality") if not _overlaps(h, spans) and asserted(doc, h)]
+    sited = [(h, _site(doc, h)) for h in imaging]
+    doc_site = next((site for _, site in sited if site), None)
+    found = named + [
+        (h.start, _imaging_name(vocabulary, h.key or "", site or doc_site))
+        for h, site in sited
+        if site or h.end - h.start > 2
+    ]
+    names = dict.fromkeys(name for _, name in sorted(found) if name)
+    return [Study(name=name) for name in names]
+
+
+def recommended_procedure(doc: Document) -> str | None:
+    """The procedure the document recommends, or None."""
+    best: tuple[int, int, str] | None = None
+    for hit in doc.found("procedure"):
+        if not asserted(doc, hit) or _historical(doc, hit):
+            continue
+        score = 2 * in_sentence(doc, "recommendation", hit) + (doc.section(hit.start) in _PLAN_SECTIONS)
+        candidate = (-score, hit.start, hit.key or "")
+        best = min(best, candidate) if best else candidate
+    return best[2] if best else None
+
+
+def _historical(doc: Document, hit: Hit) -> bool:
+    if doc.section(hit.start) in _HISTORY_SECTIONS and not in_sentence(doc, "recommendation", hit):
+        return True
+    return near_cue(doc, "historical", hit, HISTORY_BEFORE, HISTORY_AFTER)
+
+
+def _site(doc: Document, hit: Hit) -> str | None:
+    site = nearest(doc, "site", hit, SITE_WINDOW)
+    return site.key.rstrip("*") if site and site.key else None
+
+
+def _imaging_name(vocabulary: Vocabulary, modality: str, site: str | None) -> str:
+    if site is None:
+        return modality
+    override = vocabulary.overrides.get(modality, {}).get(site)
+    label = vocabulary.site_labels.get(site, site)
+    return override or vocabulary.modalities[modality].template.format(site=label)
+
+
+def _overlaps(hit: Hit, spans: list[tuple[int, int]]) -> bool:
+    return any(start < hit.end and hit.start < end for start, end in spans)
