@@ -1,11 +1,19 @@
-"""The `curaway` command: serve, migrate, and look at workflow runs.
+"""The `curaway` command: serve, migrate, sync cron schedules, look at workflow runs, and demo
+a running service.
 
     curaway serve [--host H] [--port P]      serve the app (embedded QStash unless QSTASH_URL)
     curaway migrate                          apply the Alembic migrations to DATABASE_URL
+    curaway schedules sync [--keep-undeclared]
+                                             upsert the declared schedules to QStash by name
+                                             and delete ours that are no longer declared
+    curaway schedules list [--json]          the schedules QStash has
     curaway runs list [--workflow W] [--status S] [--limit N]
     curaway runs show RUN_ID                 a run, its steps and its events
     curaway runs retry RUN_ID                resume a failed run at the step that failed
     curaway runs cancel RUN_ID               cancel a run (and its children)
+    curaway demo [--url URL] [--documents DIR] [--procedure CODE] [--token T] [--timeout S]
+                                             upload a directory of PDFs to a running service and
+                                             show their analysis live, then the case's checklist
 """
 
 from __future__ import annotations
@@ -14,14 +22,18 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 
 from app.config import Settings
 from app.db import create_engine, session_factory
 from app.runtime.models import Event, WorkflowRun, WorkflowStep
+from app.runtime.transport import QStashClient
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="apply database migrations (DATABASE_URL) up to the latest")
 
+    _schedules_parser(commands)
+
     runs = commands.add_parser("runs", help="list and inspect workflow runs")
     run_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
     listing = run_commands.add_parser("list", help="the most recent runs, newest first")
@@ -50,7 +64,48 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("run_id", help="the run's wfr_ ID")
     cancel = run_commands.add_parser("cancel", help="cancel a run and its children at the next step boundary")
     cancel.add_argument("run_id", help="the run's wfr_ ID")
+
+    demo = commands.add_parser(
+        "demo", help="upload PDFs to a running service, show their analysis live, then the checklist"
+    )
+    demo.add_argument("--url", help="the running service (default: PUBLIC_BASE_URL, else http://HOST:PORT, i.e. http://127.0.0.1:8000)")
+    demo.add_argument("--documents", metavar="DIR", help="directory of PDFs to upload (default: tests/fixtures/documents)")
+    demo.add_argument("--procedure", metavar="CODE", default="cabg", help="procedure code of the case (default: cabg; see GET /procedures)")
+    demo.add_argument("--token", metavar="T", help="ops token (default: ask POST /auth/dev-token, development only)")
+    demo.add_argument("--timeout", metavar="S", type=float, default=180.0, help="seconds to wait for the analyses (default 180)")
     return parser
+
+
+def _schedules_parser(commands: Any) -> None:
+    schedules = commands.add_parser(
+        "schedules",
+        help="sync the cron schedules declared in code to QStash, and list them",
+        description=(
+            "Cron schedules are declared in app/workflows/schedules.py (SCHEDULES). Each tick is delivered "
+            "by QStash to PUBLIC_BASE_URL/schedules/<name> and starts one run of the schedule's workflow. "
+            "These commands talk to QStash at QSTASH_URL (empty: the embedded server of the app serving "
+            "at PUBLIC_BASE_URL, which must be running)."
+        ),
+    )
+    subcommands = schedules.add_subparsers(dest="schedules_command", required=True, metavar="SUBCOMMAND")
+    sync = subcommands.add_parser(
+        "sync",
+        help="upsert every declared schedule to QStash (by name) and delete ours that are no longer declared",
+        description=(
+            "Upsert every schedule of SCHEDULES to QStash under its name (Upstash-Schedule-Id), so running "
+            "it twice changes nothing, then delete the schedules that target PUBLIC_BASE_URL/schedules/ "
+            "under a name no longer declared. Prints one line per schedule upserted or deleted."
+        ),
+    )
+    sync.add_argument(
+        "--keep-undeclared", action="store_true", help="do not delete schedules of ours that are no longer declared"
+    )
+    listing = subcommands.add_parser(
+        "list",
+        help="the schedules QStash has: ID, cron, next fire time, paused or active, destination",
+        description="List every schedule QStash (QSTASH_URL) has, ours or not.",
+    )
+    listing.add_argument("--json", action="store_true", help="print QStash's JSON instead of a table")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,6 +119,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         upgrade(settings.database_url)
         print(f"migrated {_safe_url(settings.database_url)}")
         return 0
+    if args.command == "demo":
+        from app.demo import DEFAULT_DOCUMENTS, DemoOptions, run_demo
+
+        options = DemoOptions(
+            url=args.url or settings.base_url,
+            documents=args.documents or DEFAULT_DOCUMENTS,
+            procedure=args.procedure,
+            token=args.token,
+            timeout_s=args.timeout,
+        )
+        return asyncio.run(run_demo(options))
+    if args.command == "schedules":
+        if args.schedules_command == "sync":
+            return asyncio.run(_schedules_sync(settings, prune=not args.keep_undeclared))
+        return asyncio.run(_schedules_list(settings, as_json=args.json))
     if args.runs_command == "list":
         return asyncio.run(_runs_list(settings, args.workflow, args.status, args.limit))
     if args.runs_command == "show":
@@ -92,6 +162,62 @@ async def _runs_control(settings: Settings, action: str, run_id: str) -> int:
     finally:
         await services.http.aclose()
         await services.engine.dispose()
+
+
+async def _schedules_sync(settings: Settings, *, prune: bool) -> int:
+    """Upsert the declared schedules to QSTASH_URL; print what was done."""
+    from app.runtime.schedules import sync_schedules
+    from app.runtime.transport import TransportError
+    from app.workflows import default_workflows
+    from app.workflows.schedules import SCHEDULES
+
+    served = {workflow.name for workflow in default_workflows()}
+    unknown = sorted({f"{s.name} -> {s.workflow}" for s in SCHEDULES if s.workflow not in served})
+    if unknown:
+        print(f"schedules target workflows the app does not serve: {', '.join(unknown)}", file=sys.stderr)
+        return 1
+    async with _qstash(settings) as qstash:
+        try:
+            results = await sync_schedules(qstash, SCHEDULES, settings.base_url, prune=prune)
+        except TransportError as exc:
+            print(f"sync failed: {exc}", file=sys.stderr)
+            return 1
+    if not results:
+        print("no schedules declared, none to delete")
+    for result in results:
+        print(f"{result.action:<9} {result.name:<28} {result.cron:<32} -> {result.destination}")
+    return 0
+
+
+async def _schedules_list(settings: Settings, *, as_json: bool) -> int:
+    """Print the schedules QStash has."""
+    from app.runtime.transport import TransportError
+
+    async with _qstash(settings) as qstash:
+        try:
+            schedules = await qstash.list_schedules()
+        except TransportError as exc:
+            print(f"listing failed: {exc}", file=sys.stderr)
+            return 1
+    if as_json:
+        print(json.dumps(schedules, indent=2))
+        return 0
+    if not schedules:
+        print("no schedules")
+        return 0
+    print(f"{'SCHEDULE':<28} {'CRON':<32} {'NEXT (UTC)':<19} {'STATE':<6} DESTINATION")
+    for schedule in schedules:
+        next_ms = schedule.get("nextScheduleTime")
+        next_at = datetime.fromtimestamp(next_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if next_ms else "-"
+        state = "paused" if schedule.get("isPaused") else "active"
+        print(f"{schedule['scheduleId']:<28} {schedule['cron']:<32} {next_at:<19} {state:<6} {schedule['destination']}")
+    return 0
+
+
+@asynccontextmanager
+async def _qstash(settings: Settings) -> AsyncIterator[QStashClient]:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
+        yield QStashClient(settings.qstash_base_url, settings.qstash_token, http)
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:

@@ -29,10 +29,12 @@ from app.db import create_engine, session_factory
 from app.devqstash import DevQStash
 from app.errors import HTTPFacingError
 from app.logging import configure_logging, install_run_id_factory
+from app.runtime.cron import router as cron_router
 from app.runtime.executor import RuntimeConfig
 from app.runtime.registry import Workflow
 from app.runtime.router import router as workflow_router
 from app.runtime.runtime import Runtime, SignatureConfig
+from app.runtime.schedules import Schedule
 from app.runtime.errors import UnknownWorkflowError
 from app.runtime.transport import QStashClient
 from app.storage import ObjectStorage, build_storage
@@ -125,9 +127,17 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: Any 
 
 
 def create_app(
-    settings: Settings | None = None, *, workflows: Iterable[Workflow] | None = None, deps: Any = None
+    settings: Settings | None = None,
+    *,
+    workflows: Iterable[Workflow] | None = None,
+    deps: Any = None,
+    schedules: Iterable[Schedule] | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
+    if schedules is None:
+        from app.workflows.schedules import SCHEDULES
+
+        schedules = SCHEDULES
     install_run_id_factory()
     if workflows is None:
         from app.workflows import default_workflows
@@ -165,6 +175,7 @@ def create_app(
     app.state.settings = settings
     app.state.runtime = services.runtime
     app.state.devqstash = services.devqstash
+    app.state.schedules = list(schedules)
     _install_error_handlers(app)
 
     @app.get("/healthz", tags=["ops"])
@@ -173,6 +184,7 @@ def create_app(
         return {"status": "ok"}
 
     app.include_router(workflow_router)
+    app.include_router(cron_router)
     for router in domain_routers(settings):
         app.include_router(router)
     if services.devqstash is not None:

@@ -8,6 +8,9 @@
   deletes its entry (`ON DELETE CASCADE`).
 - `qstash_dedup`: deduplication keys with the message they map to, valid until `expires_at`
   (10 minutes after the first publish).
+- `qstash_schedules`: cron schedules (`scd_...` or a chosen ID): the cron expression as given,
+  the configuration of the messages each tick publishes, `is_paused`, and `next_fire_at`, which
+  the cron loop advances with a conditional UPDATE before it publishes a tick's message.
 - `qstash_events`: the message log served at `/v2/events`; one `CREATED` row per message
   records its destination and creation time (usage per workflow per day), later rows record
   retries, deliveries, failures and cancellations. Pruned after `EVENT_RETENTION`.
@@ -23,7 +26,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, JSONType, UTCDateTime
@@ -113,3 +116,34 @@ class QStashEvent(Base):
     url: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class QStashSchedule(Base):
+    __tablename__ = "qstash_schedules"
+    __table_args__ = (Index("ix_qstash_schedules_is_paused_next_fire_at", "is_paused", "next_fire_at"),)
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    destination: Mapped[str] = mapped_column(Text)
+    cron: Mapped[str] = mapped_column(String(300))  # as given, with its CRON_TZ= prefix if any
+    queue_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    method: Mapped[str] = mapped_column(String(10))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    content_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    forward_headers: Mapped[dict[str, str]] = mapped_column(JSONType)
+    control_headers: Mapped[dict[str, str]] = mapped_column(JSONType)
+    callback: Mapped[str | None] = mapped_column(Text, nullable=True)
+    callback_headers: Mapped[dict[str, str]] = mapped_column(JSONType)
+    failure_callback: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure_callback_headers: Mapped[dict[str, str]] = mapped_column(JSONType)
+    max_retries: Mapped[int] = mapped_column(Integer)
+    retry_delay: Mapped[str | None] = mapped_column(Text, nullable=True)
+    timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    delay_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    caller_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    next_fire_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

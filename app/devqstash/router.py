@@ -6,9 +6,9 @@ their `DevQStash` through the closure of `build_router`. Every route needs the Q
 does, `{"error": "..."}` with its status, by `_QStashRoute`, whatever exception handlers
 the app installs.
 
-The publish destination is read from the raw request path, so it reaches the destination
-(and the signature's `sub`) byte for byte as the publisher wrote it; the request's query
-string belongs to the destination (minus `qstash_token`).
+The publish (and schedule) destination is read from the raw request path, so it reaches the
+destination (and the signature's `sub`) byte for byte as the publisher wrote it; the
+request's query string belongs to the destination (minus `qstash_token`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.devqstash import dlq, events
+from app.devqstash.schedules import schedule_view
 from app.devqstash.errors import BadRequest, NotFound, QStashAPIError
 from app.devqstash.spec import MessageSpec
 from app.devqstash.views import dlq_view, event_view, message_view
@@ -62,6 +63,7 @@ def build_router(devq: DevQStash) -> APIRouter:
     )
     _message_routes(router, devq)
     _dlq_routes(router, devq)
+    _schedule_routes(router, devq)
     _other_routes(router, devq)
     return router
 
@@ -142,6 +144,38 @@ def _dlq_routes(router: APIRouter, devq: DevQStash) -> None:
     async def retry_dlq(request: Request, dlq_id: str) -> JSONResponse:
         message_id = await devq.retry_dlq(dlq_id, request.headers.items(), caller_ip=_ip(request))
         return JSONResponse({"messageId": message_id}, status_code=201)
+
+
+def _schedule_routes(router: APIRouter, devq: DevQStash) -> None:
+    @router.post("/v2/schedules/{destination:path}")
+    async def create_schedule(request: Request) -> JSONResponse:
+        destination = destination_of(request, "/v2/schedules/")
+        schedule_id = await devq.create_schedule(destination, request.headers.items(), await request.body(),
+                                                 caller_ip=_ip(request))  # fmt: skip
+        return JSONResponse({"scheduleId": schedule_id})
+
+    @router.get("/v2/schedules")
+    async def list_schedules() -> JSONResponse:
+        return JSONResponse([schedule_view(schedule) for schedule in await devq.list_schedules()])
+
+    @router.get("/v2/schedules/{schedule_id}")
+    async def get_schedule(schedule_id: str) -> JSONResponse:
+        return JSONResponse(schedule_view(await devq.get_schedule(schedule_id)))
+
+    @router.delete("/v2/schedules/{schedule_id}")
+    async def delete_schedule(schedule_id: str) -> Response:
+        await devq.delete_schedule(schedule_id)
+        return Response(status_code=200)
+
+    @router.patch("/v2/schedules/{schedule_id}/pause")
+    async def pause_schedule(schedule_id: str) -> Response:
+        await devq.pause_schedule(schedule_id, paused=True)
+        return Response(status_code=200)
+
+    @router.patch("/v2/schedules/{schedule_id}/resume")
+    async def resume_schedule(schedule_id: str) -> Response:
+        await devq.pause_schedule(schedule_id, paused=False)
+        return Response(status_code=200)
 
 
 def _other_routes(router: APIRouter, devq: DevQStash) -> None:

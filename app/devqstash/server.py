@@ -1,9 +1,10 @@
 """`DevQStash`: the embedded QStash-compatible server (development and tests).
 
 It answers the QStash REST v2 routes of `router` (mounted by the app at `/qstash`), keeps
-every message in the app's own database, and delivers them from a background loop
-(`delivery.DeliveryLoop`) over real, signed HTTP. The official `qstash` client pointed at
-`<base>/qstash` works against it unchanged.
+every message and schedule in the app's own database, delivers messages from a background
+loop (`delivery.DeliveryLoop`) over real, signed HTTP, and fires cron schedules from another
+(`schedules.CronLoop`), which publishes each tick through the same message path. The
+official `qstash` client pointed at `<base>/qstash` works against it unchanged.
 
 The methods below are the service layer the router calls; each runs in one transaction that
 commits before the route answers, so a message whose publish was acknowledged survives a
@@ -11,7 +12,7 @@ crash. After a publish this process's loop is woken at once (low latency); other
 on the same database find the message at their next poll.
 
 Out of scope (answered 404 by FastAPI, or 400 where a request names them): URL groups,
-API destinations, schedules, queues' parallelism, flow control, key rotation.
+API destinations, queues' parallelism, flow control, key rotation.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
-from app.devqstash import dlq, events, store
+from app.devqstash import dlq, events, schedules, store
 from app.devqstash.delivery import DeliveryLoop
 from app.devqstash.errors import NotFound, Unauthorized
-from app.devqstash.models import QStashDlqEntry, QStashEvent, QStashMessage
+from app.devqstash.models import QStashDlqEntry, QStashEvent, QStashMessage, QStashSchedule
 from app.devqstash.router import build_router
 from app.devqstash.spec import MessageSpec, parse_spec, spec_headers
 
@@ -60,14 +61,19 @@ class DevQStash:
             retry_scale=retry_scale, delivery_timeout_s=delivery_timeout_s,
             poll_interval_s=poll_interval_s, concurrency=concurrency, clock=clock,
         )  # fmt: skip
+        self._cron = schedules.CronLoop(
+            sessions=sessions, published=self._loop.wake, poll_interval_s=poll_interval_s, clock=clock
+        )
         self.router = build_router(self)
 
     async def start(self) -> None:
-        """Start the background delivery loop (from the app's lifespan)."""
+        """Start the background delivery and cron loops (from the app's lifespan)."""
         await self._loop.start()
+        await self._cron.start()
 
     async def stop(self) -> None:
-        """Stop delivering; in-flight messages go back to pending and are redelivered later."""
+        """Stop firing schedules and delivering; in-flight messages are redelivered later."""
+        await self._cron.stop()
         await self._loop.stop()
 
     def now(self) -> datetime:
@@ -144,6 +150,41 @@ class DevQStash:
             await dlq.remove(session, [dlq_id])
         self._loop.wake(spec.not_before)
         return message_id
+
+    async def create_schedule(
+        self, destination: str, headers: Iterable[tuple[str, str]], body: bytes, *, caller_ip: str | None
+    ) -> str:
+        """Create a schedule, or replace the one named by `Upstash-Schedule-Id`; returns its ID."""
+        now = self.now()
+        spec = schedules.parse_schedule(destination, headers, body, default_retries=self._default_retries,
+                                        now=now, caller_ip=caller_ip)  # fmt: skip
+        async with transaction(self._sessions) as session:
+            schedule_id = await schedules.upsert(session, spec, now=now)
+        self._cron.wake()
+        return schedule_id
+
+    async def list_schedules(self) -> list[QStashSchedule]:
+        async with transaction(self._sessions) as session:
+            return await schedules.list_all(session)
+
+    async def get_schedule(self, schedule_id: str) -> QStashSchedule:
+        async with transaction(self._sessions) as session:
+            schedule = await schedules.get(session, schedule_id)
+        if schedule is None:
+            raise NotFound(f"schedule {schedule_id!r} not found")
+        return schedule
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        async with transaction(self._sessions) as session:
+            if not await schedules.remove(session, schedule_id):
+                raise NotFound(f"schedule {schedule_id!r} not found")
+
+    async def pause_schedule(self, schedule_id: str, *, paused: bool) -> None:
+        """Pause a schedule, or resume it from its next fire time after now."""
+        async with transaction(self._sessions) as session:
+            if not await schedules.set_paused(session, schedule_id, paused, now=self.now()):
+                raise NotFound(f"schedule {schedule_id!r} not found")
+        self._cron.wake()
 
     async def list_events(
         self, *, filters: events.EventFilter, cursor: int | None, count: int

@@ -10,15 +10,25 @@ FHIR stage decides whether it is valid and records an issue if not.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
+from app.extraction.conditions import ICD10_CM
 from app.extraction.document import Document
 from app.extraction.medications import dose as parse_dose
-from app.extraction.schemas import Allergy, Condition, Extraction, Lab, Medication, Study
+from app.extraction.schemas import (
+    Allergy,
+    Condition,
+    Extraction,
+    Lab,
+    Medication,
+    Study,
+)
 from app.extraction.studies import extract_studies
 from app.extraction.text import fold
 from app.extraction.vocabulary import Vocabulary, default_vocabulary
 
-ICD10_CM = re.compile(r"[A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?")
+T = TypeVar("T")
 _UNDOTTED = re.compile(r"([A-TV-Z][0-9][0-9AB])([0-9A-TV-Z]{1,4})")
 
 
@@ -99,8 +109,8 @@ def _plain(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def _unique(items: list, key) -> list:  # type: ignore[no-untyped-def]
-    seen: dict[str, object] = {}
+def _unique(items: list[T], key: Callable[[T], str]) -> list[T]:
+    seen: dict[str, T] = {}
     for item in items:
         seen.setdefault(key(item), item)
     return list(seen.values())

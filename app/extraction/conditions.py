@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from app.extraction.context import about_family, asserted, nearest
+from app.extraction.context import about_family, diagnosed, nearest
 from app.extraction.document import Document
 from app.extraction.schemas import Condition
 from app.extraction.vocabulary import Hit, Vocabulary
@@ -36,7 +36,6 @@ class _Found(NamedTuple):
     start: int
     code: str
     display: str
-    explicit: bool
 
 
 def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: bool) -> list[Condition]:
@@ -57,7 +56,7 @@ def _explicit(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
         if _code_negated(doc, start, start + len(code)) or about_family(doc, start):
             continue
         display = vocabulary.displays.get(code) or _display_from_text(doc, start) or code
-        found.append(_Found(start, code, display, True))
+        found.append(_Found(start, code, display))
     return found
 
 
@@ -94,20 +93,20 @@ def _display_from_text(doc: Document, start: int) -> str:
 
 def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     return [
-        _Found(hit.start, hit.key, vocabulary.displays[hit.key], False)
+        _Found(hit.start, hit.key, vocabulary.displays[hit.key])
         for hit in doc.found("condition")
-        if asserted(doc, hit) and hit.key
+        if diagnosed(doc, hit) and hit.key
     ]
 
 
 def _site_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     found = []
     for hit in doc.found("site_condition"):
-        if not asserted(doc, hit):
+        if not diagnosed(doc, hit):
             continue
         code = _site_code(doc, vocabulary, hit)
         if code:
-            found.append(_Found(hit.start, code, vocabulary.displays.get(code, code), False))
+            found.append(_Found(hit.start, code, vocabulary.displays.get(code, code)))
     return found
 
 
@@ -135,7 +134,7 @@ def _side(doc: Document, anchor: Hit, plural: bool) -> str:
     """right / left / bilateral near the anchor; plural sites ("knees") are bilateral."""
     s0, s1 = doc.sentence(anchor.start)
     lo, hi = max(s0, anchor.start - SIDE_WINDOW), min(s1, anchor.end + SIDE_WINDOW)
-    sides = {h.key for h in doc.found("side") if h.start >= lo and h.end <= hi}
+    sides = {h.key for h in doc.within("side", lo, hi)}
     if "bilateral" in sides or {"right", "left"} <= sides or (plural and not sides):
         return "bilateral"
     if len(sides) == 1:

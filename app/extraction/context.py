@@ -37,6 +37,14 @@ def asserted(doc: Document, hit: Hit) -> bool:
     return not negated(doc, hit.start, hit.end) and not about_family(doc, hit.start)
 
 
+def diagnosed(doc: Document, hit: Hit) -> bool:
+    """Asserted, and not a screening or risk statement ("diabetes screening", "risk of stroke")."""
+    screening = near_cue(doc, "not_diagnosis_before", hit, PRE_WINDOW, 0) or near_cue(
+        doc, "not_diagnosis_after", hit, 0, POST_WINDOW // 2
+    )
+    return asserted(doc, hit) and not screening
+
+
 def near_cue(doc: Document, cue: str, hit: Hit, before: int, after: int) -> bool:
     """A cue of this kind within the sentence, `before` chars before or `after` chars after the hit."""
     s0, s1 = doc.sentence(hit.start)
@@ -56,8 +64,8 @@ def nearest(doc: Document, category: str, hit: Hit, window: int) -> Hit | None:
     """The hit of `category` closest to `hit` within its sentence and `window` characters."""
     s0, s1 = doc.sentence(hit.start)
     best, best_distance = None, window + 1
-    for other in doc.found(category):
-        if other.start < s0 or other.end > s1:
+    for other in doc.within(category, max(s0, hit.start - window), min(s1, hit.end + window)):
+        if other.key is None:
             continue
         distance = max(other.start - hit.end, hit.start - other.end, 0)
         if distance < best_distance:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.extraction.text import fold, tokenize
 from app.extraction.vocabulary import Hit, Vocabulary
@@ -29,13 +29,17 @@ class Section:
 
 @dataclass
 class Document:
-    """The folded text of all pages and everything found in it."""
+    """The folded text of all pages and everything found in it.
+
+    Hits of each category are in text order; sections are disjoint and in text order.
+    """
 
     text: str
     hits: dict[str, list[Hit]]
     sentence_ends: list[int]
     sections: list[Section]
     title: str
+    _starts: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, pages: list[str], vocabulary: Vocabulary) -> Document:
@@ -58,14 +62,29 @@ class Document:
 
     def section(self, pos: int) -> str | None:
         """Kind of the section containing `pos` ("allergies", "plan", ...), if any."""
-        for section in self.sections:
-            if section.start <= pos < section.end:
-                return section.kind
-        return None
+        starts = self._starts.get("section")
+        if starts is None:
+            starts = self._starts["section"] = [section.start for section in self.sections]
+        i = bisect.bisect_right(starts, pos) - 1
+        return self.sections[i].kind if i >= 0 and pos < self.sections[i].end else None
+
+    def within(self, category: str, start: int, end: int) -> list[Hit]:
+        """Hits of a category (blockers included) lying entirely within [start, end)."""
+        hits = self.hits.get(category, [])
+        starts = self._starts.get(category)
+        if starts is None:
+            starts = self._starts[category] = [h.start for h in hits]
+        found = []
+        for i in range(bisect.bisect_left(starts, start), len(hits)):
+            if hits[i].start >= end:
+                break
+            if hits[i].end <= end:
+                found.append(hits[i])
+        return found
 
     def cues(self, cue: str, start: int, end: int) -> list[Hit]:
         """Cue hits of one kind lying entirely within [start, end)."""
-        return [h for h in self.hits.get(f"cue.{cue}", []) if h.start >= start and h.end <= end]
+        return self.within(f"cue.{cue}", start, end)
 
 
 def _sections(text: str, vocabulary: Vocabulary) -> list[Section]:

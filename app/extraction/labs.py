@@ -28,7 +28,7 @@ _SKIP = re.compile(r"(?:[\s:=|,]|-(?=\s))+")
 _DATE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}:\d{2}(?::\d{2})?")
 _RANGE = re.compile(rf"{_NUM}[ ]*-[ ]*{_NUM}|{_NUM}[ ]+(?:to|a|bis|ile|-)[ ]+{_NUM}")
 _COMPARATOR = re.compile(rf"(?:[<>]=?|=<|=>)[ ]*{_NUM}")
-_VALUE = re.compile(rf"{_NUM}(?![\d/])")
+_VALUE = re.compile(r"\d+(?:[.,]\d+)*+(?!\d|/\d)")  # possessive: "6,900/uL" is one value; "138/84" none
 _PAREN = re.compile(r"\([^()\n]{0,60}\)|\[[^\[\]\n]{0,60}\]")
 _FLAG = re.compile(r"(?:HH|LL|H|L|HI|LO|HIGH|LOW|High|Low|ABN|A|N|\*+|\u2191|\u2193|\+|!)(?![A-Za-z0-9])")
 _WORD = re.compile(r"[^\s()\[\]]+|.")
@@ -76,7 +76,7 @@ def _read_group(text: str, group: list[Hit], limit: int, units: UnitTable) -> li
         readings.append(reading)
         pos = reading.end
     if len(readings) == len(group):
-        return list(zip(group, readings))
+        return list(zip(group, readings, strict=True))
     return [(last, readings[0])] if readings else []
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from app.extraction.context import asserted, in_sentence, near_cue
+from app.extraction.context import asserted, in_sentence
 from app.extraction.document import Document
 from app.extraction.schemas import Allergy, Medication
 from app.extraction.vocabulary import Hit, Vocabulary
@@ -37,10 +37,9 @@ def extract_medications(doc: Document, vocabulary: Vocabulary) -> list[Medicatio
     hits = doc.found("medication")
     meds: dict[str, Medication] = {}
     for i, hit in enumerate(hits):
-        if not asserted(doc, hit) or near_cue(doc, "med_stop", hit, STOP_WINDOW, STOP_WINDOW):
-            continue
         end = _segment_end(doc, hit, hits[i + 1].start if i + 1 < len(hits) else len(doc.text))
-        if _allergy_context(doc, hit, end):
+        previous_end = hits[i - 1].end if i else 0
+        if not asserted(doc, hit) or _stopped(doc, hit, previous_end, end) or _allergy_context(doc, hit, end):
             continue
         med = Medication(name=hit.key or "", dose=dose(doc.text[hit.end:end]),
                          frequency=_frequency(doc, hit.end, end))
@@ -82,10 +81,15 @@ def _segment_end(doc: Document, hit: Hit, next_start: int) -> int:
 
 
 def _frequency(doc: Document, start: int, end: int) -> str | None:
-    for hit in doc.found("frequency"):
-        if start <= hit.start and hit.end <= end:
-            return hit.key
-    return None
+    found = [hit.key for hit in doc.within("frequency", start, end) if hit.key]
+    return found[0] if found else None
+
+
+def _stopped(doc: Document, hit: Hit, previous_end: int, end: int) -> bool:
+    """"stop/discontinued aspirin" before it (not past the previous drug), or "aspirin was stopped"."""
+    s0, _ = doc.sentence(hit.start)
+    before = doc.cues("med_stop", max(s0, previous_end, hit.start - STOP_WINDOW), hit.start)
+    return bool(before or doc.cues("med_stop_after", hit.end, end))
 
 
 def _allergy_context(doc: Document, hit: Hit, end: int) -> bool:
@@ -105,7 +109,7 @@ def _reaction(doc: Document, hit: Hit) -> str | None:
         return None
     end = _REACTION_END.search(doc.text, lead.end()).start()  # type: ignore[union-attr]  # `$` always matches
     phrase = doc.text[lead.end():end].strip(" .,:-")
-    reactions = [r for r in doc.found("reaction") if lead.end() <= r.start and r.end <= end]
+    reactions = doc.within("reaction", lead.end(), end)
     if not reactions or len(phrase) > 80:
         return None
     return " ".join(phrase.lower().split())

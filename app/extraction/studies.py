@@ -1,6 +1,7 @@
 """Studies (investigations done) and the procedure the document recommends.
 
-Named studies come from the vocabulary ("Transthoracic echocardiogram", "12-lead ECG",
+Only studies that were done count ("echo pending", "MRI requested" do not). Named studies come from
+the vocabulary ("Transthoracic echocardiogram", "12-lead ECG",
 "Koronarangiographie"). Imaging is a modality plus the body site nearest to it in its sentence:
 "MRI right knee" -> "mri knee", "pelvic X-ray" -> "pelvic x-ray". A modality without a site in its
 sentence ("correlated radiograph", "MAGNETIC RESONANCE IMAGING REPORT") takes the document's imaging
@@ -22,15 +23,16 @@ from app.extraction.vocabulary import Hit, Vocabulary
 SITE_WINDOW = 40
 HISTORY_BEFORE = 40
 HISTORY_AFTER = 25
+NOT_DONE_WINDOW = 30
 _HISTORY_SECTIONS = {"pmh", "procedures", "family"}
 _PLAN_SECTIONS = {"plan", "assessment"}
 
 
 def extract_studies(doc: Document, vocabulary: Vocabulary) -> list[Study]:
     """Studies in document order, one per canonical name."""
-    named = [(h.start, h.key or "") for h in doc.found("study") if asserted(doc, h)]
+    named = [(h.start, h.key or "") for h in doc.found("study") if _done(doc, h)]
     spans = [(h.start, h.end) for h in doc.found("study")]
-    imaging = [h for h in doc.found("modality") if not _overlaps(h, spans) and asserted(doc, h)]
+    imaging = [h for h in doc.found("modality") if not _overlaps(h, spans) and _done(doc, h)]
     sited = [(h, _site(doc, h)) for h in imaging]
     doc_site = next((site for _, site in sited if site), None)
     found = named + [
@@ -52,6 +54,14 @@ def recommended_procedure(doc: Document) -> str | None:
         candidate = (-score, hit.start, hit.key or "")
         best = min(best, candidate) if best else candidate
     return best[2] if best else None
+
+
+def _done(doc: Document, hit: Hit) -> bool:
+    """A study that was performed: asserted, and not pending, requested or planned."""
+    pending = near_cue(doc, "not_done_before", hit, NOT_DONE_WINDOW, 0) or near_cue(
+        doc, "not_done_after", hit, 0, NOT_DONE_WINDOW
+    )
+    return asserted(doc, hit) and not pending
 
 
 def _historical(doc: Document, hit: Hit) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -60,26 +61,23 @@ class TermIndex:
     def scan(self, tokens: list[Token], text: str) -> dict[str, list[Hit]]:
         """All hits per category, in text order."""
         hits: dict[str, list[Hit]] = defaultdict(list)
-        free: dict[str, int] = defaultdict(int)
+        free: dict[str, int] = defaultdict(int)  # per category: first token index not yet consumed
         for i, token in enumerate(tokens):
             longest = self._longest.get(token.low)
-            if longest:
-                self._match_at(tokens, text, i, longest, hits, free)
+            if not longest:
+                continue
+            for j, entry in self._candidates(tokens, text, i, longest):
+                if free[entry.category] <= i:
+                    free[entry.category] = j
+                    hits[entry.category].append(Hit(entry.category, entry.key, token.start, tokens[j - 1].end))
         return hits
 
-    def _match_at(self, tokens: list[Token], text: str, i: int, longest: int,
-                  hits: dict[str, list[Hit]], free: dict[str, int]) -> None:
-        reach = _joined_reach(tokens, text, i, longest)
-        matched: set[str] = set()
-        for j in range(reach, i, -1):
+    def _candidates(self, tokens: list[Token], text: str, i: int, longest: int) -> Iterator[tuple[int, _Entry]]:
+        """(end token index, entry) of synonyms starting at token i, longest first."""
+        for j in range(_joined_reach(tokens, text, i, longest), i, -1):
             for entry in self._entries.get(tuple(t.low for t in tokens[i:j]), ()):
-                if entry.category in matched or free[entry.category] > i:
-                    continue
-                if entry.exact and tuple(t.text for t in tokens[i:j]) != entry.exact:
-                    continue
-                matched.add(entry.category)
-                free[entry.category] = j
-                hits[entry.category].append(Hit(entry.category, entry.key, tokens[i].start, tokens[j - 1].end))
+                if entry.exact is None or tuple(t.text for t in tokens[i:j]) == entry.exact:
+                    yield j, entry
 
     def lookup(self, category: str, text: str) -> str | None:
         """The key of the first synonym of `category` found in `text` (None if none or blocked)."""
@@ -218,43 +216,44 @@ def _lab_spec(lab: dict[str, Any]) -> LabSpec:
     return LabSpec(lab["name"], lab["unit"], lab["loinc"], low, high, lab["decimals"], convert)
 
 
+_NAMED = {"medication": "medications", "allergen": "allergens", "lab": "labs",
+          "study": "studies", "procedure": "procedures", "frequency": "frequencies"}
+
+
 def _index_terms(index: TermIndex, data: dict[str, Any]) -> None:
-    named = {"medication": "medications", "allergen": "allergens", "lab": "labs",
-             "study": "studies", "procedure": "procedures", "frequency": "frequencies"}
-    for category, section in named.items():
+    for category, section in _NAMED.items():
         for entry in data[section]:
-            for synonym in entry["synonyms"]:
-                index.add(category, entry["name"], synonym)
+            _add_all(index, category, entry["name"], entry["synonyms"])
     for entry in data["conditions"]:
-        for synonym in entry["synonyms"]:
-            index.add("condition", entry["code"], synonym)
+        _add_all(index, "condition", entry["code"], entry["synonyms"])
     for entry in data["site_conditions"]:
-        for term in entry["terms"]:
-            index.add("site_condition", entry["id"], term)
+        _add_all(index, "site_condition", entry["id"], entry["terms"])
         for site, compounds in entry["compounds"].items():
-            for term in compounds:
-                index.add("site_condition", f"{entry['id']}@{site}", term)
+            _add_all(index, "site_condition", f"{entry['id']}@{site}", compounds)
     _index_places(index, data)
+    _index_context(index, data)
+
+
+def _index_context(index: TermIndex, data: dict[str, Any]) -> None:
+    by_section = {section: category for category, section in _NAMED.items()}
     for section, phrases in data["blockers"].items():
-        category = {v: k for k, v in named.items()}.get(section, "condition")
-        for phrase in phrases:
-            index.add(category, None, phrase)
+        _add_all(index, by_section.get(section, "condition"), None, phrases)
     for cue, phrases in data["cues"].items():
-        for phrase in phrases:
-            index.add(f"cue.{cue}", cue, phrase)
+        _add_all(index, f"cue.{cue}", cue, phrases)
     for reaction in data["reactions"]:
         index.add("reaction", reaction, reaction)
 
 
+def _add_all(index: TermIndex, category: str, key: str | None, synonyms: list[str]) -> None:
+    for synonym in synonyms:
+        index.add(category, key, synonym)
+
+
 def _index_places(index: TermIndex, data: dict[str, Any]) -> None:
     for key, site in data["sites"].items():
-        for word in site["words"]:
-            index.add("site", key, word)
-        for word in site["plural"]:
-            index.add("site", f"{key}*", word)
+        _add_all(index, "site", key, site["words"])
+        _add_all(index, "site", f"{key}*", site["plural"])
     for side, words in data["sides"].items():
-        for word in words:
-            index.add("side", side, word)
+        _add_all(index, "side", side, words)
     for modality in data["imaging"]["modalities"]:
-        for term in modality["terms"]:
-            index.add("modality", modality["key"], term)
+        _add_all(index, "modality", modality["key"], modality["terms"])

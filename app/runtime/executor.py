@@ -120,11 +120,10 @@ class Driver(SuspendingSteps):
     # -- the run --------------------------------------------------------------------------
 
     async def drive(self) -> None:
+        self.steps = await self.store.load_steps(self.run.id)
         if self.run.status == RunStatus.FAILING:
             await self._run_on_failure(self.run.error or "failed")
             return
-        if self.run.status != RunStatus.RUNNING:
-            await self.store.set_run_status(self.run.id, self.owner, RunStatus.RUNNING)
         ctx = WorkflowContext(self, run_id=self.run.id, workflow=self.workflow.name, deps=self.deps)
         try:
             result = await self.workflow(ctx, self.workflow.parse_payload(self.run.payload))

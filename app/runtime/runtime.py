@@ -246,19 +246,17 @@ class Runtime:
         return await self.drive(run_id, workflow)
 
     async def drive(self, run_id: str, workflow: str) -> Outcome:
-        run = await self.store.get_run(run_id)
-        if run is None or run.status in TERMINAL_RUN_STATUSES:
-            log.info("delivery for %s run %s ignored: %s", workflow, run_id, run.status if run else "no such run")
-            return Outcome.IGNORED
-        if run.workflow != workflow:
-            raise BadRequest(f"run {run_id} belongs to workflow {run.workflow!r}, not {workflow!r}")
         owner = f"{self.instance}-{secrets.token_hex(4)}"
-        if not await self._acquire(run_id, owner):
-            return Outcome.BUSY
+        run = await self._acquire(run_id, owner)
+        if not isinstance(run, WorkflowRun):
+            return run
         token = workflow_id_var.set(run_id)
         try:
+            if run.workflow != workflow:
+                raise BadRequest(f"run {run_id} belongs to workflow {run.workflow!r}, not {workflow!r}")
             async with self._heartbeat(run_id, owner):
-                return await self._drive_leased(run_id, owner)
+                await self._driver(run, owner).drive()
+            return Outcome.DONE
         except LeaseLostError:
             log.warning("lost the lease while driving; another delivery carries on")
             return Outcome.BUSY
@@ -269,15 +267,11 @@ class Runtime:
             await self.store.release_lease(run_id, owner)
             workflow_id_var.reset(token)
 
-    async def _drive_leased(self, run_id: str, owner: str) -> Outcome:
-        run = await self.store.get_run(run_id)
-        assert run is not None
-        if run.status in TERMINAL_RUN_STATUSES:
-            return Outcome.IGNORED
-        driver = Driver(
+    def _driver(self, run: WorkflowRun, owner: str) -> Driver:
+        return Driver(
             run=run,
             workflow=self.registry.get(run.workflow),
-            steps=await self.store.load_steps(run_id),
+            steps={},
             store=self.store,
             publisher=self,
             config=self.config,
@@ -285,17 +279,22 @@ class Runtime:
             deps=self.deps,
             clock=self.clock,
         )
-        await driver.drive()
-        return Outcome.DONE
 
-    async def _acquire(self, run_id: str, owner: str) -> bool:
+    async def _acquire(self, run_id: str, owner: str) -> WorkflowRun | Outcome:
+        """The leased run, or why not: IGNORED (finished or unknown) or BUSY (after waiting)."""
         deadline = asyncio.get_running_loop().time() + self.config.lease_wait_s
         delay = 0.02
         while True:
-            if await self.store.acquire_lease(run_id, owner, self.config.lease_ttl_s):
-                return True
+            run = await self.store.acquire_lease(run_id, owner, self.config.lease_ttl_s)
+            if run is not None:
+                return run
+            current = await self.store.get_run(run_id)
+            if current is None or current.status in TERMINAL_RUN_STATUSES:
+                state = current.status if current else "no such run"
+                log.info("delivery for run %s ignored: %s", run_id, state)
+                return Outcome.IGNORED
             if asyncio.get_running_loop().time() >= deadline:
-                return False
+                return Outcome.BUSY
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
 

@@ -91,18 +91,21 @@ class RunStore:
 
     # -- the per-run lease ----------------------------------------------------------------
 
-    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
+    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> WorkflowRun | None:
+        """Take the run's lease if it is free (or lapsed) and the run unfinished; returns the run."""
         now = self.clock()
         async with transaction(self.sessions) as session:
             result = await session.execute(
                 update(WorkflowRun)
                 .where(
                     WorkflowRun.id == run_id,
+                    WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
                     or_(WorkflowRun.lease_owner.is_(None), WorkflowRun.lease_expires_at < now),
                 )
                 .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=ttl_s))
+                .returning(WorkflowRun)
             )
-            return result.rowcount == 1
+            return result.scalar_one_or_none()
 
     async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
         async with transaction(self.sessions) as session:
@@ -142,10 +145,6 @@ class RunStore:
 
     # -- run transitions (fenced) -------------------------------------------------------
 
-    async def set_run_status(self, run_id: str, owner: str, status: RunStatus) -> None:
-        async with transaction(self.sessions) as session:
-            await self._fence(session, run_id, owner, status=status)
-
     async def complete_run(self, run_id: str, owner: str, result: Any) -> RunRef | None:
         """Finish the run; returns its parent's continuation if a waiting parent step resolved."""
         async with transaction(self.sessions) as session:
@@ -174,7 +173,7 @@ class RunStore:
     ) -> None:
         """Record that an attempt began, so a crash in it still counts as an attempt."""
         async with transaction(self.sessions) as session:
-            await self._fence(session, run_id, owner)
+            await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
             step = await self._step(session, run_id, position)
             if step is None:
                 session.add(
@@ -195,7 +194,7 @@ class RunStore:
         self, run_id: str, owner: str, *, position: int, result: Any, event: dict[str, Any]
     ) -> None:
         async with transaction(self.sessions) as session:
-            run = await self._fence(session, run_id, owner)
+            run = await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
             step = await self._require_step(session, run_id, position)
             step.status, step.result, step.finished_at = StepStatus.COMPLETED, result, self.clock()
             step.error = None
@@ -245,10 +244,18 @@ class RunStore:
             self._event(session, run, event_type, {"step": name, "position": position, **event})
 
     async def save_call_message(self, run_id: str, owner: str, *, position: int, message_id: str) -> None:
+        """Remember the call's message, unless its answer already came back (it may be that fast)."""
         async with transaction(self.sessions) as session:
             await self._fence(session, run_id, owner)
-            step = await self._require_step(session, run_id, position)
-            step.result = {"message_id": message_id}
+            await session.execute(
+                update(WorkflowStep)
+                .where(
+                    WorkflowStep.run_id == run_id,
+                    WorkflowStep.position == position,
+                    WorkflowStep.status == StepStatus.CALLING,
+                )
+                .values(result={"message_id": message_id})
+            )
 
     async def resolve_call(
         self, run_id: str, *, position: int, result: Any | None, error: str | None

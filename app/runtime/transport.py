@@ -1,4 +1,4 @@
-"""The one QStash REST v2 client: publish, batch, messages and dead letters.
+"""The one QStash REST v2 client: publish, batch, messages, schedules and dead letters.
 
 `QSTASH_URL` decides where it goes: Upstash in production, the embedded server
 (`app.devqstash`, mounted at `/qstash`) in development and tests. Options become the
@@ -107,6 +107,30 @@ class QStashClient:
 
     async def cancel_message(self, message_id: str) -> None:
         await self._request("DELETE", f"/v2/messages/{quote(message_id)}", parse=False)
+
+    async def upsert_schedule(self, message: Message, cron: str, *, schedule_id: str | None = None) -> str:
+        """Create a schedule producing `message` on `cron`, or replace the one with `schedule_id`."""
+        headers = {**message.headers(), "Upstash-Cron": cron}
+        if schedule_id is not None:
+            headers["Upstash-Schedule-Id"] = schedule_id
+        path = f"/v2/schedules/{message.destination}"
+        data = await self._request("POST", path, content=message.body, headers=headers)
+        return str(data["scheduleId"])
+
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        return await self._request("GET", "/v2/schedules") or []
+
+    async def get_schedule(self, schedule_id: str) -> dict[str, Any]:
+        return await self._request("GET", f"/v2/schedules/{quote(schedule_id)}")
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        await self._request("DELETE", f"/v2/schedules/{quote(schedule_id)}", parse=False)
+
+    async def pause_schedule(self, schedule_id: str) -> None:
+        await self._request("PATCH", f"/v2/schedules/{quote(schedule_id)}/pause", parse=False)
+
+    async def resume_schedule(self, schedule_id: str) -> None:
+        await self._request("PATCH", f"/v2/schedules/{quote(schedule_id)}/resume", parse=False)
 
     async def list_dlq(self, *, cursor: str | None = None, count: int | None = None) -> dict[str, Any]:
         params = {k: v for k, v in {"cursor": cursor, "count": count}.items() if v is not None}

@@ -2,6 +2,9 @@
 
     python -m tests.support.process_server PORT DATABASE_URL [PUBLIC_BASE_URL]
 
+Environment (for the test that starts it): `CURAWAY_TEST_SETTINGS` (JSON of settings
+overrides) and `CURAWAY_TEST_WORKFLOWS=pipelines` (serve the real pipelines instead).
+
 It serves the app with two workflows whose steps append `<run_id> <step>` lines to the file
 named in the payload (appends of one short line are atomic, so several processes can share
 it, and executions survive the process being killed):
@@ -12,6 +15,7 @@ it, and executions survive the process being killed):
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -59,13 +63,11 @@ WORKFLOWS = [crash_seven, five_steps]
 def main() -> None:
     port, database_url = int(sys.argv[1]), sys.argv[2]
     public_url = sys.argv[3] if len(sys.argv) > 3 else f"http://127.0.0.1:{port}"
-    settings = service_settings(
-        database_url,
-        public_url,
-        devqstash_delivery_timeout_s=4.0,
-        workflow_inline_budget_ms=0,
-    )
-    uvicorn.run(create_app(settings, workflows=WORKFLOWS), host="127.0.0.1", port=port, log_level="warning")
+    overrides = {"devqstash_delivery_timeout_s": 4.0, "workflow_inline_budget_ms": 0}
+    overrides.update(json.loads(os.environ.get("CURAWAY_TEST_SETTINGS", "{}")))
+    settings = service_settings(database_url, public_url, **overrides)
+    workflows = None if os.environ.get("CURAWAY_TEST_WORKFLOWS") == "pipelines" else WORKFLOWS
+    uvicorn.run(create_app(settings, workflows=workflows), host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ def free_port() -> int:
     return port
 
 
-def start_server(port: int, database_url: str, log: Path, public_url: str | None = None) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, database_url: str, log: Path, public_url: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     args = [sys.executable, "-m", "tests.support.process_server", str(port), database_url]
     if public_url:
         args.append(public_url)
@@ -31,7 +33,7 @@ def start_server(port: int, database_url: str, log: Path, public_url: str | None
         cwd=PROJECT_ROOT,
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
 
 

@@ -15,6 +15,7 @@ from app.main import Services, create_app
 from app.runtime.models import TERMINAL_RUN_STATUSES, Event, WorkflowRun, WorkflowStep
 from app.runtime.registry import Workflow
 from app.runtime.runtime import Runtime
+from app.runtime.schedules import Schedule
 from tests.support.live import serve
 
 FAST_SETTINGS: dict[str, Any] = {
@@ -82,13 +83,15 @@ async def live_service(
     *,
     deps: Any = None,
     wrap: Callable[[Any], Any] | None = None,
+    schedules: list[Schedule] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[LiveService]:
-    """Serve the app with `workflows` on a free port; `wrap` may wrap the ASGI app."""
+    """Serve the app with `workflows` (and declared `schedules`) on a free port; `wrap` may wrap the ASGI app."""
     holder: dict[str, Any] = {}
 
     def build(base_url: str) -> Any:
-        app = create_app(service_settings(database_url, base_url, **overrides), workflows=workflows, deps=deps)
+        settings = service_settings(database_url, base_url, **overrides)
+        app = create_app(settings, workflows=workflows, deps=deps, schedules=schedules)
         holder["app"] = app
         return wrap(app) if wrap else app
 

@@ -1,0 +1,147 @@
+"""Coordination: fan-out (one parent invoking K children and waiting for all) and wait/notify latency.
+
+Full path, as in runtime_overhead.py: embedded QStash, real HTTP, signatures, a fresh migrated
+database, the service served by uvicorn in this process.
+
+- fan-out: `--fanouts` parents each invoke `--children` children (one trivial step each) with
+  `asyncio.gather(ctx.invoke(...))`; time from trigger to the parent's completion.
+- wait/notify: `--runs` runs wait for an event; each is notified once it waits; latency from
+  the `runtime.notify` call to the commit of the step after the wait.
+
+Last line: JSON with fanout_s_p50, children_per_s, notify_latency_ms_p50, notify_latency_ms_p95.
+
+    .venv/bin/python bench/coordination.py --db sqlite --children 50 --runs 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from app.config import Settings  # noqa: E402
+from app.runtime.context import WorkflowContext  # noqa: E402
+from app.runtime.models import RunStatus, WorkflowRun  # noqa: E402
+from app.runtime.registry import workflow  # noqa: E402
+from app.serving import serve_in_loop  # noqa: E402
+from bench.support import fresh_database  # noqa: E402
+
+
+async def identity(i: int) -> int:
+    return i
+
+
+@workflow("bench-child")
+async def bench_child(ctx: WorkflowContext, payload: dict[str, Any]) -> int:
+    return await ctx.run("work", identity, payload["i"])
+
+
+@workflow("bench-parent")
+async def bench_parent(ctx: WorkflowContext, payload: dict[str, Any]) -> int:
+    results = await asyncio.gather(*(ctx.invoke(f"child-{i}", "bench-child", {"i": i}) for i in range(payload["children"])))
+    return sum(results)
+
+
+@workflow("bench-waiter")
+async def bench_waiter(ctx: WorkflowContext, payload: dict[str, Any]) -> float:
+    await ctx.wait_for_event("go", payload["event"], timeout=600)
+    return await ctx.run("woken-at", time.time)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument("--children", type=int, default=50, help="children per parent (default 50)")
+    parser.add_argument("--fanouts", type=int, default=3, help="parents, one after the other (default 3)")
+    parser.add_argument("--runs", type=int, default=100, help="wait/notify round trips (default 100)")
+    return parser.parse_args(argv)
+
+
+async def _wait_status(sessions: Any, run_id: str, statuses: set[str], timeout: float = 600) -> WorkflowRun:
+    deadline = time.monotonic() + timeout
+    while True:
+        async with sessions() as session:
+            run = await session.get(WorkflowRun, run_id)
+        if run is not None and run.status in statuses:
+            return run
+        if time.monotonic() > deadline:
+            raise SystemExit(f"run {run_id} stuck in {run.status if run else None}")
+        await asyncio.sleep(0.005)
+
+
+async def _fanout(runtime: Any, sessions: Any, children: int, fanouts: int) -> list[float]:
+    durations = []
+    for _ in range(fanouts):
+        started = time.perf_counter()
+        run_id = await runtime.trigger("bench-parent", {"children": children})
+        run = await _wait_status(sessions, run_id, {RunStatus.COMPLETED, RunStatus.FAILED})
+        if run.status != RunStatus.COMPLETED:
+            raise SystemExit(f"fan-out failed: {run.error}")
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+async def _notify_latencies(runtime: Any, sessions: Any, runs: int) -> list[float]:
+    latencies = []
+    for i in range(runs):
+        run_id = await runtime.trigger("bench-waiter", {"event": f"bench:{i}"})
+        await _wait_status(sessions, run_id, {RunStatus.WAITING})
+        sent = time.time()
+        await runtime.notify(f"bench:{i}", {"i": i})
+        run = await _wait_status(sessions, run_id, {RunStatus.COMPLETED})
+        latencies.append((run.result - sent) * 1000)
+    return latencies
+
+
+async def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parse(argv)
+    async with fresh_database(args.db, args.dsn) as database_url:
+
+        def build(base_url: str) -> Any:
+            from app.main import create_app
+
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                env="development",
+                database_url=database_url,
+                public_base_url=base_url,
+                log_level="WARNING",
+                devqstash_poll_interval_s=0.05,
+                workflow_lease_wait_s=5,
+            )
+            return create_app(settings, workflows=[bench_child, bench_parent, bench_waiter], deps=object())
+
+        async with serve_in_loop(build) as (_, app):
+            services = app.state.services
+            fanouts = await _fanout(services.runtime, services.sessions, args.children, args.fanouts)
+            latencies = await _notify_latencies(services.runtime, services.sessions, args.runs)
+    quantiles = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else latencies * 100
+    figures = {
+        "db": args.db,
+        "children": args.children,
+        "fanouts": args.fanouts,
+        "runs": args.runs,
+        "fanout_s_p50": round(statistics.median(fanouts), 3),
+        "children_per_s": round(args.children / statistics.median(fanouts), 2),
+        "notify_latency_ms_p50": round(quantiles[49], 2),
+        "notify_latency_ms_p95": round(quantiles[94], 2),
+    }
+    print(
+        f"fan-out of {args.children} children on {args.db}: {figures['fanout_s_p50']} s (median of {args.fanouts}), "
+        f"{figures['children_per_s']} children/s; wait/notify round trip p50 {figures['notify_latency_ms_p50']} ms, "
+        f"p95 {figures['notify_latency_ms_p95']} ms over {args.runs} runs"
+    )
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,344 @@
+"""Document pipeline: uploads through the HTTP API to `document.analyzed`, and SSE fan-out.
+
+Full path: `POST /cases/{id}/documents` (multipart) -> document-analysis run published to the
+embedded QStash -> signed deliveries over real HTTP -> confirm-upload, ocr, clinical-extract,
+fhir-validate, embedding-match, ehr-rebuild, sse-notify -> the `document.analyzed` event read
+by an SSE client on `GET /cases/{id}/events`. Fresh migrated SQLite or Postgres database, the
+service served by uvicorn in this process, the offline extractor and the local embedding model.
+
+1. Throughput and latency: `--uploads` uploads of the fixture documents that analyse
+   (tests/fixtures/documents, `expect: analyzed`), cycling through them, spread over `--cases`
+   cases with one SSE listener per case, at most `--concurrency` documents in analysis at once.
+   Latency is from the upload's 202 response to its `document.analyzed` event on the stream.
+   One warm-up document (not counted) runs first, so the embedding model is loaded.
+2. QStash messages per document: `qstash_events` rows in state CREATED for the
+   document-analysis workflow during phase 1, divided by the uploads.
+3. SSE fan-out: `--sse-clients` clients on one case's stream (one connection each); one
+   progress event is inserted (`record_event` in a transaction) and the time from its commit to
+   the moment the last client has it is measured, `--fanout-repeats` times, each inserted at a
+   random point of the feed's poll cycle. It includes the wait for the progress feed's next poll
+   (PROGRESS_POLL_S, 0.25 s: on average half of it) and, on Postgres, its settle delay (0.5 s),
+   and the parsing by all clients, which share this process with the server.
+
+Prints a summary and, as its last line, one JSON object with documents_per_min,
+latency_ms_p50, latency_ms_p95, messages_per_document, sse_fanout_ms_p50, sse_fanout_ms_max.
+
+    .venv/bin/python bench/document_pipeline.py --db sqlite --uploads 200 --cases 10 --sse-clients 500
+    .venv/bin/python bench/document_pipeline.py --uploads 20 --sse-clients 50          # smoke run
+    .venv/bin/python bench/document_pipeline.py --db postgres --dsn postgresql://postgres@127.0.0.1:5432/test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from app.config import PROJECT_ROOT, Settings  # noqa: E402
+from app.db import transaction  # noqa: E402
+from app.devqstash.models import EventState, QStashEvent  # noqa: E402
+from app.main import create_app  # noqa: E402
+from app.runtime.events import record_event  # noqa: E402
+from app.serving import serve_in_loop  # noqa: E402
+from bench.support import fresh_database  # noqa: E402
+
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "documents"
+TERMINAL = {"document.analyzed", "document.needs_ocr", "document.analysis_failed"}
+PROBE = "document.bench_probe"  # a progress event (the feed serves `document.*`) no pipeline writes
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test", help="Postgres server for --db postgres (a scratch database is created on it)")
+    parser.add_argument("--uploads", type=int, default=200, help="documents to upload (default 200)")
+    parser.add_argument("--cases", type=int, default=10, help="cases the uploads are spread over, one SSE listener each (default 10)")
+    parser.add_argument("--concurrency", type=int, default=16, help="documents in analysis at once (default 16)")
+    parser.add_argument("--sse-clients", type=int, default=500, help="SSE clients on one case's stream for the fan-out (default 500)")
+    parser.add_argument("--fanout-repeats", type=int, default=10, help="events delivered to all SSE clients, one at a time (default 10)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds allowed for the uploads phase (default 900)")
+    args = parser.parse_args(argv)
+    for name in ("uploads", "cases", "concurrency", "sse_clients", "fanout_repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def _raise_file_limit(wanted: int) -> int:
+    """Two sockets per SSE client live in this process (client and server side): raise the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
+def _analyzable() -> list[tuple[str, bytes]]:
+    expected = json.loads((FIXTURES / "expected.json").read_text())
+    names = sorted(n for n, want in expected.items() if isinstance(want, dict) and want.get("expect") == "analyzed")
+    return [(name, (FIXTURES / name).read_bytes()) for name in names]
+
+
+async def _sse(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The JSON `data:` of each event on a server-sent-events response (pings skipped)."""
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield json.loads("\n".join(data))
+                data = []
+        elif line.startswith("data:"):
+            data.append(line[5:].lstrip(" "))
+
+
+@dataclass
+class Outcomes:
+    """Terminal events by document ID; an uploader waits on its document's future."""
+
+    futures: dict[str, asyncio.Future[tuple[str, float, dict[str, Any]]]] = field(default_factory=dict)
+
+    def future(self, document_id: str) -> asyncio.Future[tuple[str, float, dict[str, Any]]]:
+        if document_id not in self.futures:
+            self.futures[document_id] = asyncio.get_running_loop().create_future()
+        return self.futures[document_id]
+
+    def seen(self, event: dict[str, Any], at: float) -> None:
+        document_id = event.get("document_id")
+        if event.get("type") in TERMINAL and document_id:
+            future = self.future(document_id)
+            if not future.done():
+                future.set_result((event["type"], at, event.get("payload") or {}))
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient, ops_token: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {ops_token}"}
+
+    async def new_case(self, i: int) -> str:
+        patient = await self.client.post("/patients", json={"name": f"Bench Patient {i}", "email": f"bench{i}@example.org"}, headers=self.headers)
+        patient.raise_for_status()
+        case = await self.client.post("/cases", json={"patient_id": patient.json()["id"], "procedure": "cabg"}, headers=self.headers)
+        case.raise_for_status()
+        return case.json()["id"]
+
+    @contextlib.asynccontextmanager
+    async def stream(self, case_id: str) -> AsyncIterator[httpx.Response]:
+        async with self.client.stream("GET", f"/cases/{case_id}/events", headers=self.headers, timeout=httpx.Timeout(30.0, read=None)) as response:
+            if response.status_code != 200:
+                raise SystemExit(f"SSE stream of {case_id} answered {response.status_code}")
+            yield response
+
+    async def upload(self, case_id: str, name: str, data: bytes) -> str:
+        response = await self.client.post(f"/cases/{case_id}/documents", files={"file": (name, data, "application/pdf")}, headers=self.headers)
+        if response.status_code != 202:
+            raise SystemExit(f"upload of {name} answered {response.status_code}: {response.text}")
+        return response.json()["document_id"]
+
+
+async def _listen(api: Api, case_id: str, outcomes: Outcomes, ready: asyncio.Event) -> None:
+    async with api.stream(case_id) as response:
+        ready.set()
+        async for event in _sse(response):
+            outcomes.seen(event, time.perf_counter())
+
+
+async def _messages(sessions: Any) -> int:
+    async with sessions() as session:
+        return await session.scalar(
+            select(func.count())
+            .select_from(QStashEvent)
+            .where(QStashEvent.state == EventState.CREATED, QStashEvent.url.like("%/workflows/document-analysis"))
+        )
+
+
+async def _uploads_phase(api: Api, sessions: Any, args: argparse.Namespace) -> dict[str, Any]:
+    documents = _analyzable()
+    outcomes = Outcomes()
+    cases = [await api.new_case(i) for i in range(args.cases + 1)]
+    warm_case, cases = cases[0], cases[1:]
+    listeners, readies = [], []
+    for case_id in [warm_case, *cases]:
+        ready = asyncio.Event()
+        readies.append(ready)
+        listeners.append(asyncio.create_task(_listen(api, case_id, outcomes, ready)))
+    try:
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), timeout=30)
+        # Warm-up (not counted): loads the OCR and embedding code paths and the model.
+        name, data = documents[0]
+        kind, _, payload = await asyncio.wait_for(outcomes.future(await api.upload(warm_case, name, data)), timeout=args.timeout)
+        if kind != "document.analyzed":
+            raise SystemExit(f"the warm-up document {name} ended {kind}: {payload}")
+        messages_before = await _messages(sessions)
+
+        gate = asyncio.Semaphore(args.concurrency)
+        latencies: list[float] = []
+        failures: list[str] = []
+        finished_at: list[float] = []
+
+        async def one(i: int) -> None:
+            name, data = documents[i % len(documents)]
+            async with gate:
+                document_id = await api.upload(cases[i % len(cases)], name, data)
+                accepted = time.perf_counter()
+                kind, at, payload = await outcomes.future(document_id)
+            finished_at.append(at)
+            if kind == "document.analyzed":
+                latencies.append(max(at - accepted, 0.0) * 1000)
+            else:
+                failures.append(f"{name} ({document_id}): {kind} {payload.get('reason', '')}")
+
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(args.uploads))), timeout=args.timeout)
+        except TimeoutError:
+            raise SystemExit(f"timed out after {args.timeout:g}s: {len(finished_at)} of {args.uploads} documents finished") from None
+        elapsed = max(finished_at) - started
+        if failures:
+            raise SystemExit(f"{len(failures)} of {args.uploads} documents did not reach analyzed:\n  " + "\n  ".join(failures[:10]))
+        messages = await _messages(sessions) - messages_before
+    finally:
+        for task in listeners:
+            task.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
+    return {"elapsed": elapsed, "latencies": latencies, "messages": messages}
+
+
+class FanoutClient:
+    def __init__(self) -> None:
+        self.ready = asyncio.Event()
+        self.received: dict[int, float] = {}
+
+
+async def _fanout_phase(api: Api, sessions: Any, clients_n: int, repeats: int, poll_s: float) -> list[float]:
+    case_id = await api.new_case(10_000_000)
+    clients = [FanoutClient() for _ in range(clients_n)]
+    done: dict[int, asyncio.Event] = {}
+    counts: dict[int, int] = {}
+
+    async def follow(client: FanoutClient) -> None:
+        async with api.stream(case_id) as response:
+            client.ready.set()
+            async for event in _sse(response):
+                now = time.perf_counter()
+                event_id = int(event["id"])
+                client.received[event_id] = now
+                counts[event_id] = counts.get(event_id, 0) + 1
+                if counts[event_id] == clients_n and event_id in done:
+                    done[event_id].set()
+
+    tasks = []
+    try:
+        for start in range(0, clients_n, 100):  # connect in batches, so the listen backlog keeps up
+            batch = clients[start : start + 100]
+            tasks.extend(asyncio.create_task(follow(c)) for c in batch)
+            await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in batch)), timeout=60)
+
+        async def probe() -> tuple[int, float]:
+            async with transaction(sessions) as session:
+                event = record_event(session, PROBE, case_id=case_id, payload={"probe": True})
+                await session.flush()
+                event_id = event.id
+                done[event_id] = asyncio.Event()
+            committed = time.perf_counter()
+            if counts.get(event_id, 0) == clients_n:
+                done[event_id].set()
+            await asyncio.wait_for(done[event_id].wait(), timeout=60)
+            return event_id, committed
+
+        await probe()  # warm-up: proves every client is subscribed to the feed
+        fanouts = []
+        for _ in range(repeats):
+            # Right after a delivery the feed has just polled: insert at a random point of its
+            # poll cycle, as a real event would, not always a whole interval before the next poll.
+            await asyncio.sleep(random.uniform(0, poll_s))
+            event_id, committed = await probe()
+            fanouts.append((max(c.received[event_id] for c in clients) - committed) * 1000)
+        return fanouts
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+async def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = _parse(argv)
+    connections = args.sse_clients + args.cases + args.concurrency + 64
+    files = _raise_file_limit(2 * connections + 512)
+    if files < 2 * connections + 128:
+        print(f"warning: only {files} file descriptors allowed; {args.sse_clients} SSE clients may not fit", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="curaway-bench-storage-") as storage:
+        async with fresh_database(args.db, args.dsn) as database_url:
+
+            def build(base_url: str) -> Any:
+                settings = Settings(
+                    _env_file=None,  # type: ignore[call-arg]
+                    env="development",
+                    database_url=database_url,
+                    public_base_url=base_url,
+                    log_level="WARNING",
+                    storage_dir=Path(storage),
+                    devqstash_poll_interval_s=0.05,
+                )
+                return create_app(settings)
+
+            async with serve_in_loop(build) as (base_url, app):
+                services = app.state.services
+                limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+                async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(120.0, connect=30.0)) as client:
+                    api = Api(client, services.settings.ops_token)
+                    uploads = await _uploads_phase(api, services.sessions, args)
+                    fanouts = await _fanout_phase(
+                        api, services.sessions, args.sse_clients, args.fanout_repeats, services.settings.progress_poll_s
+                    )
+    latencies = uploads["latencies"]
+    figures = {
+        "db": args.db,
+        "uploads": args.uploads,
+        "cases": args.cases,
+        "concurrency": args.concurrency,
+        "sse_clients": args.sse_clients,
+        "seconds": round(uploads["elapsed"], 3),
+        "documents_per_min": round(args.uploads / uploads["elapsed"] * 60, 2),
+        "latency_ms_p50": round(_percentile(latencies, 50), 1),
+        "latency_ms_p95": round(_percentile(latencies, 95), 1),
+        "messages_per_document": round(uploads["messages"] / args.uploads, 3),
+        "sse_fanout_ms_p50": round(statistics.median(fanouts), 1),
+        "sse_fanout_ms_max": round(max(fanouts), 1),
+    }
+    print(
+        f"{args.uploads} uploads over {args.cases} cases on {args.db} ({args.concurrency} in analysis at once): "
+        f"{figures['documents_per_min']} documents/min, upload-to-analyzed p50 {figures['latency_ms_p50']} ms / "
+        f"p95 {figures['latency_ms_p95']} ms, {figures['messages_per_document']} QStash messages per document"
+    )
+    print(
+        f"one event to {args.sse_clients} SSE clients: p50 {figures['sse_fanout_ms_p50']} ms, "
+        f"max {figures['sse_fanout_ms_max']} ms over {args.fanout_repeats} events"
+    )
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
