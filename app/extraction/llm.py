@@ -75,13 +75,19 @@ class LLMExtractor:
 
     async def extract(self, pages: list[str]) -> Extraction:
         """Ask the model, retrying unusable answers; see the module docstring for failures."""
+        if not self._url.startswith(("http://", "https://")):
+            raise ExtractionError(
+                f"LLM base URL {self._url.removesuffix('/chat/completions')!r} is not an http(s) URL: "
+                "set LLM_BASE_URL (e.g. https://api.openai.com/v1)",
+                retryable=False,
+            )
         payload = self.request_body(pages)
         problems: list[str] = []
         attempts = self._max_retries + 1
         for attempt in range(1, attempts + 1):
             response = await self._post(payload)
             try:
-                return canonicalise(parse_answer(response), self._vocabulary)
+                return canonicalise(_parse_answer(response), self._vocabulary)
             except _BadAnswer as exc:
                 problems.append(f"attempt {attempt}: {exc}")
         raise ExtractionError(
@@ -140,7 +146,7 @@ def _raise_for_status(response: httpx.Response, url: str, model: str) -> None:
     raise ExtractionError(f"LLM endpoint {url} refused the request ({status}): {hint}. {detail}", retryable=False)
 
 
-def parse_answer(response: httpx.Response) -> Extraction:
+def _parse_answer(response: httpx.Response) -> Extraction:
     """The extraction in a chat-completions response; raises `_BadAnswer` if there is none."""
     try:
         body = response.json()

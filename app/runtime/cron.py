@@ -106,7 +106,6 @@ async def start_scheduled_run(runtime: Runtime, schedule: Schedule, *, run_id: s
         workflow.parse_payload(schedule.payload)
     except ValidationError as exc:
         raise BadRequest(f"schedule {schedule.name!r}: invalid payload for workflow {workflow.name!r}: {exc}") from exc
-    now = runtime.clock()
     async with transaction(runtime.store.sessions) as session:
         await _lock_schedule(session, schedule.name)
         existing = await session.get(WorkflowRun, run_id)
@@ -118,6 +117,7 @@ async def start_scheduled_run(runtime: Runtime, schedule: Schedule, *, run_id: s
             .order_by(WorkflowRun.created_at)
             .limit(1)
         )
+        now = runtime.clock()  # read under the lock: a new run is created after the last one finished
         if running is not None:
             await _record_skip(session, running, schedule.name, run_id=run_id, tick=tick, now=now)
             return _Started(TickOutcome.SKIPPED, None, running)

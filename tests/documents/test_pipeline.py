@@ -36,7 +36,7 @@ async def test_every_fixture_ends_as_expected_with_its_clinical_content(database
 async def test_image_only_document_ends_needs_ocr_when_ocr_is_unavailable(database_url):
     async with live_service(database_url, None, ocr_enabled=False) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
         api = Api(client)
-        _, case, token = await api.new_case("microdiscectomy")
+        _, case, token = await api.new_case("lumbar_microdiscectomy")
         response = await api.upload(case["id"], token, "scanned_note_image_only.pdf")
         document = await wait_document(api, response.json()["document_id"], token)
         assert document["status"] == "needs_ocr"
@@ -70,7 +70,7 @@ async def test_cardiology_summary_satisfies_the_bypass_requirements_and_lists_th
     [
         (b"", 400, "empty"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, 415, "png"),
-        (b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog", 422, "damaged"),
+        (b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog", 422, "incomplete"),
     ],
     ids=["empty", "png", "truncated"],
 )

@@ -174,3 +174,11 @@ async def test_unreachable_endpoint_is_retryable() -> None:
         with pytest.raises(ExtractionError) as caught:
             await extractor.extract(["text"])
     assert caught.value.retryable is True
+
+
+async def test_missing_base_url_is_a_clear_configuration_error() -> None:
+    async with httpx.AsyncClient() as http:
+        extractor = LLMExtractor(base_url="", api_key=API_KEY, model="m", http=http)
+        with pytest.raises(ExtractionError) as caught:
+            await extractor.extract(["text"])
+    assert caught.value.retryable is False and "LLM_BASE_URL" in str(caught.value)
