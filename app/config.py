@@ -114,11 +114,6 @@ class Settings(BaseSettings):
     progress_poll_s: float = Field(default=0.25, gt=0)
     sse_ping_s: float = Field(default=15.0, gt=0)
 
-    # Tracing (Langfuse); without keys tracing is off and nothing reaches the network.
-    langfuse_public_key: str = ""
-    langfuse_secret_key: str = ""
-    langfuse_host: str = ""
-
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:
         if self.env is Environment.DEVELOPMENT:

@@ -30,12 +30,12 @@ from app.devqstash import DevQStash
 from app.errors import HTTPFacingError
 from app.logging import configure_logging, install_run_id_factory
 from app.runtime.cron import router as cron_router
+from app.runtime.errors import UnknownWorkflowError
 from app.runtime.executor import RuntimeConfig
 from app.runtime.registry import Workflow
 from app.runtime.router import router as workflow_router
 from app.runtime.runtime import Runtime, SignatureConfig
 from app.runtime.schedules import Schedule
-from app.runtime.errors import UnknownWorkflowError
 from app.runtime.transport import QStashClient
 from app.storage import ObjectStorage, build_storage
 from app.workflows.deps import build_pipeline_deps

@@ -278,6 +278,10 @@ async def _fanout_phase(api: Api, sessions: Any, clients_n: int, repeats: int, p
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _note(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def _percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -309,6 +313,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
                 async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(120.0, connect=30.0)) as client:
                     api = Api(client, services.settings.ops_token)
                     uploads = await _uploads_phase(api, services.sessions, args)
+                    _note(f"uploads phase done in {uploads['elapsed']:.1f}s; connecting {args.sse_clients} SSE clients")
                     fanouts = await _fanout_phase(
                         api, services.sessions, args.sse_clients, args.fanout_repeats, services.settings.progress_poll_s
                     )

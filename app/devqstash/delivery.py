@@ -17,6 +17,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -123,10 +124,8 @@ class DeliveryLoop:
         timeout = self._poll_s
         if self._next_due is not None:
             timeout = min(timeout, max(0.0, (self._next_due - self.now()).total_seconds()))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
         self._wake.clear()
 
     async def _tick(self) -> None:

@@ -24,8 +24,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.devqstash import dlq, events
-from app.devqstash.schedules import schedule_view
 from app.devqstash.errors import BadRequest, NotFound, QStashAPIError
+from app.devqstash.schedules import schedule_view
 from app.devqstash.spec import MessageSpec
 from app.devqstash.views import dlq_view, event_view, message_view
 

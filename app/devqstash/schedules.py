@@ -12,7 +12,8 @@ Cron expressions: five fields with an optional `CRON_TZ=Area/City ` prefix, eval
 cronsim in that zone (`app.runtime.schedules.Cron`). Extension of the embedded server:
 six fields, seconds first, so tests can have a schedule fire every second.
 
-The cron loop, every poll (and when woken by a create or resume):
+The cron loop, when the earliest fire time it knows of comes (and when woken by a create or
+resume, and at least every `REFRESH_S` for schedules made by other processes):
 - for each active schedule whose `next_fire_at` has come, advances `next_fire_at` to the
   first fire time after *now* with a conditional `UPDATE ... WHERE next_fire_at = <seen>`,
   and publishes the tick's message in that same transaction. Two loops (processes) on one
@@ -31,6 +32,7 @@ time (so re-syncing never skips a due tick); a resume recomputes the next fire t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -54,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 TICK_HEADER = "Upstash-Schedule-Tick"
 MAX_DUE_PER_POLL = 100
+REFRESH_S = 1.0  # how often the cron loop looks for schedules made by other processes
 _SCHEDULE_ID = re.compile(r"[^/\s?#%]{1,100}")
 _REFUSED = {
     "upstash-not-before": "Upstash-Not-Before does not apply to a schedule; use Upstash-Delay to delay each tick",
@@ -223,7 +226,12 @@ def schedule_view(schedule: QStashSchedule) -> dict[str, Any]:
 
 
 class CronLoop:
-    """Fires due schedules; see the module docstring for the invariants."""
+    """Fires due schedules; see the module docstring for the invariants.
+
+    It reads the database when the earliest fire time it knows of comes, when woken (a create
+    or resume in this process), and at least every `refresh_s` (schedules other processes
+    created), never more: on SQLite every transaction takes the write lock.
+    """
 
     def __init__(
         self,
@@ -235,7 +243,7 @@ class CronLoop:
     ) -> None:
         self._sessions = sessions
         self._published = published  # wakes the delivery loop for a message due at the given time
-        self._poll_s = poll_interval_s
+        self._refresh_s = max(poll_interval_s, REFRESH_S)
         self._clock = clock
         self._wake = asyncio.Event()
         self._next_due: datetime | None = None
@@ -267,17 +275,16 @@ class CronLoop:
             try:
                 await self.fire_due()
             except Exception:
-                logger.exception("cron round failed; trying again in %ss", self._poll_s)
+                self._next_due = None
+                logger.exception("cron round failed; trying again in %ss", self._refresh_s)
             await self._sleep()
 
     async def _sleep(self) -> None:
-        timeout = self._poll_s
+        timeout = self._refresh_s
         if self._next_due is not None:
             timeout = min(timeout, max(0.0, (self._next_due - self.now()).total_seconds()))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
-        except TimeoutError:
-            pass
         self._wake.clear()
 
     async def fire_due(self) -> int:
@@ -285,23 +292,31 @@ class CronLoop:
         now = self.now()
         active = QStashSchedule.is_paused.is_(False)
         async with transaction(self._sessions) as session:
-            due_query = select(QStashSchedule).where(active, QStashSchedule.next_fire_at <= now)
-            due = list(await session.scalars(due_query.order_by(QStashSchedule.next_fire_at).limit(MAX_DUE_PER_POLL)))
+            query = select(QStashSchedule).where(active, QStashSchedule.next_fire_at <= now)
+            due = list(await session.scalars(query.order_by(QStashSchedule.next_fire_at).limit(MAX_DUE_PER_POLL)))
+            upcoming = await session.scalar(
+                select(func.min(QStashSchedule.next_fire_at)).where(active, QStashSchedule.next_fire_at > now)
+            )
+        next_times = [] if upcoming is None else [upcoming]
         fired = 0
         for schedule in due:
-            if not self._stopping and await self._fire(schedule, now):
-                fired += 1
-        async with transaction(self._sessions) as session:
-            self._next_due = await session.scalar(select(func.min(QStashSchedule.next_fire_at)).where(active))
+            if self._stopping:
+                break
+            following = await self._fire(schedule, now)
+            if following is not None:
+                fired += following[0]
+                next_times.append(following[1])
+        self._next_due = now if len(due) == MAX_DUE_PER_POLL else min(next_times, default=None)
         return fired
 
-    async def _fire(self, schedule: QStashSchedule, now: datetime) -> bool:
+    async def _fire(self, schedule: QStashSchedule, now: datetime) -> tuple[bool, datetime] | None:
+        """Fire one due schedule: `(fired by us, its next fire time)`, None if its cron is broken."""
         try:
             cron = Cron.parse(schedule.cron)
         except CronError:
             logger.exception("schedule %s has an invalid cron; it does not fire", schedule.id)
-            return False
-        tick = max(schedule.next_fire_at, cron.latest_at_or_before(now))
+            return None
+        tick, following = max(schedule.next_fire_at, cron.latest_at_or_before(now)), cron.next_after(now)
         spec = tick_message(schedule, tick, now=now)
         async with transaction(self._sessions) as session:
             claim = (
@@ -311,14 +326,14 @@ class CronLoop:
                     QStashSchedule.next_fire_at == schedule.next_fire_at,
                     QStashSchedule.is_paused.is_(False),
                 )
-                .values(next_fire_at=cron.next_after(now), last_fire_at=tick)
+                .values(next_fire_at=following, last_fire_at=tick)
             )
             if (await session.execute(claim.execution_options(**_NO_SYNC))).rowcount != 1:
-                return False  # another loop fired it, or it was paused, changed or deleted meanwhile
+                return False, following  # another loop fired it, or it was paused, changed or deleted meanwhile
             message_id, _ = await store.publish(session, spec, now=now)
             await session.execute(
                 update(QStashSchedule).where(QStashSchedule.id == schedule.id).values(last_message_id=message_id)
             )
         logger.debug("schedule %s fired its %s tick as message %s", schedule.id, tick.isoformat(), message_id)
         self._published(spec.not_before)
-        return True
+        return True, following

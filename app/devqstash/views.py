@@ -12,7 +12,6 @@ from typing import Any
 
 from app.devqstash.models import QStashDlqEntry, QStashEvent, QStashMessage
 
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 

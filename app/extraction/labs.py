@@ -129,10 +129,7 @@ def _skip(text: str, pos: int, limit: int) -> int:
 
 def _to_lab(spec: LabSpec, reading: Reading) -> Lab | None:
     """The reading in the lab's canonical unit, or None if no unit makes it plausible."""
-    if reading.units is None:
-        candidates = [spec.unit, *spec.convert]
-    else:
-        candidates = [u for u in reading.units if spec.accepts(u)]
+    candidates = [spec.unit, *spec.convert] if reading.units is None else [u for u in reading.units if spec.accepts(u)]
     for unit in candidates:
         value = spec.to_canonical(reading.value, unit)
         if spec.low <= value <= spec.high:

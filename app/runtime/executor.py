@@ -51,8 +51,8 @@ from app.runtime.errors import (
 )
 from app.runtime.models import ON_FAILURE_POSITION, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
 from app.runtime.registry import Workflow
-from app.runtime.waits import SuspendingSteps
 from app.runtime.store import Clock, RunRef, RunStore
+from app.runtime.waits import SuspendingSteps
 
 log = logging.getLogger(__name__)
 

@@ -326,9 +326,9 @@ def _call_body(body: Any) -> str | None:
 def _call_outcome(data: dict[str, Any], status: Any) -> tuple[dict[str, Any] | None, str | None]:
     """(result, error) of a call callback; (None, None) for an attempt QStash will retry."""
     has_response = isinstance(status, int) and status >= 100
-    if "dlqId" not in data and has_response and not 200 <= status < 300:
-        if int(data.get("retried", 0)) < int(data.get("maxRetries", 0)):
-            return None, None
+    retrying = int(data.get("retried", 0)) < int(data.get("maxRetries", 0))
+    if "dlqId" not in data and has_response and not 200 <= status < 300 and retrying:
+        return None, None
     if not has_response:
         attempts = int(data.get("maxRetries", 0)) + 1
         return None, f"{data.get('url', 'the call')} gave no HTTP answer after {attempts} attempt(s)"

@@ -44,10 +44,10 @@ async def test_bad_tokens_get_401_with_a_reason(database_url):
 
 
 async def test_dev_token_route_exists_only_in_development(database_url):
-    async with live_service(database_url, None, env="test", qstash_token="t" * 40, qstash_current_signing_key="k" * 32,
-                            qstash_next_signing_key="n" * 32, ops_token="o" * 32, auth_secret="s" * 40) as svc:
-        async with httpx.AsyncClient(base_url=svc.base_url) as client:
-            assert (await client.post("/auth/dev-token", json={"sub": "ops"})).status_code == 404
+    secrets = {"qstash_token": "t" * 40, "qstash_current_signing_key": "k" * 32, "qstash_next_signing_key": "n" * 32,
+               "ops_token": "o" * 32, "auth_secret": "s" * 40}
+    async with live_service(database_url, None, env="test", **secrets) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+        assert (await client.post("/auth/dev-token", json={"sub": "ops"})).status_code == 404
 
 
 async def test_creating_a_case_with_an_unknown_procedure_or_patient_is_refused(database_url):

@@ -72,6 +72,6 @@ async def test_keep_alive_pings_are_sent(database_url):
             lines = []
             async for line in response.aiter_lines():
                 lines.append(line)
-                if sum(1 for l in lines if l.startswith(":")) >= 2:
+                if sum(1 for text in lines if text.startswith(":")) >= 2:
                     break
         assert any(line.startswith(": ping") or line.startswith(":") for line in lines)

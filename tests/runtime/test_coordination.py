@@ -172,6 +172,8 @@ async def test_watchdog_recovers_a_run_whose_continuation_message_was_deleted(da
     ) as svc:
         run_id = await svc.runtime.trigger("sleep-then-step", {"sleep": 1})
         await svc.wait(run_id, statuses={"sleeping"})
+        while (await svc.run(run_id)).lease_owner is not None:  # the wake message is published
+            await asyncio.sleep(0.02)
         async with httpx.AsyncClient() as client:  # lose every pending message, as an outside queue might
             response = await client.delete(f"{svc.base_url}/qstash/v2/messages", headers={"Authorization": f"Bearer {DEV_QSTASH_TOKEN}"})
             assert response.status_code == 200 and response.json()["cancelled"] >= 1

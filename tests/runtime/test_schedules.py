@@ -243,7 +243,7 @@ async def test_ticks_while_a_run_is_unfinished_are_skipped_with_events(database_
         assert len({e.payload["skipped_run_id"] for e in skipped}) == len(skipped)
         assert {e.payload["running_run_id"] for e in skipped} == {first.id}
         assert not {e.payload["skipped_run_id"] for e in skipped} & {run.id for run in runs}
-        for earlier, later in zip(runs, runs[1:]):
+        for earlier, later in zip(runs, runs[1:], strict=False):
             assert earlier.finished_at is not None and later.created_at >= earlier.finished_at  # never two at once
 
 

@@ -63,7 +63,9 @@ WORKFLOWS = [crash_seven, five_steps]
 def main() -> None:
     port, database_url = int(sys.argv[1]), sys.argv[2]
     public_url = sys.argv[3] if len(sys.argv) > 3 else f"http://127.0.0.1:{port}"
-    overrides = {"devqstash_delivery_timeout_s": 4.0, "workflow_inline_budget_ms": 0}
+    # A realistic lease: a process starved of CPU on a busy 2-core machine must not lose its
+    # lease mid-step. It still lapses before the dead process's QStash claim (timeout + 30 s).
+    overrides = {"devqstash_delivery_timeout_s": 4.0, "workflow_inline_budget_ms": 0, "workflow_lease_ttl_s": 20.0}
     overrides.update(json.loads(os.environ.get("CURAWAY_TEST_SETTINGS", "{}")))
     settings = service_settings(database_url, public_url, **overrides)
     workflows = None if os.environ.get("CURAWAY_TEST_WORKFLOWS") == "pipelines" else WORKFLOWS
