@@ -40,7 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ from sqlalchemy import func, select  # noqa: E402
 from app.config import PROJECT_ROOT, Settings  # noqa: E402
 from app.db import transaction  # noqa: E402
 from app.devqstash.models import EventState, QStashEvent  # noqa: E402
+from app.documents.models import Document  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime.events import record_event  # noqa: E402
 from app.serving import serve_in_loop  # noqa: E402
@@ -60,6 +61,8 @@ from bench.support import fresh_database  # noqa: E402
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "documents"
 TERMINAL = {"document.analyzed", "document.needs_ocr", "document.analysis_failed"}
+FINAL_STATUSES = {"analyzed", "needs_ocr", "failed"}
+LOST_CHECK_S = 5.0  # how often the uploads phase checks its streams against the database
 PROBE = "document.bench_probe"  # a progress event (the feed serves `document.*`) no pipeline writes
 
 
@@ -113,6 +116,7 @@ class Outcomes:
     """Terminal events by document ID; an uploader waits on its document's future."""
 
     futures: dict[str, asyncio.Future[tuple[str, float, dict[str, Any]]]] = field(default_factory=dict)
+    events: int = 0
 
     def future(self, document_id: str) -> asyncio.Future[tuple[str, float, dict[str, Any]]]:
         if document_id not in self.futures:
@@ -143,20 +147,25 @@ class Api:
     async def stream(self, case_id: str) -> AsyncIterator[httpx.Response]:
         async with self.client.stream("GET", f"/cases/{case_id}/events", headers=self.headers, timeout=httpx.Timeout(30.0, read=None)) as response:
             if response.status_code != 200:
-                raise SystemExit(f"SSE stream of {case_id} answered {response.status_code}")
+                raise BenchError(f"SSE stream of {case_id} answered {response.status_code}")
             yield response
 
     async def upload(self, case_id: str, name: str, data: bytes) -> str:
         response = await self.client.post(f"/cases/{case_id}/documents", files={"file": (name, data, "application/pdf")}, headers=self.headers)
         if response.status_code != 202:
-            raise SystemExit(f"upload of {name} answered {response.status_code}: {response.text}")
+            raise BenchError(f"upload of {name} answered {response.status_code}: {response.text}")
         return response.json()["document_id"]
+
+
+class BenchError(Exception):
+    """The benchmark cannot give figures; the message says why."""
 
 
 async def _listen(api: Api, case_id: str, outcomes: Outcomes, ready: asyncio.Event) -> None:
     async with api.stream(case_id) as response:
         ready.set()
         async for event in _sse(response):
+            outcomes.events += 1
             outcomes.seen(event, time.perf_counter())
 
 
@@ -169,6 +178,41 @@ async def _messages(sessions: Any) -> int:
         )
 
 
+async def _statuses(sessions: Any, document_ids: list[str]) -> dict[str, str]:
+    async with sessions() as session:
+        rows = await session.execute(select(Document.id, Document.status).where(Document.id.in_(document_ids)))
+        return {document_id: status for document_id, status in rows}
+
+
+async def _watch(
+    sessions: Any, outcomes: Outcomes, pending: dict[str, str], listeners: list[asyncio.Task[None]], progress: Callable[[], str]
+) -> None:
+    """Every few seconds: a progress note, and a check that the streams miss nothing.
+
+    A document that the database shows finished for two checks in a row without its final
+    event on the case's stream means the stream lost an event: fail with that, not a hang.
+    """
+    finished_unseen: set[str] = set()
+    while True:
+        await asyncio.sleep(LOST_CHECK_S)
+        for task in listeners:
+            if task.done():
+                error = None if task.cancelled() else task.exception()
+                raise BenchError(f"an SSE listener ended: {error!r}")
+        waiting = [d for d in pending if not outcomes.future(d).done()]
+        statuses = await _statuses(sessions, waiting) if waiting else {}
+        now_unseen = {d for d, status in statuses.items() if status in FINAL_STATUSES and not outcomes.future(d).done()}
+        lost = now_unseen & finished_unseen
+        if lost:
+            raise BenchError(
+                f"{len(lost)} document(s) finished in the database but their final event never arrived on the "
+                f"case's SSE stream after {LOST_CHECK_S:g}+ s ({', '.join(sorted(lost)[:5])}); "
+                f"{outcomes.events} events received: the progress feed (app/cases/progress.py) lost events"
+            )
+        finished_unseen = now_unseen
+        _note(f"{progress()}, {outcomes.events} progress events received")
+
+
 async def _uploads_phase(api: Api, sessions: Any, args: argparse.Namespace) -> dict[str, Any]:
     documents = _analyzable()
     outcomes = Outcomes()
@@ -179,40 +223,51 @@ async def _uploads_phase(api: Api, sessions: Any, args: argparse.Namespace) -> d
         ready = asyncio.Event()
         readies.append(ready)
         listeners.append(asyncio.create_task(_listen(api, case_id, outcomes, ready)))
+    pending: dict[str, str] = {}  # document ID -> file name, for every upload
+    gate = asyncio.Semaphore(args.concurrency)
+    latencies: list[float] = []
+    failures: list[str] = []
+    finished_at: list[float] = []
+
+    async def one(case_id: str, name: str, data: bytes, *, counted: bool = True) -> None:
+        async with gate:
+            document_id = await api.upload(case_id, name, data)
+            accepted = time.perf_counter()
+            pending[document_id] = name
+            kind, at, payload = await outcomes.future(document_id)
+        if kind != "document.analyzed":
+            failures.append(f"{name} ({document_id}): {kind} {payload.get('reason', '')}")
+        elif counted:
+            finished_at.append(at)
+            latencies.append(max(at - accepted, 0.0) * 1000)
+
+    async def run(work: Any, what: str) -> None:
+        task = asyncio.ensure_future(work)
+        progress = lambda: f"{what}: {len(finished_at)}/{args.uploads} documents finished"  # noqa: E731
+        watcher = asyncio.create_task(_watch(sessions, outcomes, pending, listeners, progress))
+        try:
+            done, _ = await asyncio.wait({task, watcher}, timeout=args.timeout, return_when=asyncio.FIRST_COMPLETED)
+            if watcher in done:
+                watcher.result()  # raises
+            if task not in done:
+                raise BenchError(f"{what}: timed out after {args.timeout:g}s, {len(finished_at)} of {args.uploads} finished")
+            task.result()
+        finally:
+            for t in (task, watcher):
+                t.cancel()
+            await asyncio.gather(task, watcher, return_exceptions=True)
+        if failures:
+            raise BenchError(f"{len(failures)} document(s) did not reach analyzed:\n  " + "\n  ".join(failures[:10]))
+
     try:
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), timeout=30)
         # Warm-up (not counted): loads the OCR and embedding code paths and the model.
-        name, data = documents[0]
-        kind, _, payload = await asyncio.wait_for(outcomes.future(await api.upload(warm_case, name, data)), timeout=args.timeout)
-        if kind != "document.analyzed":
-            raise SystemExit(f"the warm-up document {name} ended {kind}: {payload}")
+        await run(one(warm_case, *documents[0], counted=False), "warm-up")
         messages_before = await _messages(sessions)
-
-        gate = asyncio.Semaphore(args.concurrency)
-        latencies: list[float] = []
-        failures: list[str] = []
-        finished_at: list[float] = []
-
-        async def one(i: int) -> None:
-            name, data = documents[i % len(documents)]
-            async with gate:
-                document_id = await api.upload(cases[i % len(cases)], name, data)
-                accepted = time.perf_counter()
-                kind, at, payload = await outcomes.future(document_id)
-            finished_at.append(at)
-            if kind == "document.analyzed":
-                latencies.append(max(at - accepted, 0.0) * 1000)
-            else:
-                failures.append(f"{name} ({document_id}): {kind} {payload.get('reason', '')}")
-
         started = time.perf_counter()
-        try:
-            await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(args.uploads))), timeout=args.timeout)
-        except TimeoutError:
-            raise SystemExit(f"timed out after {args.timeout:g}s: {len(finished_at)} of {args.uploads} documents finished") from None
+        uploads = [one(cases[i % len(cases)], *documents[i % len(documents)]) for i in range(args.uploads)]
+        await run(asyncio.gather(*uploads), "uploads")
         elapsed = max(finished_at) - started
-        if failures:
-            raise SystemExit(f"{len(failures)} of {args.uploads} documents did not reach analyzed:\n  " + "\n  ".join(failures[:10]))
         messages = await _messages(sessions) - messages_before
     finally:
         for task in listeners:
@@ -272,6 +327,13 @@ async def _fanout_phase(api: Api, sessions: Any, clients_n: int, repeats: int, p
             event_id, committed = await probe()
             fanouts.append((max(c.received[event_id] for c in clients) - committed) * 1000)
         return fanouts
+    except TimeoutError:
+        failed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
+        connected = sum(c.ready.is_set() for c in clients)
+        raise BenchError(
+            f"SSE fan-out: {connected} of {clients_n} clients connected, a probe event did not reach all of "
+            f"them within 60 s" + (f"; {len(failed)} clients failed, e.g. {failed[0]!r}" if failed else "")
+        ) from None
     finally:
         for task in tasks:
             task.cancel()
@@ -346,4 +408,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except BenchError as exc:
+        raise SystemExit(f"document_pipeline: {exc}") from None

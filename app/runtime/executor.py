@@ -95,7 +95,6 @@ class Driver(SuspendingSteps):
         *,
         run: WorkflowRun,
         workflow: Workflow,
-        steps: dict[int, WorkflowStep],
         store: RunStore,
         publisher: Publisher,
         config: RuntimeConfig,
@@ -105,7 +104,7 @@ class Driver(SuspendingSteps):
     ) -> None:
         self.run = run
         self.workflow = workflow
-        self.steps = steps
+        self.steps: dict[int, WorkflowStep] = {}  # loaded by drive()
         self.store = store
         self.publisher = publisher
         self.config = config

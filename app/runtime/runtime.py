@@ -271,7 +271,6 @@ class Runtime:
         return Driver(
             run=run,
             workflow=self.registry.get(run.workflow),
-            steps={},
             store=self.store,
             publisher=self,
             config=self.config,
