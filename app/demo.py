@@ -11,7 +11,9 @@ directory, and shows each document's progress as one line with a stage bar:
 When stdout is a terminal the block of lines is redrawn in place (ANSI cursor movement);
 otherwise a line is appended each time a document's line changes, so logs and pipes stay
 readable. It stops when every accepted document is in a final state (analyzed, needs OCR,
-failed) or the timeout passes, then prints the case's requirement checklist.
+failed) or the timeout passes, then prints the case's requirement checklist. The stream drives
+the display; as a safety net, documents still in progress are also read from
+`GET /documents/{id}` every few seconds, so a late or lost event cannot stall the demo.
 
 Exit status: 0 when the demo ran to the end (a refused upload, a document that needs OCR or
 whose analysis failed is an *outcome* the demo shows, not an error of the demo); 1 when it could
@@ -26,7 +28,7 @@ import contextlib
 import json
 import shutil
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -54,6 +56,8 @@ STAGE_INDEX = {name: i + 1 for i, name in enumerate(STAGES)}
 NEEDS_OCR = "document.needs_ocr"
 FAILED = "document.analysis_failed"
 BAR_WIDTH = len(STAGES)
+FINAL_STATUS_EVENTS = {"analyzed": "document.analyzed", "needs_ocr": NEEDS_OCR, "failed": FAILED}
+RECHECK_S = 3.0  # how often documents still in progress are also read from the API
 SNIPPET_CHARS = 80
 
 
@@ -182,7 +186,7 @@ async def _demo(options: DemoOptions, display: Display) -> None:
                 display.refresh()
                 for path, line in zip(pdfs, display.lines, strict=True):
                     await _upload(client, case["id"], headers, path, line, progress)
-                await progress.wait_done(options.timeout_s, reader)
+                await progress.wait_done(options.timeout_s, reader, _document_reader(client, headers))
             finally:
                 display.refresh(final=True)
                 reader.cancel()
@@ -417,10 +421,24 @@ class Progress:
             line.final for line in lines if line.accepted
         )
 
-    async def wait_done(self, timeout_s: float, reader: asyncio.Task[None]) -> None:
+    async def wait_done(
+        self, timeout_s: float, reader: asyncio.Task[None], read_document: Callable[[str], Awaitable[dict[str, Any]]]
+    ) -> None:
+        """Until every accepted document is final, the stream ends, or the timeout passes.
+
+        Safety net: every RECHECK_S the documents still in progress are read from the API; one
+        that the API has shown final for two checks in a row without its event arriving is
+        shown final from the API's answer, so a late or lost event cannot stall the demo.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        next_check = loop.time() + RECHECK_S
+        final_at_api: set[str] = set()
         while not self.done():
+            if loop.time() >= next_check:
+                final_at_api = await self._recheck(read_document, final_at_api)
+                next_check = loop.time() + RECHECK_S
+                continue
             if reader.done():
                 error = reader.exception() if not reader.cancelled() else None
                 raise DemoError(f"the progress stream ended: {error or 'closed by the service'}")
@@ -431,6 +449,32 @@ class Progress:
             self._changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(remaining, 0.5))
+
+
+    async def _recheck(self, read_document: Callable[[str], Awaitable[dict[str, Any]]], before: set[str]) -> set[str]:
+        now: set[str] = set()
+        for line in self.display.lines:
+            if not line.accepted or line.final:
+                continue
+            assert line.document_id is not None
+            document = await read_document(line.document_id)
+            status = document.get("status")
+            if status not in FINAL_STATUS_EVENTS:
+                continue
+            if line.document_id not in before:
+                now.add(line.document_id)
+                continue
+            event = {"type": FINAL_STATUS_EVENTS[status], "payload": {"reason": document.get("failure_reason")}}
+            if _apply(line, event):
+                self.display.refresh()
+        return now
+
+
+def _document_reader(client: httpx.AsyncClient, headers: dict[str, str]) -> Callable[[str], Awaitable[dict[str, Any]]]:
+    async def read(document_id: str) -> dict[str, Any]:
+        return await _get(client, f"/documents/{document_id}", headers, what=f"read document {document_id}")
+
+    return read
 
 
 def _apply(line: DocumentLine, event: dict[str, Any]) -> bool:

@@ -90,6 +90,37 @@ async def test_demo_shows_a_refused_upload_with_its_reason_and_carries_on(databa
     assert "1 document(s): 1 refused" in text and "satisfied" in text
 
 
+def _dropping_analyzed_events(app):
+    """The app, with every `document.analyzed` event cut out of the SSE streams it sends."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http" or not scope["path"].endswith("/events"):
+            return await app(scope, receive, send)
+
+        async def filtered(message):
+            if message["type"] == "http.response.body" and b"event: document.analyzed" in message.get("body", b""):
+                message = {**message, "body": b""}
+            await send(message)
+
+        return await app(scope, receive, filtered)
+
+    return wrapped
+
+
+async def test_demo_does_not_stall_when_a_final_event_never_arrives(database_url, tmp_path):
+    directory = _documents(tmp_path, "lab_report_panel.pdf")
+    async with live_service(database_url, None, storage_dir=tmp_path / "storage", wrap=_dropping_analyzed_events) as svc:
+        out = io.StringIO()
+        code = await run_demo(DemoOptions(url=svc.base_url, documents=directory, timeout_s=60), out=out, tty=False)
+        async with svc.services.sessions() as session:
+            (document,) = list(await session.scalars(select(Document)))
+    text = out.getvalue()
+    assert code == 0, text
+    assert "document.analyzed" not in text
+    last = [line for line in text.splitlines() if line.startswith("lab_report_panel.pdf")][-1]
+    assert document.status == "analyzed" and "8/8 analyzed" in last, text
+
+
 async def test_demo_says_clearly_when_the_service_is_unreachable(tmp_path, capsys):
     url = _free_url()
     code = await run_demo(DemoOptions(url=url, documents=_documents(tmp_path, "lab_report_panel.pdf")), out=io.StringIO())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases.models import Case, CaseRequirement
 from app.db import transaction
@@ -16,6 +17,7 @@ from app.runtime.events import record_event_once
 from app.workflows.deps import PipelineDeps
 
 SNIPPET_CHARS = 240
+MAX_ROUNDS = 5
 
 
 def facts_of(document_id: str, extraction: dict[str, Any]) -> list[Fact]:
@@ -40,10 +42,17 @@ def facts_of(document_id: str, extraction: dict[str, Any]) -> list[Fact]:
     return facts
 
 
-async def _case_facts(deps: PipelineDeps, case_id: str) -> list[Fact]:
+async def _analysed_ids(session: AsyncSession, case_id: str) -> list[str]:
+    query = select(Document.id).where(Document.case_id == case_id, Document.extraction.is_not(None)).order_by(Document.id)
+    return list(await session.scalars(query))
+
+
+async def _case_facts(deps: PipelineDeps, case_id: str) -> tuple[list[str], list[Fact]]:
     async with deps.sessions() as session:
         documents = list(
-            await session.scalars(select(Document).where(Document.case_id == case_id, Document.extraction.is_not(None)))
+            await session.scalars(
+                select(Document).where(Document.case_id == case_id, Document.extraction.is_not(None)).order_by(Document.id)
+            )
         )
         first_pages = {
             row.document_id: row.text
@@ -57,31 +66,48 @@ async def _case_facts(deps: PipelineDeps, case_id: str) -> list[Fact]:
         heading = " ".join((first_pages.get(document.id) or "").split())[:SNIPPET_CHARS]
         if heading:
             facts.append(Fact(document_id=document.id, kind=FactKind.TEXT, name=heading[:80], snippet=heading))
-    return facts
+    return [d.id for d in documents], facts
 
 
 async def match_case(deps: PipelineDeps, case_id: str, document_id: str) -> dict[str, int]:
-    """Recompute the case's checklist from every analysed document; record it with evidence."""
+    """Recompute the case's checklist from every analysed document; record it with evidence.
+
+    Matching runs outside any transaction (it may call an embeddings API). The write then locks
+    the case row and checks that the set of analysed documents is still the one matched; if
+    another document was analysed meanwhile, it matches again, so the last write always covers
+    every document.
+    """
     async with deps.sessions() as session:
         case = await session.get(Case, case_id)
     assert case is not None
     procedure = get_procedure(case.procedure)
-    matches = await match_requirements(procedure, await _case_facts(deps, case_id), deps.embedder, deps.settings.match_threshold)
-    async with transaction(deps.sessions) as session:
-        rows = {
-            r.requirement_code: r
-            for r in await session.scalars(select(CaseRequirement).where(CaseRequirement.case_id == case_id))
-        }
-        for match in matches:
-            row = rows.get(match.requirement.code)
-            if row is None:
-                row = CaseRequirement(case_id=case_id, requirement_code=match.requirement.code, requirement=match.requirement.name)
-                session.add(row)
-            row.status = match.status
-            row.evidence = [e.model_dump(mode="json") for e in match.evidence]
-        summary = {
-            "satisfied": sum(1 for m in matches if m.status == "satisfied"),
-            "missing": sum(1 for m in matches if m.status != "satisfied"),
-        }
-        await record_event_once(session, "document.requirements_matched", case_id=case_id, document_id=document_id, payload=summary)
-    return summary
+    for _ in range(MAX_ROUNDS):
+        analysed, facts = await _case_facts(deps, case_id)
+        matches = await match_requirements(procedure, facts, deps.embedder, deps.settings.match_threshold)
+        async with transaction(deps.sessions) as session:
+            await session.get(Case, case_id, with_for_update=True)
+            if await _analysed_ids(session, case_id) != analysed:
+                continue  # the transaction only read; nothing to undo
+            summary = await _record(session, case_id, matches)
+            await record_event_once(
+                session, "document.requirements_matched", case_id=case_id, document_id=document_id, payload=summary
+            )
+            return summary
+    raise RuntimeError(f"case {case_id} kept changing while its requirements were matched; retrying the step")
+
+
+async def _record(session: AsyncSession, case_id: str, matches: list[Any]) -> dict[str, int]:
+    rows = {
+        r.requirement_code: r for r in await session.scalars(select(CaseRequirement).where(CaseRequirement.case_id == case_id))
+    }
+    for match in matches:
+        row = rows.get(match.requirement.code)
+        if row is None:
+            row = CaseRequirement(case_id=case_id, requirement_code=match.requirement.code, requirement=match.requirement.name)
+            session.add(row)
+        row.status = match.status
+        row.evidence = [e.model_dump(mode="json") for e in match.evidence]
+    return {
+        "satisfied": sum(1 for m in matches if m.status == "satisfied"),
+        "missing": sum(1 for m in matches if m.status != "satisfied"),
+    }

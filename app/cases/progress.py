@@ -9,10 +9,13 @@ A client first subscribes, then reads the backlog after its `Last-Event-ID` from
 then follows the feed, skipping IDs it has already sent: nothing is missed and nothing is sent
 twice across a reconnect.
 
-On Postgres, IDs are taken at insert time but become visible at commit, so a row with a
-smaller ID can appear after a larger one. The feed therefore only publishes rows older than
-`settle_s` (a fraction of a second; every event-writing transaction here is short and does no
-outside I/O), and the backlog reads stop at the same horizon.
+Rows are walked in ID order. On Postgres, IDs are taken at insert time but become visible at
+commit, so a row with a smaller ID can appear after a larger one: the walk therefore stops
+(without moving past it) at the first row younger than `settle_s` and takes it up again on the
+next poll, so a straggler has that long to commit (every event-writing transaction here is
+short and does no outside I/O). SQLite serialises writers, so there `settle_s` is 0. The
+backlog reads walk the same way. (`created_at` is never used as a filter: it is stamped before
+the transaction's write lock, so it is not monotonic in ID.)
 """
 
 from __future__ import annotations
@@ -69,14 +72,18 @@ class ProgressFeed:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def _query(self, after: int, case_id: str | None = None) -> Any:
-        query = (
-            select(Event)
-            .where(Event.id > after, Event.type.startswith(PROGRESS_PREFIX), Event.created_at <= utcnow() - self._settle)
-            .order_by(Event.id)
-            .limit(BATCH)
-        )
-        return query if case_id is None else query.where(Event.case_id == case_id)
+    async def _settled(self, after: int, case_id: str | None = None) -> tuple[list[Event], bool]:
+        """Progress rows after `after`, in ID order, up to the first unsettled one; (rows, more)."""
+        query = select(Event).where(Event.id > after, Event.type.startswith(PROGRESS_PREFIX))
+        if case_id is not None:
+            query = query.where(Event.case_id == case_id)
+        async with self._sessions() as session:
+            rows = list(await session.scalars(query.order_by(Event.id).limit(BATCH)))
+        horizon = utcnow() - self._settle
+        for index, row in enumerate(rows):
+            if self._settle and row.created_at > horizon:
+                return rows[:index], False
+        return rows, len(rows) == BATCH
 
     async def _run(self) -> None:
         while True:
@@ -87,30 +94,25 @@ class ProgressFeed:
             await asyncio.sleep(self._poll_s)
 
     async def _poll(self) -> None:
-        while True:
-            async with self._sessions() as session:
-                rows = list(await session.scalars(self._query(self._last_id)))
+        more = True
+        while more:
+            rows, more = await self._settled(self._last_id)
             for row in rows:
-                self._last_id = max(self._last_id, row.id)
+                self._last_id = row.id
                 for queue in self._subscribers.get(row.case_id or "", ()):
                     queue.put_nowait(event_json(row))
-            if len(rows) < BATCH:
-                return
 
     async def stream(self, case_id: str, last_event_id: int) -> AsyncIterator[dict[str, Any]]:
         """The case's progress events after `last_event_id`, then live ones, each exactly once."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers[case_id].add(queue)
         try:
-            sent = last_event_id
-            while True:  # the backlog, in batches
-                async with self._sessions() as session:
-                    rows = list(await session.scalars(self._query(sent, case_id)))
+            sent, more = last_event_id, True
+            while more:  # the backlog, in batches
+                rows, more = await self._settled(sent, case_id)
                 for row in rows:
                     sent = row.id
                     yield event_json(row)
-                if len(rows) < BATCH:
-                    break
             while True:
                 event = await queue.get()
                 if event["id"] > sent:

@@ -9,6 +9,8 @@ from app.auth.dependencies import ensure_patient
 from app.auth.tokens import Principal
 from app.cases.models import Case, CaseRequirement, RequirementStatus
 from app.cases.schemas import CaseCreate, RequirementItem, RequirementsRead
+from app.ehr.models import CaseRecord
+from app.ehr.service import empty_bundle
 from app.errors import NotFound
 from app.ids import new_id
 from app.patients.service import get_patient
@@ -31,6 +33,7 @@ async def create_case(session: AsyncSession, *, data: CaseCreate) -> Case:
                 evidence=[],
             )
         )
+    session.add(CaseRecord(case_id=case.id, bundle=empty_bundle(case.id)))
     await session.flush()
     return case
 

@@ -16,7 +16,9 @@ from app.workflows.deps import PipelineDeps
 async def rebuild(deps: PipelineDeps, case_id: str, document_id: str) -> dict[str, int]:
     """Aggregate the FHIR resources of every analysed document of the case into one Bundle."""
     async with transaction(deps.sessions) as session:
-        case = await session.get(Case, case_id)
+        # The case row lock serialises rebuilds of one case (SQLite serialises writers anyway),
+        # so a rebuild that read fewer documents can never overwrite a later one.
+        case = await session.get(Case, case_id, with_for_update=True)
         assert case is not None
         documents = list(
             await session.scalars(
