@@ -36,6 +36,7 @@ from typing import Any, TextIO
 import httpx
 
 from app.config import PROJECT_ROOT
+from app.sse_client import SseEvent, read_events
 
 DEFAULT_DOCUMENTS = PROJECT_ROOT / "tests" / "fixtures" / "documents"
 DEFAULT_PROCEDURE = "cabg"
@@ -302,13 +303,6 @@ async def _event_stream(client: httpx.AsyncClient, case_id: str, headers: dict[s
         await stream.close()
 
 
-@dataclass
-class SseEvent:
-    id: str | None
-    event: str | None
-    data: str
-
-
 class EventStream:
     """The case's SSE stream; reconnects with `Last-Event-ID` when the connection drops."""
 
@@ -343,7 +337,7 @@ class EventStream:
         while True:
             assert self._response is not None
             try:
-                async for event in _parse_sse(self._response):
+                async for event in read_events(self._response):
                     failures = 0
                     if event.id:
                         self.last_id = event.id
@@ -355,25 +349,6 @@ class EventStream:
             await self.close()
             await asyncio.sleep(min(0.2 * 2**failures, 2.0))
             await self.connect()
-
-
-async def _parse_sse(response: httpx.Response) -> AsyncIterator[SseEvent]:
-    fields: dict[str, str] = {}
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if line == "":
-            if data:
-                yield SseEvent(fields.get("id"), fields.get("event"), "\n".join(data))
-            fields, data = {}, []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
-            data.append(value)
-        else:
-            fields[name] = value
 
 
 class Progress:

@@ -26,12 +26,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.config import Settings  # noqa: E402
 from app.runtime.context import WorkflowContext  # noqa: E402
 from app.runtime.models import RunStatus, WorkflowRun  # noqa: E402
 from app.runtime.registry import workflow  # noqa: E402
 from app.serving import serve_in_loop  # noqa: E402
-from bench.support import fresh_database  # noqa: E402
+from bench.support import bench_settings, fresh_database  # noqa: E402
 
 
 async def identity(i: int) -> int:
@@ -108,15 +107,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         def build(base_url: str) -> Any:
             from app.main import create_app
 
-            settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
-                env="development",
-                database_url=database_url,
-                public_base_url=base_url,
-                log_level="WARNING",
-                devqstash_poll_interval_s=0.05,
-                workflow_lease_wait_s=5,
-            )
+            settings = bench_settings(database_url, base_url, workflow_lease_wait_s=5)
             return create_app(settings, workflows=[bench_child, bench_parent, bench_waiter], deps=object())
 
         async with serve_in_loop(build) as (_, app):

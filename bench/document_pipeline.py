@@ -50,14 +50,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from app.config import PROJECT_ROOT, Settings  # noqa: E402
+from app.config import PROJECT_ROOT  # noqa: E402
 from app.db import transaction  # noqa: E402
 from app.devqstash.models import EventState, QStashEvent  # noqa: E402
 from app.documents.models import Document  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime.events import record_event  # noqa: E402
-from app.serving import serve_in_loop  # noqa: E402
-from bench.support import fresh_database  # noqa: E402
+from app.serving import serve_in_loop
+from app.sse_client import read_events  # noqa: E402
+from bench.support import bench_settings, fresh_database  # noqa: E402
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "documents"
 TERMINAL = {"document.analyzed", "document.needs_ocr", "document.analysis_failed"}
@@ -101,14 +102,8 @@ def _analyzable() -> list[tuple[str, bytes]]:
 
 async def _sse(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
     """The JSON `data:` of each event on a server-sent-events response (pings skipped)."""
-    data: list[str] = []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield json.loads("\n".join(data))
-                data = []
-        elif line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
+    async for event in read_events(response):
+        yield event.json()
 
 
 @dataclass
@@ -358,16 +353,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         async with fresh_database(args.db, args.dsn) as database_url:
 
             def build(base_url: str) -> Any:
-                settings = Settings(
-                    _env_file=None,  # type: ignore[call-arg]
-                    env="development",
-                    database_url=database_url,
-                    public_base_url=base_url,
-                    log_level="WARNING",
-                    storage_dir=Path(storage),
-                    devqstash_poll_interval_s=0.05,
-                )
-                return create_app(settings)
+                return create_app(bench_settings(database_url, base_url, storage_dir=Path(storage)))
 
             async with serve_in_loop(build) as (base_url, app):
                 services = app.state.services

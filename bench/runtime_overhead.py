@@ -28,14 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from app.config import Settings  # noqa: E402
 from app.devqstash.models import EventState, QStashEvent  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime.context import WorkflowContext  # noqa: E402
 from app.runtime.models import RunStatus, WorkflowRun, WorkflowStep  # noqa: E402
 from app.runtime.registry import workflow  # noqa: E402
 from app.serving import serve_in_loop  # noqa: E402
-from bench.support import fresh_database  # noqa: E402
+from bench.support import bench_settings, fresh_database  # noqa: E402
 
 
 async def nothing(i: int) -> int:
@@ -119,16 +118,9 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     async with fresh_database(args.db, args.dsn) as database_url:
 
         def build(base_url: str) -> Any:
-            settings = Settings(
-                _env_file=None,  # type: ignore[call-arg]
-                env="development",
-                database_url=database_url,
-                public_base_url=base_url,
-                log_level="WARNING",
-                workflow_inline_budget_ms=10_000 if args.inline == "on" else 0,
-                devqstash_poll_interval_s=0.05,
-            )
-            return create_app(settings, workflows=[bench_steps])
+            budget = 10_000 if args.inline == "on" else 0
+            settings = bench_settings(database_url, base_url, workflow_inline_budget_ms=budget)
+            return create_app(settings, workflows=[bench_steps], deps=object())
 
         async with serve_in_loop(build) as (_, app):
             services = app.state.services

@@ -8,10 +8,24 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
+from app.config import Settings
 from app.migrate import upgrade
+
+
+def bench_settings(database_url: str, base_url: str, **overrides: Any) -> Settings:
+    """Development settings for a benchmark's in-process service (quiet logs, fast polling)."""
+    values: dict[str, Any] = {
+        "env": "development",
+        "database_url": database_url,
+        "public_base_url": base_url,
+        "log_level": "WARNING",
+        "devqstash_poll_interval_s": 0.05,
+    }
+    return Settings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
 
 
 @asynccontextmanager
