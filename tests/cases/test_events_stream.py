@@ -75,3 +75,22 @@ async def test_keep_alive_pings_are_sent(database_url):
                 if sum(1 for text in lines if text.startswith(":")) >= 2:
                     break
         assert any(line.startswith(": ping") or line.startswith(":") for line in lines)
+
+
+async def test_events_written_by_another_process_reach_the_stream(database_url):
+    from app.db import create_engine, session_factory
+
+    async with live_service(database_url, None, progress_poll_s=0.05) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+        api = Api(client)
+        _, case, token = await api.new_case()
+        listening = asyncio.create_task(_collect(client, f"/cases/{case['id']}/events", 2, api.auth(token)))
+        await asyncio.sleep(0.3)
+        other = create_engine(database_url)  # its own engine and connections, as another process has
+        try:
+            async with transaction(session_factory(other)) as session:
+                record_event(session, "document.ocr_completed", case_id=case["id"], document_id="doc_elsewhere")
+                record_event(session, "document.analyzed", case_id=case["id"], document_id="doc_elsewhere")
+        finally:
+            await other.dispose()
+        events = await asyncio.wait_for(listening, 10)
+        assert [e.event for e in events] == ["document.ocr_completed", "document.analyzed"]
