@@ -17,7 +17,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from app.devqstash import dlq, events, store
 from app.devqstash.attempt import Outcome, attempt
 from app.devqstash.models import QStashMessage
 from app.devqstash.settle import Result, settle
+from app.devqstash.waking import sleep_until
 
 logger = logging.getLogger(__name__)
 
@@ -121,12 +121,7 @@ class DeliveryLoop:
             await self._sleep()
 
     async def _sleep(self) -> None:
-        timeout = self._poll_s
-        if self._next_due is not None:
-            timeout = min(timeout, max(0.0, (self._next_due - self.now()).total_seconds()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        self._wake.clear()
+        await sleep_until(self._wake, poll_s=self._poll_s, next_due=self._next_due, now=self.now())
 
     async def _tick(self) -> None:
         if self._next_due is not None and self._next_due <= self.now():

@@ -32,7 +32,6 @@ time (so re-syncing never skips a due tick); a resume recomputes the next fire t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -50,6 +49,7 @@ from app.devqstash.errors import BadRequest
 from app.devqstash.models import QStashSchedule
 from app.devqstash.spec import MessageSpec, parse_duration_s, parse_spec
 from app.devqstash.views import b64, header_map, ms
+from app.devqstash.waking import sleep_until
 from app.runtime.schedules import Cron, CronError
 
 logger = logging.getLogger(__name__)
@@ -280,12 +280,7 @@ class CronLoop:
             await self._sleep()
 
     async def _sleep(self) -> None:
-        timeout = self._refresh_s
-        if self._next_due is not None:
-            timeout = min(timeout, max(0.0, (self._next_due - self.now()).total_seconds()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
-        self._wake.clear()
+        await sleep_until(self._wake, poll_s=self._refresh_s, next_due=self._next_due, now=self.now())
 
     async def fire_due(self) -> int:
         """Fire every schedule whose time has come; returns how many ticks this loop fired."""
