@@ -8,7 +8,6 @@ child's end and a cancel) end exactly one way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from sqlalchemy import and_, delete, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import transaction
+from app.runtime import outbox
 from app.runtime.models import (
     ON_FAILURE_POSITION,
     TERMINAL_RUN_STATUSES,
@@ -27,20 +27,12 @@ from app.runtime.models import (
     WorkflowStep,
     WorkflowWaiter,
 )
+from app.runtime.outbox import RunRef, Wake
 
 if TYPE_CHECKING:
     from app.runtime.store import RunStore as _Base
 else:
     _Base = object
-
-
-@dataclass(frozen=True, slots=True)
-class RunRef:
-    """Where a run continues: enough to publish its continuation."""
-
-    run_id: str
-    workflow: str
-    position: int
 
 
 class CoordinationStore(_Base):
@@ -57,11 +49,15 @@ class CoordinationStore(_Base):
         workflow: str,
         payload: Any,
         wait: bool,
-    ) -> WorkflowRun:
-        """Record the invoke step and create the child run in one transaction (idempotent)."""
+    ) -> tuple[WorkflowRun, Wake | None]:
+        """Record the invoke step and create the child run in one transaction (idempotent).
+
+        Returns the child and, if it was created now, the outbox row that starts it.
+        """
         async with transaction(self.sessions) as session:
             parent = await self._fence(session, run_id, owner, status=RunStatus.WAITING if wait else RunStatus.RUNNING)
             child = await session.get(WorkflowRun, child_id)
+            wake = None
             if child is None:
                 child = self._new_run(
                     child_id, workflow, payload, case_id=parent.case_id, document_id=parent.document_id
@@ -70,14 +66,16 @@ class CoordinationStore(_Base):
                 session.add(child)
                 await session.flush()
                 self._event(session, child, "workflow.started", {"workflow": workflow, "parent_run_id": run_id})
+                wake = await outbox.add(session, RunRef(child_id, workflow, 0), "start", now=self.clock())
             status = StepStatus.WAITING if wait else StepStatus.COMPLETED
             result = None if wait else {"run_id": child_id}
             self._add_step(session, run_id, position, name, StepKind.INVOKE, status, result=result)
             event_type = "workflow.waiting" if wait else "step.completed"
             self._event(session, parent, event_type, {"step": name, "position": position, "child_run_id": child_id})
-            return child
+            return child, wake
 
-    async def _resolve_parent(self, session: AsyncSession, run: WorkflowRun) -> RunRef | None:
+    async def _resolve_parent(self, session: AsyncSession, run: WorkflowRun) -> Wake | None:
+        """Settle the parent's waiting invoke step with this finished run; the parent's wake-up."""
         if run.parent_run_id is None or run.parent_position is None:
             return None
         failed = run.status != RunStatus.COMPLETED
@@ -95,7 +93,8 @@ class CoordinationStore(_Base):
         parent = await session.get(WorkflowRun, run.parent_run_id)
         assert parent is not None
         self._event(session, parent, "step.failed" if failed else "step.completed", {"step": step.name, "position": step.position, "child_run_id": run.id, "final": True} if failed else {"step": step.name, "position": step.position, "child_run_id": run.id})
-        return RunRef(parent.id, parent.workflow, step.position)
+        ref = RunRef(parent.id, parent.workflow, step.position)
+        return await outbox.add(session, ref, f"child-{run.id}.r{parent.resumes}", now=self.clock())
 
     # -- events (ctx.wait_for_event / notify) ------------------------------------------
 
@@ -144,14 +143,14 @@ class CoordinationStore(_Base):
             self._event(session, run, "step.completed", {"step": step.name, "position": position, "timed_out": True})
             return True
 
-    async def notify(self, event_id: str, data: Any, *, keep_for: timedelta) -> list[RunRef]:
+    async def notify(self, event_id: str, data: Any, *, keep_for: timedelta) -> list[Wake]:
         """Wake every waiter of `event_id`; with none, keep the notification for the first one."""
         async with transaction(self.sessions) as session:
             await self._lock_event(session, event_id)
             waiters = list(
                 await session.scalars(select(WorkflowWaiter).where(WorkflowWaiter.event_id == event_id).order_by(WorkflowWaiter.id))
             )
-            woken: list[RunRef] = []
+            woken: list[Wake] = []
             for waiter in waiters:
                 await session.delete(waiter)
                 step = await self._settle_step(
@@ -162,7 +161,8 @@ class CoordinationStore(_Base):
                 run = await session.get(WorkflowRun, waiter.run_id)
                 assert run is not None
                 self._event(session, run, "step.completed", {"step": step.name, "position": step.position, "event_id": event_id, "timed_out": False})
-                woken.append(RunRef(run.id, run.workflow, step.position))
+                ref = RunRef(run.id, run.workflow, step.position)
+                woken.append(await outbox.add(session, ref, f"notify-{step.position}.r{run.resumes}", now=self.clock()))
             if not woken:
                 session.add(
                     WorkflowNotification(event_id=event_id, data=data, created_at=self.clock(), expires_at=self.clock() + keep_for)
@@ -203,42 +203,85 @@ class CoordinationStore(_Base):
                 pending.extend(children)
         return cancelled
 
-    async def prepare_resume(self, run_id: str) -> WorkflowRun | None:
-        """Reopen a failed run at the step that failed, keeping every completed step."""
+    async def prepare_resume(self, run_id: str, *, key: str) -> tuple[WorkflowRun | None, list[Wake]]:
+        """Reopen a failed run at every step that failed, keeping every completed step.
+
+        Failed children (`ctx.invoke`) are reopened with it, and the parent's step waits for
+        them again. Returns the run (None if unknown) and the outbox rows that restart the
+        reopened runs (none if the run is not failed).
+        """
         async with transaction(self.sessions) as session:
             run = await session.get(WorkflowRun, run_id)
             if run is None or run.status != RunStatus.FAILED:
-                return run
-            steps = list(await session.scalars(select(WorkflowStep).where(WorkflowStep.run_id == run_id)))
-            last = max((s for s in steps if s.position >= 0), key=lambda s: s.position, default=None)
-            for step in steps:
-                reopen = step.position == ON_FAILURE_POSITION or step.status == StepStatus.RUNNING
-                if reopen or (step is last and step.status == StepStatus.FAILED):
+                return run, []
+            return run, await self._reopen(session, run, key)
+
+    async def _reopen(self, session: AsyncSession, run: WorkflowRun, key: str) -> list[Wake]:
+        wakes: list[Wake] = []
+        reopened = []
+        for step in list(await session.scalars(select(WorkflowStep).where(WorkflowStep.run_id == run.id))):
+            if step.position == ON_FAILURE_POSITION or step.status == StepStatus.RUNNING:
+                await session.delete(step)
+            elif step.status == StepStatus.FAILED:
+                reopened.append(step.position)
+                child = await self._failed_child(session, run.id, step)
+                if child is None:
                     await session.delete(step)
-            run.status, run.error, run.finished_at = RunStatus.PENDING, None, None
-            run.lease_owner = run.lease_expires_at = None
-            self._event(session, run, "workflow.resumed", {"from_position": last.position if last else 0})
-            return run
+                    continue
+                wakes += await self._reopen(session, child, key)
+                step.status, step.result, step.error, step.finished_at = StepStatus.WAITING, None, None, None
+        run.status, run.error, run.finished_at = RunStatus.PENDING, None, None
+        run.lease_owner = run.lease_expires_at = None
+        run.resumes += 1
+        self._event(session, run, "workflow.resumed", {"reopened_positions": sorted(reopened)})
+        wakes.append(await outbox.add(session, RunRef(run.id, run.workflow, 0), key, now=self.clock()))
+        return wakes
+
+    async def _failed_child(self, session: AsyncSession, run_id: str, step: WorkflowStep) -> WorkflowRun | None:
+        if step.kind != StepKind.INVOKE:
+            return None
+        return await session.scalar(
+            select(WorkflowRun).where(
+                WorkflowRun.parent_run_id == run_id,
+                WorkflowRun.parent_position == step.position,
+                WorkflowRun.status == RunStatus.FAILED,
+            )
+        )
 
     async def find_stuck(self, *, older_than: timedelta, limit: int = 100) -> list[WorkflowRun]:
-        """Unfinished, unleased runs with nothing due for longer than `older_than`."""
+        """Unfinished runs that nothing will move, each for one of these reasons:
+
+        - its lease lapsed while held: the delivery that held it died (crash, SIGKILL);
+        - pending, running or failing, unleased, untouched for longer than `older_than`
+          (a continuation lost or dead-lettered);
+        - sleeping or waiting on a step whose `wake_at` passed more than `older_than` ago;
+        - waiting, untouched for longer than `older_than`, with nothing left to wait for
+          (a child finished, a call answered, a notify came, but the wake-up was lost).
+        """
         now = self.clock()
         cutoff = now - older_than
+        outstanding = [StepStatus.SLEEPING, StepStatus.RETRY_SCHEDULED, StepStatus.WAITING, StepStatus.CALLING]
         overdue_step = exists().where(
             WorkflowStep.run_id == WorkflowRun.id,
-            WorkflowStep.status.in_([StepStatus.SLEEPING, StepStatus.RETRY_SCHEDULED, StepStatus.WAITING]),
+            WorkflowStep.status.in_(outstanding),
             WorkflowStep.wake_at < cutoff,
         )
+        open_step = exists().where(WorkflowStep.run_id == WorkflowRun.id, WorkflowStep.status.in_(outstanding))
+        untouched = WorkflowRun.updated_at < cutoff
         query = (
             select(WorkflowRun)
             .where(
-                or_(WorkflowRun.lease_expires_at.is_(None), WorkflowRun.lease_expires_at < now),
+                WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
                 or_(
+                    and_(WorkflowRun.lease_owner.is_not(None), WorkflowRun.lease_expires_at < now),
                     and_(
-                        WorkflowRun.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.FAILING]),
-                        WorkflowRun.updated_at < cutoff,
+                        WorkflowRun.lease_owner.is_(None),
+                        or_(
+                            and_(WorkflowRun.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.FAILING]), untouched),
+                            and_(WorkflowRun.status.in_([RunStatus.SLEEPING, RunStatus.WAITING]), overdue_step),
+                            and_(WorkflowRun.status == RunStatus.WAITING, untouched, ~open_step),
+                        ),
                     ),
-                    and_(WorkflowRun.status.in_([RunStatus.SLEEPING, RunStatus.WAITING]), overdue_step),
                 ),
             )
             .order_by(WorkflowRun.updated_at)
@@ -248,12 +291,21 @@ class CoordinationStore(_Base):
             return list(await session.scalars(query))
 
     async def record_stuck(self, run_id: str) -> bool:
-        """Record `workflow.stuck` and touch the run, unless it moved meanwhile."""
+        """Record `workflow.stuck`, touch the run and drop a lapsed lease, unless it moved meanwhile."""
+        now = self.clock()
         async with transaction(self.sessions) as session:
-            run = await session.get(WorkflowRun, run_id)
-            if run is None or run.status in TERMINAL_RUN_STATUSES or run.lease_owner is not None:
+            result = await session.execute(
+                update(WorkflowRun)
+                .where(
+                    WorkflowRun.id == run_id,
+                    WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
+                    or_(WorkflowRun.lease_owner.is_(None), WorkflowRun.lease_expires_at < now),
+                )
+                .values(lease_owner=None, lease_expires_at=None, updated_at=now)
+                .returning(WorkflowRun)
+            )
+            run = result.scalar_one_or_none()
+            if run is None:
                 return False
-            run.updated_at = self.clock()
             self._event(session, run, "workflow.stuck", {"status": run.status})
             return True
-

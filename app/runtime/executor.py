@@ -37,12 +37,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from pydantic import BaseModel
+
 from app.runtime.context import CallSpec, FailureContext, RunSpec, WorkflowContext, current_step_key
 from app.runtime.errors import (
-    LeaseLostError,
     NonDeterminismError,
     NonRetryableError,
-    RunCancelledError,
     StepFailedError,
     StepOutputTooLarge,
     StepTimeoutError,
@@ -50,11 +50,16 @@ from app.runtime.errors import (
     WorkflowError,
 )
 from app.runtime.models import ON_FAILURE_POSITION, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
+from app.runtime.outbox import Wake
 from app.runtime.registry import Workflow
-from app.runtime.store import Clock, RunRef, RunStore
+from app.runtime.store import Clock, RunStore
 from app.runtime.waits import SuspendingSteps
 
 log = logging.getLogger(__name__)
+
+# Turns of the event loop the workflow gets to react to its last resolved operation before a
+# delivery with only parked operations left is ended (nested gathers take a few turns each).
+QUIESCENCE_TURNS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +70,12 @@ class RuntimeConfig:
     default_retries: int = 3
     retry_base_delay_s: float = 2.0
     retry_max_delay_s: float = 3600.0
-    lease_ttl_s: float = 30.0
+    lease_ttl_s: float = 20.0
     lease_wait_s: float = 2.0
     message_retries: int = 3
     notification_ttl_s: float = 86400.0
-    watchdog_interval_s: float = 60.0
-    watchdog_stuck_after_s: float = 300.0
+    watchdog_interval_s: float = 5.0
+    watchdog_stuck_after_s: float = 60.0
 
 
 class Publisher(Protocol):
@@ -80,7 +85,7 @@ class Publisher(Protocol):
 
     async def publish_call(self, run: WorkflowRun, position: int, spec: CallSpec) -> str: ...
 
-    async def publish_ref(self, ref: RunRef, key: str) -> None: ...
+    async def flush(self, wakes: list[Wake]) -> None: ...
 
     async def notify(self, event_id: str, data: Any) -> list[str]: ...
 
@@ -114,57 +119,136 @@ class Driver(SuspendingSteps):
         self.started = time.monotonic()
         self.executed = 0  # steps whose body ran in this delivery
         self.fatal: NonDeterminismError | None = None
-        self.running: set[asyncio.Task[Any]] = set()
+        self.running: set[asyncio.Task[Any]] = set()  # ctx operations in flight
+        self.changed: asyncio.Future[None] | None = None  # resolved when an operation ends
+        self.closing = False  # the delivery decided to end; new operations park at once
+        self.parked = 0  # ctx operations whose outcome is not known in this delivery
+        self.stopped: BaseException | None = None  # why this delivery must stop (not the run's fault)
 
     # -- the run --------------------------------------------------------------------------
 
     async def drive(self) -> None:
+        """Take the run as far as it can go in this delivery.
+
+        Raises `LeaseLostError`/`RunCancelledError` when the run was taken away, and any
+        infrastructure error (database, QStash) unchanged: those are never the run's fault, so
+        the delivery ends without touching the run and QStash delivers it again.
+        """
         self.steps = await self.store.load_steps(self.run.id)
         if self.run.status == RunStatus.FAILING:
             await self._run_on_failure(self.run.error or "failed")
             return
         ctx = WorkflowContext(self, run_id=self.run.id, workflow=self.workflow.name, deps=self.deps)
-        try:
-            result = await self.workflow(ctx, self.workflow.parse_payload(self.run.payload))
-        except Suspend:
-            await self._settle()
+        task = asyncio.ensure_future(self.workflow(ctx, self.workflow.parse_payload(self.run.payload)))
+        finished = await self._until_blocked(task)
+        if self.stopped is not None:
+            raise self.stopped
+        if not finished:
+            return  # every branch is parked; the messages that bring the run back are out
+        if task.exception() is not None:  # a step failure (or the workflow's own bug) escaped
+            await self._fail(self.fatal or task.exception())
             return
-        except (LeaseLostError, RunCancelledError):
-            await self._settle()
-            raise
-        except Exception as exc:  # the workflow let a step failure (or its own bug) escape
-            await self._settle()
-            await self._fail(self.fatal or exc)
-            return
-        await self._settle()
         if self.fatal is None:
             self._check_history_consumed(ctx)
         if self.fatal is not None:
             await self._fail(self.fatal)
             return
+        await self._complete(task.result())
+
+    async def _complete(self, result: Any) -> None:
         try:
-            encoded = self._encode(result, what="workflow result")
-        except StepOutputTooLarge as exc:
+            encoded = self._encode(_jsonable(result), what="workflow result")
+        except WorkflowError as exc:
             await self._fail(exc)
             return
         parent = await self.store.complete_run(self.run.id, self.owner, json.loads(encoded))
         log.info("workflow %s completed", self.workflow.name)
         await self._wake_parent(parent)
 
-    async def _wake_parent(self, parent: RunRef | None) -> None:
+    async def _until_blocked(self, task: asyncio.Future[Any]) -> bool:
+        """Run the workflow until it returns (True) or can make no more progress (False).
+
+        It can make no more progress when no operation is in flight, at least one is parked
+        (its outcome is not known in this delivery), and the workflow did not move for a few
+        turns of the event loop. The workflow is then cancelled where it waits; the parked
+        operations have published what brings the run back. Stopping too early would only
+        cost a replay, never correctness.
+        """
+        try:
+            while not task.done():
+                if self.stopped is not None:
+                    return False
+                if self.parked and not self.running and await self._stays_blocked(task):
+                    return False
+                self.changed = asyncio.get_running_loop().create_future()
+                await asyncio.wait({task, self.changed}, return_when=asyncio.FIRST_COMPLETED)
+            return True
+        finally:
+            self.closing = True
+            await self._cancel(task)
+            await self._settle()
+
+    async def _cancel(self, task: asyncio.Future[Any]) -> None:
+        """Cancel the blocked workflow where it waits (again, if it swallows the cancellation)."""
+        for _ in range(QUIESCENCE_TURNS):
+            if task.done():
+                if not task.cancelled():
+                    task.exception()  # retrieved: the outcome no longer matters
+                return
+            task.cancel()
+            await asyncio.wait({task}, timeout=0)
+        log.warning("the workflow ignores cancellation; its task is left parked")
+
+    async def _stays_blocked(self, task: asyncio.Future[Any]) -> bool:
+        for _ in range(QUIESCENCE_TURNS):
+            await asyncio.sleep(0)
+            if task.done() or self.running:
+                return False
+        return True
+
+    async def _wake_parent(self, parent: Wake | None) -> None:
         if parent is not None:
-            await self.publisher.publish_ref(parent, f"child-{self.run.id}")
+            await self.publisher.flush([parent])
 
     def track(self, operation: Coroutine[Any, Any, Any]) -> Awaitable[Any]:
-        """Run one ctx operation as a task the delivery waits for before it ends.
+        """Run one ctx operation as a task; the workflow awaits the future this returns.
 
-        Parallel branches (`asyncio.gather`) keep going after a sibling suspends the run; the
-        delivery must not give the lease back while any of them still writes.
+        The future gets the operation's result, or the step failure the workflow may handle
+        (`StepFailedError`, `NonDeterminismError`). An operation whose outcome is not known in
+        this delivery (a sleep, a call, a child, a retry later) *parks*: its future is never
+        resolved, so whatever the workflow does with exceptions (`except Exception`,
+        `gather(..., return_exceptions=True)`, `asyncio.wait`, `TaskGroup`) it cannot get past
+        it. Anything else (a lost lease, a cancel, a database or QStash error) stops the
+        delivery without the workflow ever seeing it.
         """
-        task = asyncio.ensure_future(operation)
+        outcome: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(self._operate(operation, outcome))
         self.running.add(task)
-        task.add_done_callback(self.running.discard)
-        return asyncio.shield(task)
+        task.add_done_callback(self._operation_done)
+        return outcome
+
+    def _operation_done(self, task: asyncio.Task[Any]) -> None:
+        self.running.discard(task)
+        if self.changed is not None and not self.changed.done():
+            self.changed.set_result(None)
+
+    async def _operate(self, operation: Coroutine[Any, Any, Any], outcome: asyncio.Future[Any]) -> None:
+        if self.stopped is not None or self.closing:  # the delivery is ending: never resolves
+            operation.close()
+            return
+        try:
+            result = await operation
+        except Suspend:
+            self.parked += 1
+        except (StepFailedError, NonDeterminismError) as exc:
+            if not outcome.done():
+                outcome.set_exception(exc)
+        except Exception as exc:
+            if self.stopped is None:
+                self.stopped = exc
+        else:
+            if not outcome.done():
+                outcome.set_result(result)
 
     async def _settle(self) -> None:
         while self.running:
@@ -282,6 +366,7 @@ class Driver(SuspendingSteps):
             position=position,
             result=result,
             event={"attempt": attempt, "duration_ms": duration_ms},
+            attempt=attempt,
         )
         return result
 
@@ -314,6 +399,13 @@ class Driver(SuspendingSteps):
                 run_id=self.run.id,
             )
         return encoded
+
+
+def _jsonable(value: Any) -> Any:
+    """A workflow's result as plain data: pydantic models are dumped, the rest must be JSON."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
 
 
 def _call_sync(fn: Any, args: tuple[Any, ...]) -> Any:

@@ -72,6 +72,7 @@ class WorkflowRun(Base):
     parent_run_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     parent_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
     schedule_id: Mapped[str | None] = mapped_column(String(100), index=True, nullable=True)
+    resumes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # times resumed after failing
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -138,3 +139,21 @@ class WorkflowNotification(Base):
     data: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class WorkflowOutbox(Base):
+    """A continuation to publish, written in the transaction of the change that calls for it.
+
+    Sent right after that commit and deleted once QStash accepted it; the watchdog re-sends
+    rows left behind (a crash or a failed publish in between), so a wake-up committed is a
+    wake-up delivered. The deduplication ID (`run_id.position.key`) makes re-sending harmless.
+    """
+
+    __tablename__ = "workflow_outbox"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.id", ondelete="CASCADE"), index=True)
+    workflow: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer)
+    key: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

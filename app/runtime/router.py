@@ -30,7 +30,7 @@ async def _verified_body(request: Request) -> bytes:
 
 
 def _respond(outcome: Outcome) -> JSONResponse:
-    if outcome is Outcome.BUSY:
+    if outcome in (Outcome.BUSY, Outcome.RETRY):
         return JSONResponse({"status": outcome}, status_code=503, headers={"Retry-After": "1"})
     return JSONResponse({"status": outcome})
 

@@ -36,20 +36,24 @@ from app.runtime.errors import LeaseLostError, RunCancelledError
 from app.runtime.executor import Driver, RuntimeConfig
 from app.runtime.ids import new_run_id
 from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun
+from app.runtime.outbox import Outbox, RunRef, Wake, deduplication_id
 from app.runtime.registry import Workflow, WorkflowRegistry
-from app.runtime.store import Clock, RunRef, RunStore
+from app.runtime.store import Clock, RunStore
 from app.runtime.transport import Message, QStashClient
 
 log = logging.getLogger(__name__)
 
 # QStash's own retries of our messages cover crashed deliveries and busy leases only.
 MESSAGE_RETRY_DELAY = "min(30000, 1000 * pow(2, retried))"
+# An outbox row older than this was not sent right after its commit: the watchdog re-sends it.
+OUTBOX_SWEEP_AFTER = timedelta(seconds=10)
 
 
 class Outcome(StrEnum):
     DONE = "done"  # the delivery did what it could; acknowledge it
     IGNORED = "ignored"  # nothing to do (finished or unknown run); acknowledge it
     BUSY = "busy"  # another delivery holds the run; answer 503 so QStash retries
+    RETRY = "retry"  # the database or QStash failed under the delivery; answer 503, run untouched
 
 
 class DeliveryRequest(BaseModel):
@@ -77,6 +81,7 @@ class Runtime:
         clock: Clock = utcnow,
     ) -> None:
         self.store = RunStore(sessions, clock=clock)
+        self.outbox = Outbox(sessions, self.publish_ref)
         self.registry = WorkflowRegistry(workflows)
         self.transport = transport
         self.base_url = base_url.rstrip("/")
@@ -113,15 +118,16 @@ class Runtime:
         except ValidationError as exc:
             raise BadRequest(f"invalid payload for workflow {wf.name!r}: {exc}") from exc
         run_id = run_id or new_run_id()
-        run, created = await self.store.create_run(
+        run, start = await self.store.create_run(
             run_id, wf.name, payload, case_id=case_id, document_id=document_id
         )
         if run.workflow != wf.name:
             raise Conflict(f"run {run_id} already exists for workflow {run.workflow!r}")
-        if created or run.status == RunStatus.PENDING:
-            await self.publish_continue(run, 0, "start", None)
-        if created:
+        if start is not None:
+            await self.flush([start])
             log.info("started %s run %s", wf.name, run_id)
+        elif run.status == RunStatus.PENDING:
+            await self.publish_continue(run, 0, "start", None)
         return run_id
 
     # -- publishing (the executor's Publisher) ------------------------------------------
@@ -132,7 +138,7 @@ class Runtime:
         message = Message(
             destination=self.workflow_url(run.workflow),
             body=json.dumps({"run_id": run.id, "position": position}),
-            deduplication_id=f"{run.id}.{position}.{key}",
+            deduplication_id=deduplication_id(run.id, position, key, run.resumes),
             not_before=None if not_before is None else math.ceil(not_before.timestamp()),
             retries=self.config.message_retries,
             retry_delay=MESSAGE_RETRY_DELAY,
@@ -152,7 +158,7 @@ class Runtime:
             timeout_s=None if spec.timeout is None else math.ceil(spec.timeout),
             callback=callback,
             failure_callback=callback,
-            deduplication_id=f"{run.id}.{position}.call",
+            deduplication_id=deduplication_id(run.id, position, "call", run.resumes),
             extra_headers={
                 "Upstash-Callback-Retries": retries,
                 "Upstash-Callback-Retry-Delay": MESSAGE_RETRY_DELAY,
@@ -166,11 +172,17 @@ class Runtime:
         message = Message(
             destination=self.workflow_url(ref.workflow),
             body=json.dumps({"run_id": ref.run_id, "position": ref.position}),
-            deduplication_id=f"{ref.run_id}.{ref.position}.{key}",
+            deduplication_id=deduplication_id(ref.run_id, ref.position, key),  # the key carries the generation
             retries=self.config.message_retries,
             retry_delay=MESSAGE_RETRY_DELAY,
         )
         await self.transport.publish(message)
+
+    async def flush(self, wakes: list[Wake]) -> None:
+        """Publish continuations written to the outbox; what QStash refuses, the sweep re-sends."""
+        sent = await self.outbox.flush(wakes)
+        if sent < len(wakes):
+            log.warning("%d continuation(s) not published now; the watchdog re-sends them", len(wakes) - sent)
 
     def workflow_exists(self, name: str) -> bool:
         return name in self.registry.names()
@@ -180,9 +192,8 @@ class Runtime:
     async def notify(self, event_id: str, data: Any = None) -> list[str]:
         """Wake the runs waiting for `event_id` (or keep it for the first waiter); returns run IDs."""
         woken = await self.store.notify(event_id, data, keep_for=timedelta(seconds=self.config.notification_ttl_s))
-        for ref in woken:
-            await self.publish_ref(ref, f"notify-{ref.position}")
-        return [ref.run_id for ref in woken]
+        await self.flush(woken)
+        return [wake.ref.run_id for wake in woken]
 
     async def cancel(self, run_id: str) -> list[str]:
         """Cancel a run (and its children) at its next step boundary; returns the runs cancelled."""
@@ -193,16 +204,19 @@ class Runtime:
 
     async def resume(self, run_id: str) -> WorkflowRun:
         """Continue a failed run at the step that failed; completed steps are kept."""
-        run = await self.store.prepare_resume(run_id)
+        run, restarts = await self.store.prepare_resume(run_id, key=f"resume-{secrets.token_hex(4)}")
         if run is None:
             raise NotFound(f"no run {run_id}")
-        if run.status != RunStatus.PENDING:
+        if not restarts:
             raise Conflict(f"run {run_id} is {run.status}; only failed runs can be resumed")
-        await self.publish_continue(run, 0, f"resume-{secrets.token_hex(4)}", None)
+        await self.flush(restarts)
         return run
 
     async def recover_stuck(self, *, older_than: timedelta) -> list[str]:
-        """Re-publish the continuation of runs that nothing will move (watchdog)."""
+        """Re-send continuations left in the outbox, and re-publish runs nothing will move (watchdog)."""
+        resent = await self.outbox.sweep(older_than=OUTBOX_SWEEP_AFTER, now=self.clock())
+        if resent:
+            log.warning("re-sent %d continuation(s) left in the outbox", resent)
         recovered = []
         for run in await self.store.find_stuck(older_than=older_than):
             if await self.store.record_stuck(run.id):
@@ -212,14 +226,14 @@ class Runtime:
         return recovered
 
     async def watchdog(self) -> None:
-        """Every `watchdog_interval_s`, recover runs stuck longer than `watchdog_stuck_after_s`."""
+        """At start and every `watchdog_interval_s`, recover stuck runs (see `find_stuck`)."""
         stuck_after = timedelta(seconds=self.config.watchdog_stuck_after_s)
         while True:
-            await asyncio.sleep(self.config.watchdog_interval_s)
             try:
                 await self.recover_stuck(older_than=stuck_after)
-            except Exception:  # keep watching; the next round tries again
-                log.exception("watchdog round failed")
+            except Exception as exc:  # keep watching; the next round tries again
+                log.warning("watchdog round failed: %s", exc)
+            await asyncio.sleep(self.config.watchdog_interval_s)
 
     # -- deliveries -----------------------------------------------------------------------
 
@@ -263,9 +277,20 @@ class Runtime:
         except RunCancelledError:
             log.info("run was cancelled; the delivery stops")
             return Outcome.IGNORED
+        except BadRequest:
+            raise
+        except Exception as exc:  # the infrastructure's fault, never the run's: deliver again
+            log.warning("delivery stopped by %s: %s; QStash will deliver it again", type(exc).__name__, exc)
+            return Outcome.RETRY
         finally:
-            await self.store.release_lease(run_id, owner)
+            await self._release(run_id, owner)
             workflow_id_var.reset(token)
+
+    async def _release(self, run_id: str, owner: str) -> None:
+        try:
+            await self.store.release_lease(run_id, owner)
+        except Exception as exc:  # the lease lapses by itself after lease_ttl_s
+            log.warning("could not release the lease of %s: %s", run_id, exc)
 
     def _driver(self, run: WorkflowRun, owner: str) -> Driver:
         return Driver(
@@ -302,8 +327,11 @@ class Runtime:
         async def renew() -> None:
             while True:
                 await asyncio.sleep(self.config.lease_ttl_s / 3)
-                if not await self.store.renew_lease(run_id, owner, self.config.lease_ttl_s):
-                    return
+                try:
+                    if not await self.store.renew_lease(run_id, owner, self.config.lease_ttl_s):
+                        return
+                except Exception as exc:  # a database blip: try again at the next beat
+                    log.warning("could not renew the lease of %s: %s", run_id, exc)
 
         task = asyncio.create_task(renew())
         try:

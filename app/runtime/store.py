@@ -16,12 +16,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction, utcnow
-from app.runtime.coordination import CoordinationStore, RunRef
+from app.runtime import outbox
+from app.runtime.coordination import CoordinationStore
 from app.runtime.errors import LeaseLostError, RunCancelledError
 from app.runtime.models import (
     TERMINAL_RUN_STATUSES,
@@ -32,6 +33,7 @@ from app.runtime.models import (
     WorkflowRun,
     WorkflowStep,
 )
+from app.runtime.outbox import RunRef, Wake
 
 Clock = Callable[[], datetime]
 
@@ -52,8 +54,11 @@ class RunStore(CoordinationStore):
         case_id: str | None = None,
         document_id: str | None = None,
         schedule_id: str | None = None,
-    ) -> tuple[WorkflowRun, bool]:
-        """Insert the run and its `workflow.started` event; `(run, False)` if it already exists."""
+    ) -> tuple[WorkflowRun, Wake | None]:
+        """Insert the run, its `workflow.started` event and the outbox row that starts it.
+
+        Returns `(run, wake)`, or `(existing run, None)` if the run already exists.
+        """
         run = self._new_run(run_id, workflow, payload, case_id=case_id, document_id=document_id)
         run.schedule_id = schedule_id
         try:
@@ -61,12 +66,13 @@ class RunStore(CoordinationStore):
                 session.add(run)
                 await session.flush()
                 self._event(session, run, "workflow.started", {"workflow": workflow})
-            return run, True
+                wake = await outbox.add(session, RunRef(run_id, workflow, 0), "start", now=self.clock())
+            return run, wake
         except IntegrityError:
             existing = await self.get_run(run_id)
             if existing is None:
                 raise
-            return existing, False
+            return existing, None
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
         async with self.sessions() as session:
@@ -113,6 +119,10 @@ class RunStore(CoordinationStore):
             )
 
     async def _fence(self, session: AsyncSession, run_id: str, owner: str, **values: Any) -> WorkflowRun:
+        if "status" in values and values["status"] not in TERMINAL_RUN_STATUSES:
+            # A failing run stays failing while its on_failure handler runs, sleeps or retries.
+            failing = WorkflowRun.status == RunStatus.FAILING
+            values["status"] = case((failing, RunStatus.FAILING.value), else_=str(values["status"]))
         result = await session.execute(
             update(WorkflowRun)
             .where(
@@ -133,8 +143,8 @@ class RunStore(CoordinationStore):
 
     # -- run transitions (fenced) -------------------------------------------------------
 
-    async def complete_run(self, run_id: str, owner: str, result: Any) -> RunRef | None:
-        """Finish the run; returns its parent's continuation if a waiting parent step resolved."""
+    async def complete_run(self, run_id: str, owner: str, result: Any) -> Wake | None:
+        """Finish the run; returns its parent's wake-up if a waiting parent step resolved."""
         async with transaction(self.sessions) as session:
             run = await self._fence(
                 session, run_id, owner, status=RunStatus.COMPLETED, result=result, finished_at=self.clock()
@@ -146,7 +156,7 @@ class RunStore(CoordinationStore):
         async with transaction(self.sessions) as session:
             await self._fence(session, run_id, owner, status=RunStatus.FAILING, error=error)
 
-    async def fail_run(self, run_id: str, owner: str, error: str, **details: Any) -> RunRef | None:
+    async def fail_run(self, run_id: str, owner: str, error: str, **details: Any) -> Wake | None:
         async with transaction(self.sessions) as session:
             run = await self._fence(
                 session, run_id, owner, status=RunStatus.FAILED, error=error, finished_at=self.clock()
@@ -179,11 +189,14 @@ class RunStore(CoordinationStore):
                 step.status, step.attempts, step.wake_at = StepStatus.RUNNING, attempt, None
 
     async def complete_step(
-        self, run_id: str, owner: str, *, position: int, result: Any, event: dict[str, Any]
+        self, run_id: str, owner: str, *, position: int, result: Any, event: dict[str, Any], attempt: int | None = None
     ) -> None:
+        """Record a step's result; with `attempt`, only if that attempt is still the step's current one."""
         async with transaction(self.sessions) as session:
             run = await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
             step = await self._require_step(session, run_id, position)
+            if attempt is not None and (step.status != StepStatus.RUNNING or step.attempts != attempt):
+                raise LeaseLostError(f"attempt {attempt} of step {step.name!r} is stale; its result is dropped", run_id=run_id)
             step.status, step.result, step.finished_at = StepStatus.COMPLETED, result, self.clock()
             step.error = None
             self._event(session, run, "step.completed", {"step": step.name, "position": position, **event})

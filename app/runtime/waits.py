@@ -115,7 +115,7 @@ class SuspendingSteps(_Base):
             if not self.publisher.workflow_exists(workflow):
                 raise StepFailedError(name, f"no workflow named {workflow!r}", run_id=self.run.id)
             child_id = derived_run_id(self.run.id, str(position), name)
-            child = await self.store.start_child(
+            child, start = await self.store.start_child(
                 self.run.id,
                 self.owner,
                 position=position,
@@ -125,7 +125,8 @@ class SuspendingSteps(_Base):
                 payload=payload,
                 wait=wait,
             )
-            await self.publisher.publish_continue(child, 0, "start", None)
+            if start is not None:
+                await self.publisher.flush([start])
             if not wait:
                 return {"run_id": child_id}
         raise Suspend

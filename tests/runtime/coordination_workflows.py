@@ -51,7 +51,7 @@ async def parent(ctx: WorkflowContext, payload: dict[str, Any]) -> list[Any]:
 async def slow(recorder: Recorder, run_id: str, name: str) -> float:
     recorder.hit(run_id, name)
     await asyncio.sleep(1.0)
-    return time.time()
+    return time.monotonic()  # the Recorder's clock
 
 
 @workflow("parallel")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import pytest
@@ -95,21 +94,20 @@ async def test_code_changed_under_a_running_run_fails_with_non_determinism_namin
 async def test_hanging_step_times_out_and_is_retried_while_healthz_answers_through_cpu_work(database_url, recorder):
     async with live_service(database_url, ALL, deps=recorder) as svc:
         run_id = await svc.runtime.trigger("hang-then-burn", {"burn": 2.0})
-        slowest = 0.0
+        answered_during_burn = 0
         async with httpx.AsyncClient(base_url=svc.base_url) as client:
             while (await svc.run(run_id)).status not in ("completed", "failed"):
-                began = time.monotonic()
+                burning = recorder.count(run_id, "burn") == 1 and (await svc.run(run_id)).status == "running"
                 response = await client.get("/healthz", timeout=5)
                 assert response.status_code == 200
-                if recorder.count(run_id, "burn"):
-                    slowest = max(slowest, time.monotonic() - began)
+                answered_during_burn += burning
                 await asyncio.sleep(0.05)
         run = await svc.run(run_id)
         assert run.status == "completed", run.error
         assert run.result == "attempt 2"
         assert recorder.count(run_id, "hang") == 2
         assert recorder.count(run_id, "burn") == 1
-        assert 0 < slowest < 0.5
+        assert answered_during_burn >= 3  # the loop kept serving while the 2 s of CPU work ran
         failed = [e for e in await svc.events(run_id) if e.type == "step.failed"]
         assert "timed out after 0.5 s" in failed[0].payload["error"]
 
@@ -145,7 +143,7 @@ async def test_trigger_twice_with_one_run_id_starts_one_run(database_url, record
         second = await svc.runtime.trigger("seven-steps", {}, run_id="wfr_same_id_twice")
         assert first == second == "wfr_same_id_twice"
         await svc.wait(first)
-        await asyncio.sleep(0.3)
+        await svc.settled(first)  # a second start message would have been delivered by now
         assert all(recorder.count(first, f"step-{i}") == 1 for i in range(1, 8))
         started = [e for e in await svc.events(first) if e.type == "workflow.started"]
         assert len(started) == 1

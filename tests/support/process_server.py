@@ -3,13 +3,17 @@
     python -m tests.support.process_server PORT DATABASE_URL [PUBLIC_BASE_URL]
 
 Environment (for the test that starts it): `CURAWAY_TEST_SETTINGS` (JSON of settings
-overrides) and `CURAWAY_TEST_WORKFLOWS=pipelines` (serve the real pipelines instead).
+overrides), `CURAWAY_TEST_WORKFLOWS=pipelines` (serve the real pipelines instead) and
+`CURAWAY_TEST_SHIPPED=1` (the default settings `make run` ships; of the overrides only the
+`*_dir` paths apply) and `CURAWAY_TEST_FAULTS=1` (publishes can be made to fail:
+`tests.support.faults.FailingPublishes`).
 
 It serves the app with two workflows whose steps append `<run_id> <step>` lines to the file
 named in the payload (appends of one short line are atomic, so several processes can share
 it, and executions survive the process being killed):
 - `crash-seven`: 7 steps; on its first execution step 4 writes a marker file and hangs.
 - `five-steps`: 5 steps, nothing else.
+- `paced-five`: 5 steps with a durable one-second sleep between them.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ from typing import Any
 
 import uvicorn
 
+from app.config import Settings
 from app.main import create_app
 from app.runtime.context import WorkflowContext
 from app.runtime.registry import workflow
+from tests.support.faults import FailingPublishes
 from tests.support.service import service_settings
 
 
@@ -57,7 +63,18 @@ async def five_steps(ctx: WorkflowContext, payload: dict[str, Any]) -> list[str]
     return [await ctx.run(f"step-{i}", append_step, payload["log"], ctx.run_id, f"step-{i}") for i in range(1, 6)]
 
 
-WORKFLOWS = [crash_seven, five_steps]
+@workflow("paced-five")
+async def paced_five(ctx: WorkflowContext, payload: dict[str, Any]) -> list[str]:
+    """Five steps a second apart (durable sleeps between them): runs stay in flight for a while."""
+    done = []
+    for i in range(1, 6):
+        if i > 1:
+            await ctx.sleep(f"pause-{i}", payload.get("pause", 1.0))
+        done.append(await ctx.run(f"step-{i}", append_step, payload["log"], ctx.run_id, f"step-{i}"))
+    return done
+
+
+WORKFLOWS = [crash_seven, five_steps, paced_five]
 
 
 def main() -> None:
@@ -68,8 +85,14 @@ def main() -> None:
     overrides = {"devqstash_delivery_timeout_s": 4.0, "workflow_inline_budget_ms": 0, "workflow_lease_ttl_s": 20.0}
     overrides.update(json.loads(os.environ.get("CURAWAY_TEST_SETTINGS", "{}")))
     settings = service_settings(database_url, public_url, **overrides)
+    if os.environ.get("CURAWAY_TEST_SHIPPED") == "1":  # the settings `make run` ships, but for paths
+        paths = {k: v for k, v in json.loads(os.environ.get("CURAWAY_TEST_SETTINGS", "{}")).items() if k.endswith("_dir")}
+        settings = Settings(_env_file=None, database_url=database_url, public_base_url=public_url, **paths)  # type: ignore[call-arg]
     workflows = None if os.environ.get("CURAWAY_TEST_WORKFLOWS") == "pipelines" else WORKFLOWS
-    uvicorn.run(create_app(settings, workflows=workflows), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app(settings, workflows=workflows)
+    if os.environ.get("CURAWAY_TEST_FAULTS") == "1":  # publishes can be made to fail (bench/faults.py)
+        app = FailingPublishes(app)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from app.config import Settings
+from app.devqstash.models import ACTIVE_STATES, QStashMessage
 from app.main import Services, create_app
 from app.runtime.models import TERMINAL_RUN_STATUSES, Event, WorkflowRun, WorkflowStep
 from app.runtime.registry import Workflow
@@ -61,6 +62,24 @@ class LiveService:
                 return run
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"run {run_id} is {run.status!r} after {timeout}s, wanted {sorted(wanted)}")
+            await asyncio.sleep(0.05)
+
+    async def settled(self, *run_ids: str, timeout: float = 30) -> None:
+        """Wait until the embedded QStash holds no message left to deliver for these runs.
+
+        After that, nothing can bring the runs back: what a test sees then is final.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            async with self.services.sessions() as session:
+                bodies = await session.scalars(
+                    select(QStashMessage.body).where(QStashMessage.state.in_(ACTIVE_STATES))
+                )
+                pending = [b for b in bodies if any(run_id.encode() in b for run_id in run_ids)]
+            if not pending:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{len(pending)} message(s) for {run_ids} still undelivered after {timeout}s")
             await asyncio.sleep(0.05)
 
     async def events(self, run_id: str) -> list[Event]:

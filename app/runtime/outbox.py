@@ -1,0 +1,96 @@
+"""The outbox: "publish after commit" that survives a crash or a failed publish in between.
+
+A state change that must wake a run which no delivery in flight will bring back (a run just
+created, a child started, a parent whose child finished, waiters woken by `notify`, a run
+resumed) writes its continuation here *in the same transaction*. After the commit the
+continuation is published and its row deleted. A row left behind (the process died, or QStash
+refused the publish) is re-sent by the watchdog's sweep until QStash accepts it; the
+deduplication ID `run_id.position.key` makes a second send harmless.
+
+Continuations that a delivery in flight hands back (a sleep, a retry later, a step past the
+inline budget) need no row: that delivery is acknowledged only after its publish succeeded,
+so a crash before it means QStash delivers it again and the replay publishes again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.db import transaction
+from app.runtime.models import WorkflowOutbox
+
+
+@dataclass(frozen=True, slots=True)
+class RunRef:
+    """Where a run continues: enough to publish its continuation."""
+
+    run_id: str
+    workflow: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """One outbox row: publish `ref`'s continuation with deduplication key `key`."""
+
+    id: int
+    ref: RunRef
+    key: str
+
+
+Send = Callable[[RunRef, str], Awaitable[None]]
+
+
+def deduplication_id(run_id: str, position: int, key: str, resumes: int = 0) -> str:
+    """The QStash deduplication ID of a continuation; a resumed run gets fresh ones.
+
+    QStash drops a repeated ID for 10 minutes, so after `resume` the same step's `retry-1` or
+    call must not reuse the ID it had before the run failed.
+    """
+    generation = f".r{resumes}" if resumes else ""
+    return f"{run_id}.{position}.{key}{generation}"
+
+
+async def add(session: AsyncSession, ref: RunRef, key: str, *, now: datetime) -> Wake:
+    """Write a continuation in the caller's transaction; returns it for sending after commit."""
+    row = WorkflowOutbox(run_id=ref.run_id, workflow=ref.workflow, position=ref.position, key=key, created_at=now)
+    session.add(row)
+    await session.flush()
+    return Wake(row.id, ref, key)
+
+
+class Outbox:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], send: Send) -> None:
+        self.sessions = sessions
+        self.send = send
+
+    async def flush(self, wakes: Sequence[Wake]) -> int:
+        """Publish these continuations and delete their rows; a failed publish stays for the sweep."""
+        sent = []
+        for wake in wakes:
+            try:
+                await self.send(wake.ref, wake.key)
+            except Exception:  # QStash refused or is unreachable: the sweep sends it later
+                continue
+            sent.append(wake.id)
+        if sent:
+            async with transaction(self.sessions) as session:
+                await session.execute(delete(WorkflowOutbox).where(WorkflowOutbox.id.in_(sent)))
+        return len(sent)
+
+    async def sweep(self, *, older_than: timedelta, now: datetime, limit: int = 500) -> int:
+        """Re-send continuations left behind for longer than `older_than`; returns how many went out."""
+        async with self.sessions() as session:
+            rows = await session.scalars(
+                select(WorkflowOutbox)
+                .where(WorkflowOutbox.created_at < now - older_than)
+                .order_by(WorkflowOutbox.id)
+                .limit(limit)
+            )
+            wakes = [Wake(r.id, RunRef(r.run_id, r.workflow, r.position), r.key) for r in rows]
+        return await self.flush(wakes)

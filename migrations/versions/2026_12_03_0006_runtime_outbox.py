@@ -1,0 +1,45 @@
+"""runtime outbox (continuations written with the change that calls for them) and workflow_runs.resumes
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-03 03:00:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+import app.db
+
+revision: str = '0006'
+down_revision: str | None = '0005'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('workflow_runs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('resumes', sa.Integer(), server_default='0', nullable=False))
+    op.create_table('workflow_outbox',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('run_id', sa.String(length=64), nullable=False),
+    sa.Column('workflow', sa.String(length=100), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=200), nullable=False),
+    sa.Column('created_at', app.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['run_id'], ['workflow_runs.id'], name=op.f('fk_workflow_outbox_run_id_workflow_runs'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_workflow_outbox'))
+    )
+    with op.batch_alter_table('workflow_outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_workflow_outbox_created_at'), ['created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_workflow_outbox_run_id'), ['run_id'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('workflow_outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_workflow_outbox_run_id'))
+        batch_op.drop_index(batch_op.f('ix_workflow_outbox_created_at'))
+    op.drop_table('workflow_outbox')
+    with op.batch_alter_table('workflow_runs', schema=None) as batch_op:
+        batch_op.drop_column('resumes')

@@ -1,0 +1,181 @@
+"""Runtime under faults: nothing a workflow or the infrastructure does can lose, stall or
+wrongly fail a run (issue "Runtime under faults")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg
+import pytest
+
+from app.runtime.ids import derived_run_id
+from app.runtime.models import ON_FAILURE_POSITION
+from tests.runtime.coordination_workflows import COORDINATION
+from tests.runtime.fault_workflows import FAULTS
+from tests.runtime.workflows import Recorder
+from tests.support.databases import plain_pg_url
+from tests.support.faults import FailingPublishes
+from tests.support.service import live_service
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+def completion_order(events, *steps: str) -> list[str]:  # noqa: ANN001
+    done = [e.payload["step"] for e in events if e.type == "step.completed"]
+    return [step for step in done if step in steps]
+
+
+@pytest.mark.parametrize("how", ["except-base", "gather-return-exceptions", "asyncio-wait", "task-group"])
+async def test_a_workflow_cannot_get_past_a_pending_sleep_however_it_handles_exceptions(database_url, recorder, how):
+    async with live_service(database_url, FAULTS, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("swallows-suspension", {"how": how})
+        run = await svc.wait(run_id)
+        assert run.status == "completed", run.error
+        assert run.result == how
+        assert completion_order(await svc.events(run_id), "nap", "after") == ["nap", "after"]
+        assert recorder.count(run_id, "after") == 1
+
+
+async def test_a_pydantic_result_is_stored_as_its_json(database_url, recorder):
+    async with live_service(database_url, FAULTS, deps=recorder) as svc:
+        run = await svc.wait(await svc.runtime.trigger("returns-model", {}))
+        assert run.status == "completed", run.error
+        assert run.result == {"status": "ok", "score": 0.5}
+
+
+async def test_a_result_that_is_not_json_fails_the_run_with_a_clear_reason(database_url, recorder):
+    async with live_service(database_url, FAULTS, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("returns-set", {})
+        run = await svc.wait(run_id)
+        assert run.status == "failed"
+        assert "workflow result is not JSON-serialisable" in run.error
+        assert "not JSON-serialisable" in recorder.failures[run_id]
+        assert recorder.count(run_id, "work") == 1
+
+
+async def test_a_failing_run_stays_failing_while_its_on_failure_handler_waits_to_retry(database_url, recorder):
+    async with live_service(database_url, FAULTS, deps=recorder, workflow_retry_base_delay_s=3.0) as svc:
+        run_id = await svc.runtime.trigger("on-failure-retries", {})
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:
+            steps = {s.position: s for s in await svc.steps(run_id)}
+            handler = steps.get(ON_FAILURE_POSITION)
+            if handler is not None and handler.status == "retry_scheduled":
+                break
+            assert asyncio.get_running_loop().time() < deadline, "on_failure never scheduled its retry"
+            await asyncio.sleep(0.05)
+        assert (await svc.run(run_id)).status == "failing"
+        run = await svc.wait(run_id)
+        assert run.status == "failed" and "cannot be done" in run.error
+        assert recorder.count(run_id, "on-failure") == 2
+        assert recorder.count(run_id, "first") == 1 and recorder.count(run_id, "refuse") == 1
+
+
+async def test_publishes_answered_500_and_429_never_fail_a_run(database_url, recorder):
+    holder: dict[str, FailingPublishes] = {}
+
+    def wrap(app):  # noqa: ANN001, ANN202
+        holder["edge"] = FailingPublishes(app)
+        return holder["edge"]
+
+    async with live_service(database_url, FAULTS, deps=recorder, wrap=wrap) as svc:
+        runs = [await svc.runtime.trigger("handed-back-steps", {}) for _ in range(3)]
+        holder["edge"].fail_next(6)  # the next hand-backs of these runs fail to publish
+        for run_id in runs:
+            run = await svc.wait(run_id, timeout=90)
+            assert run.status == "completed", run.error
+            assert [recorder.count(run_id, f"step-{i}") for i in range(1, 8)] == [1] * 7
+        assert holder["edge"].refused == 6
+        assert recorder.failures == {}
+
+
+async def _terminate_connections(admin_url: str, database: str, until: asyncio.Event) -> int:
+    terminated = 0
+    conn = await asyncpg.connect(admin_url)
+    try:
+        while not until.is_set():
+            rows = await conn.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+                database,
+            )
+            terminated += len(rows)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(until.wait(), 0.2)
+    finally:
+        await conn.close()
+    return terminated
+
+
+async def test_terminated_database_connections_never_fail_a_run(database_url, recorder):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("terminating backends is a Postgres fault")
+    admin_url, database = plain_pg_url(database_url).rsplit("/", 1)
+    async with live_service(database_url, FAULTS, deps=recorder) as svc:
+        runs = [await svc.runtime.trigger("handed-back-steps", {}) for _ in range(5)]
+        stop = asyncio.Event()
+        killer = asyncio.create_task(_terminate_connections(f"{admin_url}/postgres", database, stop))
+        await asyncio.sleep(3)  # the fault lasts 3 s, whatever the runs do meanwhile
+        stop.set()
+        assert await killer > 0
+        for run_id in runs:
+            run = await svc.wait(run_id, timeout=120)
+            assert run.status == "completed", run.error
+            assert all(recorder.count(run_id, f"step-{i}") >= 1 for i in range(1, 8))
+        assert recorder.failures == {}
+
+
+async def test_a_parent_whose_wake_up_publish_failed_is_still_woken(database_url, recorder):
+    """The child's end is committed with the parent's wake-up in the outbox; QStash refusing the
+    publish right after (500/429 for every publish for a while) only delays it to the sweep."""
+    holder: dict[str, FailingPublishes] = {}
+
+    def wrap(app):  # noqa: ANN001, ANN202
+        holder["edge"] = FailingPublishes(app)
+        return holder["edge"]
+
+    async with live_service(database_url, FAULTS + COORDINATION, deps=recorder, wrap=wrap) as svc:
+        parent_id = await svc.runtime.trigger("invoke-sleeper", {})
+        await svc.wait(parent_id, statuses={"waiting"})
+        child_id = derived_run_id(parent_id, "0", "slow-child")
+        await svc.wait(child_id, statuses={"sleeping"})
+        holder["edge"].fail_next(3)  # the child's next hand-back fails twice, then its parent's wake-up
+        run = await svc.wait(parent_id, timeout=60)
+        assert run.status == "completed", run.error
+        assert run.result == 10
+        assert holder["edge"].refused == 3
+        assert recorder.count(child_id, "child-work") == 1
+
+
+async def test_a_run_triggered_while_qstash_refuses_publishes_starts_later(database_url, recorder):
+    holder: dict[str, FailingPublishes] = {}
+
+    def wrap(app):  # noqa: ANN001, ANN202
+        holder["edge"] = FailingPublishes(app)
+        return holder["edge"]
+
+    async with live_service(database_url, FAULTS, deps=recorder, wrap=wrap) as svc:
+        holder["edge"].fail_next(1)
+        run_id = await svc.runtime.trigger("returns-model", {})  # accepted: the start is in the outbox
+        run = await svc.wait(run_id, timeout=60)
+        assert run.status == "completed", run.error
+        assert holder["edge"].refused == 1
+
+
+@pytest.mark.parametrize(
+    ("workflow", "result"),
+    [("two-branches-fail", ["left", "right"]), ("retries-after-resume", "flaky"), ("parent-of-fragile", "work")],
+    ids=["parallel-branches", "step-retried-after-resume", "failed-child"],
+)
+async def test_resume_reopens_every_failed_step_and_child_with_fresh_messages(database_url, recorder, workflow, result):
+    async with live_service(database_url, FAULTS, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger(workflow, {})
+        assert (await svc.wait(run_id)).status == "failed"
+        recorder.version = 2  # the fix is deployed
+        await svc.runtime.resume(run_id)
+        run = await svc.wait(run_id)
+        assert run.status == "completed", run.error
+        assert run.result == result
