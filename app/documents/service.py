@@ -1,8 +1,12 @@
-"""Document intake: check the upload, store it, record it, and start its analysis.
+"""Documents: intake (check the upload, store it, record it, start its analysis) and their state.
 
 What a user sends is checked before anything of the case changes: an empty file, a file that
 is not a PDF, one over `MAX_UPLOAD_BYTES`, a corrupt or a password-protected PDF gets a 4xx
 with a plain explanation and leaves nothing behind (the stored object is deleted).
+
+The other functions read and write a document and its pages for the analysis stages
+(`app.workflows.document_analysis.stages`); like every service they only flush, the caller
+owns the transaction.
 """
 
 from __future__ import annotations
@@ -10,12 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import UploadFile
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
-from app.documents.models import Document, DocumentStatus
+from app.documents.models import Document, DocumentPage, DocumentStatus
+from app.documents.ocr import PageTexts
 from app.documents.pdf import EmptyFile, NotAPdf, PdfError, describe, inspect_pdf, sniff
 from app.errors import NotFound
 from app.ids import new_id
@@ -105,3 +112,88 @@ async def get_document(session: AsyncSession, *, document_id: str) -> Document:
         raise NotFound(f"no document {document_id}")
     return document
 
+
+
+async def mark_processing(session: AsyncSession, *, document_id: str) -> Document:
+    """The upload is confirmed: `uploaded` becomes `processing` (any later status stays)."""
+    document = await get_document(session, document_id=document_id)
+    if document.status == DocumentStatus.UPLOADED:
+        document.status = DocumentStatus.PROCESSING
+    return document
+
+
+async def stored_pages(session: AsyncSession, *, document_id: str) -> list[DocumentPage]:
+    """The document's pages, in page order."""
+    query = select(DocumentPage).where(DocumentPage.document_id == document_id)
+    return list(await session.scalars(query.order_by(DocumentPage.page_number)))
+
+
+async def replace_pages(session: AsyncSession, *, document_id: str, pages: PageTexts) -> Document:
+    """Store the text of every page; a document without usable text becomes `needs_ocr`."""
+    await session.execute(delete(DocumentPage).where(DocumentPage.document_id == document_id))
+    session.add_all(
+        DocumentPage(document_id=document_id, page_number=p.number, text=p.text, ocr=p.ocr) for p in pages.pages
+    )
+    document = await get_document(session, document_id=document_id)
+    document.page_count = pages.page_count
+    if pages.needs_ocr:
+        document.status, document.failure_reason = DocumentStatus.NEEDS_OCR, pages.reason
+    await session.flush()
+    return document
+
+
+async def page_texts(session: AsyncSession, *, document_id: str) -> list[str]:
+    """The text of each page, in page order."""
+    query = select(DocumentPage.text).where(DocumentPage.document_id == document_id)
+    return list(await session.scalars(query.order_by(DocumentPage.page_number)))
+
+
+async def first_page_texts(session: AsyncSession, *, document_ids: list[str]) -> dict[str, str]:
+    """Document ID -> the text of its first page."""
+    query = select(DocumentPage).where(DocumentPage.document_id.in_(document_ids), DocumentPage.page_number == 1)
+    return {row.document_id: row.text for row in await session.scalars(query)}
+
+
+async def save_extraction(session: AsyncSession, *, document_id: str, extraction: dict[str, Any]) -> Document:
+    document = await get_document(session, document_id=document_id)
+    document.extraction = extraction
+    return document
+
+
+async def save_fhir(
+    session: AsyncSession, *, document_id: str, resources: list[dict[str, Any]], issues: list[dict[str, Any]]
+) -> Document:
+    document = await get_document(session, document_id=document_id)
+    document.fhir_resources, document.issues = resources, issues
+    return document
+
+
+async def mark_analyzed(session: AsyncSession, *, document_id: str) -> Document:
+    document = await get_document(session, document_id=document_id)
+    document.status, document.failure_reason = DocumentStatus.ANALYZED, None
+    return document
+
+
+async def mark_failed(session: AsyncSession, *, document_id: str, reason: str) -> Document | None:
+    """The analysis failed for good; None when the document is gone."""
+    document = await session.get(Document, document_id)
+    if document is not None:
+        document.status, document.failure_reason = DocumentStatus.FAILED, reason
+    return document
+
+
+async def analysed_documents(session: AsyncSession, *, case_id: str) -> list[Document]:
+    """The case's documents that have an extraction, by ID."""
+    query = select(Document).where(Document.case_id == case_id, Document.extraction.is_not(None))
+    return list(await session.scalars(query.order_by(Document.id)))
+
+
+async def analysed_ids(session: AsyncSession, *, case_id: str) -> list[str]:
+    query = select(Document.id).where(Document.case_id == case_id, Document.extraction.is_not(None))
+    return list(await session.scalars(query.order_by(Document.id)))
+
+
+async def documents_with_fhir(session: AsyncSession, *, case_id: str) -> list[Document]:
+    """The case's documents that have FHIR resources, oldest first."""
+    query = select(Document).where(Document.case_id == case_id, Document.fhir_resources.is_not(None))
+    return list(await session.scalars(query.order_by(Document.created_at)))
