@@ -86,7 +86,9 @@ async def record_requirements(
     for match in matches:
         row = rows.get(match.requirement.code)
         if row is None:
-            row = CaseRequirement(case_id=case_id, requirement_code=match.requirement.code, requirement=match.requirement.name)
+            row = CaseRequirement(
+                case_id=case_id, requirement_code=match.requirement.code, requirement=match.requirement.name
+            )
             session.add(row)
         row.status = match.status
         row.evidence = [e.model_dump(mode="json") for e in match.evidence]

@@ -18,19 +18,18 @@ from typing import Any
 
 from fastapi import UploadFile
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import transaction
 from app.documents.models import Document, DocumentPage, DocumentStatus
 from app.documents.ocr import PageTexts
-from app.documents.pdf import EmptyFile, NotAPdf, PdfError, describe, inspect_pdf, sniff
+from app.documents.pdf import EmptyFile, NotAPdf, PdfError, PdfInfo, describe, inspect_pdf, sniff
 from app.errors import NotFound
 from app.ids import new_id
 from app.runtime.events import record_event
 from app.runtime.ids import new_run_id
 from app.runtime.runtime import Runtime
 from app.runtime.transport import TransportError
-from app.storage import ObjectStorage, iter_chunks
+from app.storage import ObjectStorage, StoredObject, iter_chunks
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class Accepted:
 
 
 async def accept_upload(
-    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     *,
     storage: ObjectStorage,
     runtime: Runtime,
@@ -52,44 +51,61 @@ async def accept_upload(
     upload: UploadFile,
     max_bytes: int,
 ) -> Accepted:
+    """Check, store and record the upload, then start its analysis.
+
+    Unlike other services this one commits: first whatever the session read (no transaction
+    stays open while the file is stored; on SQLite it would hold the write lock), then the
+    document row, because the run it starts must find it.
+    """
+    await session.commit()
+    document_id, run_id = new_id("doc"), new_run_id()
+    key = f"cases/{case_id}/{document_id}.pdf"
+    stored, info = await _store(storage, key, upload=upload, max_bytes=max_bytes)
+    session.add(
+        Document(
+            id=document_id,
+            case_id=case_id,
+            filename=(upload.filename or "document.pdf")[:300],
+            content_type="application/pdf",
+            size_bytes=stored.size,
+            sha256=stored.sha256,
+            storage_key=key,
+            status=DocumentStatus.UPLOADED,
+            page_count=info.page_count,
+            issues=[],
+            workflow_run_id=run_id,
+        )
+    )
+    payload = {"filename": upload.filename, "size": stored.size, "pages": info.page_count}
+    record_event(
+        session, "document.uploaded", case_id=case_id, document_id=document_id, workflow_id=run_id, payload=payload
+    )
+    await session.commit()
+    await _start_analysis(session, runtime, case_id=case_id, document_id=document_id, run_id=run_id)
+    return Accepted(document_id, run_id)
+
+
+async def _store(
+    storage: ObjectStorage, key: str, *, upload: UploadFile, max_bytes: int
+) -> tuple[StoredObject, PdfInfo]:
+    """Sniff, store and open the PDF; a refused file leaves nothing in storage."""
     head = await upload.read(1024)
     await upload.seek(0)
     if not head:
         raise EmptyFile()
     if not sniff(head):
         raise NotAPdf(describe(head))
-    document_id, run_id = new_id("doc"), new_run_id()
-    key = f"cases/{case_id}/{document_id}.pdf"
     stored = await storage.put(key, iter_chunks(upload.read), max_bytes=max_bytes, content_type="application/pdf")
     try:
         info = await asyncio.to_thread(inspect_pdf, await storage.read(key))
     except PdfError:
         await storage.delete(key)
         raise
-    async with transaction(sessions) as session:
-        session.add(
-            Document(
-                id=document_id,
-                case_id=case_id,
-                filename=(upload.filename or "document.pdf")[:300],
-                content_type="application/pdf",
-                size_bytes=stored.size,
-                sha256=stored.sha256,
-                storage_key=key,
-                status=DocumentStatus.UPLOADED,
-                page_count=info.page_count,
-                issues=[],
-                workflow_run_id=run_id,
-            )
-        )
-        record_event(session, "document.uploaded", case_id=case_id, document_id=document_id, workflow_id=run_id,
-                     payload={"filename": upload.filename, "size": stored.size, "pages": info.page_count})
-    await _start_analysis(sessions, runtime, case_id=case_id, document_id=document_id, run_id=run_id)
-    return Accepted(document_id, run_id)
+    return stored, info
 
 
 async def _start_analysis(
-    sessions: async_sessionmaker[AsyncSession], runtime: Runtime, *, case_id: str, document_id: str, run_id: str
+    session: AsyncSession, runtime: Runtime, *, case_id: str, document_id: str, run_id: str
 ) -> None:
     payload = {"document_id": document_id, "case_id": case_id}
     try:
@@ -98,11 +114,10 @@ async def _start_analysis(
         # The run is recorded; the watchdog publishes its first message once QStash answers.
         log.exception("could not publish the start of %s; the watchdog will retry", run_id)
     except Exception as exc:
-        async with transaction(sessions) as session:
-            document = await session.get(Document, document_id)
-            assert document is not None
-            document.status = DocumentStatus.FAILED
-            document.failure_reason = f"the analysis could not be started: {type(exc).__name__}"
+        document = await get_document(session, document_id=document_id)
+        document.status = DocumentStatus.FAILED
+        document.failure_reason = f"the analysis could not be started: {type(exc).__name__}"
+        await session.commit()
         raise
 
 
@@ -111,7 +126,6 @@ async def get_document(session: AsyncSession, *, document_id: str) -> Document:
     if document is None:
         raise NotFound(f"no document {document_id}")
     return document
-
 
 
 async def mark_processing(session: AsyncSession, *, document_id: str) -> Document:

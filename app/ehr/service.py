@@ -18,7 +18,6 @@ async def read_bundle(session: AsyncSession, *, case_id: str) -> dict[str, Any]:
     return record.bundle if record else empty_bundle(case_id)
 
 
-
 def add_empty_record(session: AsyncSession, *, case_id: str) -> None:
     """A new case starts with an empty Bundle."""
     session.add(CaseRecord(case_id=case_id, bundle=empty_bundle(case_id)))
