@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _schedules_parser(commands: Any) -> None:
+def _schedules_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     schedules = commands.add_parser(
         "schedules",
         help="sync the cron schedules declared in code to QStash, and list them",
