@@ -164,7 +164,7 @@ DEVQSTASH_CYCLE = pytest.mark.xfail(reason="devqstash router <-> server (type-on
     "package",
     [
         *("app.workflows", "app.documents", "app.cases", "app.ehr", "app.extraction"),
-        *("app.matching", "app.storage", "app.auth", "app.procedures", "app.patients"),
+        *("app.matching", "app.storage", "app.auth", "app.procedures", "app.patients", "app.demo"),
         pytest.param("app.devqstash", marks=DEVQSTASH_CYCLE),
     ],
 )
