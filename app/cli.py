@@ -68,15 +68,26 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="upload PDFs to a running service, show their analysis live, then the checklist"
     )
-    demo.add_argument("--url", help="the running service (default: PUBLIC_BASE_URL, else http://HOST:PORT, i.e. http://127.0.0.1:8000)")
-    demo.add_argument("--documents", metavar="DIR", help="directory of PDFs to upload (default: tests/fixtures/documents)")
-    demo.add_argument("--procedure", metavar="CODE", default="cabg", help="procedure code of the case (default: cabg; see GET /procedures)")
+    demo.add_argument(
+        "--url", help="the running service (default: PUBLIC_BASE_URL, else http://HOST:PORT, i.e. http://127.0.0.1:8000)"
+    )
+    demo.add_argument(
+        "--documents", metavar="DIR", help="directory of PDFs to upload (default: tests/fixtures/documents)"
+    )
+    demo.add_argument(
+        "--procedure",
+        metavar="CODE",
+        default="cabg",
+        help="procedure code of the case (default: cabg; see GET /procedures)",
+    )
     demo.add_argument("--token", metavar="T", help="ops token (default: ask POST /auth/dev-token, development only)")
-    demo.add_argument("--timeout", metavar="S", type=float, default=180.0, help="seconds to wait for the analyses (default 180)")
+    demo.add_argument(
+        "--timeout", metavar="S", type=float, default=180.0, help="seconds to wait for the analyses (default 180)"
+    )
     return parser
 
 
-def _schedules_parser(commands: Any) -> None:
+def _schedules_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     schedules = commands.add_parser(
         "schedules",
         help="sync the cron schedules declared in code to QStash, and list them",
@@ -303,7 +314,14 @@ def _run_json(run: WorkflowRun, steps: list[WorkflowStep], events: list[Event]) 
         "error": run.error,
         "result": run.result,
         "steps": [
-            {"position": s.position, "name": s.name, "kind": s.kind, "status": s.status, "attempts": s.attempts, "error": s.error}
+            {
+                "position": s.position,
+                "name": s.name,
+                "kind": s.kind,
+                "status": s.status,
+                "attempts": s.attempts,
+                "error": s.error,
+            }
             for s in steps
         ],
         "events": [{"id": e.id, "type": e.type, "payload": e.payload, "created_at": e.created_at} for e in events],

@@ -120,7 +120,13 @@ class Settings(BaseSettings):
             return self
         used = [
             name
-            for name in ("qstash_token", "qstash_current_signing_key", "qstash_next_signing_key", "ops_token", "auth_secret")
+            for name in (
+                "qstash_token",
+                "qstash_current_signing_key",
+                "qstash_next_signing_key",
+                "ops_token",
+                "auth_secret",
+            )
             if getattr(self, name) in DEV_SECRETS
         ]
         if used:

@@ -14,13 +14,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.auth.tokens import TokenService
 from app.cases.progress import ProgressFeed
@@ -37,26 +34,11 @@ from app.runtime.router import router as workflow_router
 from app.runtime.runtime import Runtime, SignatureConfig
 from app.runtime.schedules import Schedule
 from app.runtime.transport import QStashClient
+from app.services import Services
 from app.storage import ObjectStorage, build_storage
-from app.workflows.deps import build_pipeline_deps
+from app.workflows.deps import PipelineDeps, build_pipeline_deps
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """Everything a request, a step or a CLI command may need, built once per app."""
-
-    settings: Settings
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    http: httpx.AsyncClient
-    qstash: QStashClient
-    runtime: Runtime
-    devqstash: DevQStash | None
-    tokens: TokenService
-    storage: ObjectStorage
-    progress: ProgressFeed
 
 
 def runtime_config(settings: Settings) -> RuntimeConfig:
@@ -88,7 +70,7 @@ def build_storage_from(settings: Settings) -> ObjectStorage:
     )
 
 
-def build_services(settings: Settings, workflows: Iterable[Workflow], deps: Any = None) -> Services:
+def build_services(settings: Settings, workflows: Iterable[Workflow], deps: object | None = None) -> Services:
     """Everything the app needs; `deps` (what steps see as `ctx.deps`) defaults to the pipelines'."""
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
@@ -130,7 +112,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     workflows: Iterable[Workflow] | None = None,
-    deps: Any = None,
+    deps: object | None = None,
     schedules: Iterable[Schedule] | None = None,
 ) -> FastAPI:
     settings = settings or Settings()
@@ -194,9 +176,10 @@ def create_app(
 
 def _warm_up_embeddings(services: Services) -> asyncio.Task[None] | None:
     """Embed the catalog's requirement terms in the background, so the first match is fast."""
-    embedder = getattr(services.runtime.deps, "embedder", None)
-    if embedder is None or not services.settings.embedding_warm_up:
+    deps = services.runtime.deps
+    if not isinstance(deps, PipelineDeps) or not services.settings.embedding_warm_up:
         return None
+    embedder = deps.embedder
     from app.matching.matcher import warm_up
 
     async def run() -> None:

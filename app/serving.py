@@ -10,9 +10,12 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TypeVar
 
 import uvicorn
+from starlette.types import ASGIApp
+
+App = TypeVar("App", bound=ASGIApp)
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -23,7 +26,7 @@ def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
 
 
 @asynccontextmanager
-async def serve_in_loop(app_for_url: Callable[[str], Any]) -> AsyncIterator[tuple[str, Any]]:
+async def serve_in_loop(app_for_url: Callable[[str], App]) -> AsyncIterator[tuple[str, App]]:
     """Bind a free port, build the app with `app_for_url(base_url)`, serve it; yield (url, app)."""
     sock = bind_socket()
     base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -52,12 +52,12 @@ from sqlalchemy import func, select  # noqa: E402
 
 from app.config import PROJECT_ROOT  # noqa: E402
 from app.db import transaction  # noqa: E402
+from app.demo.stream import read_events  # noqa: E402
 from app.devqstash.models import EventState, QStashEvent  # noqa: E402
 from app.documents.models import Document  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime.events import record_event  # noqa: E402
 from app.serving import serve_in_loop
-from app.sse_client import read_events  # noqa: E402
 from bench.support import bench_settings, fresh_database  # noqa: E402
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "documents"

@@ -22,8 +22,14 @@ def _token_from(request: Request) -> str | None:
     return request.query_params.get("access_token")
 
 
-def current_principal(request: Request) -> Principal:
-    tokens: TokenService = request.app.state.services.tokens
+def get_tokens(request: Request) -> TokenService:
+    return request.app.state.services.tokens
+
+
+TokensDep = Annotated[TokenService, Depends(get_tokens)]
+
+
+def current_principal(request: Request, tokens: TokensDep) -> Principal:
     return tokens.authenticate(_token_from(request))
 
 

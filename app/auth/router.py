@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
+
+from app.auth.dependencies import TokensDep
 
 router = APIRouter(tags=["auth"])
 
@@ -17,6 +19,6 @@ class TokenRead(BaseModel):
 
 
 @router.post("/auth/dev-token")
-async def dev_token(body: DevTokenRequest, request: Request) -> TokenRead:
+async def dev_token(body: DevTokenRequest, tokens: TokensDep) -> TokenRead:
     """A token for `sub` (development only)."""
-    return TokenRead(token=request.app.state.services.tokens.issue(body.sub))
+    return TokenRead(token=tokens.issue(body.sub))

@@ -52,7 +52,9 @@ class TokenService:
         if secrets.compare_digest(token.encode(), self._ops_token.encode()):
             return Principal(Role.OPS)
         try:
-            claims = jwt.decode(token, self._secret, algorithms=["HS256"], issuer=ISSUER, options={"require": ["sub", "exp"]})
+            claims = jwt.decode(
+                token, self._secret, algorithms=["HS256"], issuer=ISSUER, options={"require": ["sub", "exp"]}
+            )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("the token has expired; ask for a new one") from exc
         except jwt.PyJWTError as exc:

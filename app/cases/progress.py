@@ -26,8 +26,9 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -122,3 +123,11 @@ class ProgressFeed:
             self._subscribers[case_id].discard(queue)
             if not self._subscribers[case_id]:
                 self._subscribers.pop(case_id, None)
+
+
+def get_progress(request: Request) -> ProgressFeed:
+    """This process's feed, started in the app's lifespan."""
+    return request.app.state.services.progress
+
+
+ProgressDep = Annotated[ProgressFeed, Depends(get_progress)]

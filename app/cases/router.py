@@ -11,8 +11,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.auth.dependencies import PrincipalDep, ensure_patient
 from app.cases import service
+from app.cases.progress import ProgressDep
 from app.cases.schemas import CaseCreate, CaseRead, RequirementsRead
-from app.deps import ServicesDep, SessionDep
+from app.dependencies import SessionDep, SessionsDep, SettingsDep
 from app.ehr.service import read_bundle
 
 router = APIRouter(tags=["cases"])
@@ -48,21 +49,24 @@ async def read_ehr(case_id: str, session: SessionDep, principal: PrincipalDep) -
 async def stream_events(
     case_id: str,
     request: Request,
-    services: ServicesDep,
+    sessions: SessionsDep,
+    progress: ProgressDep,
+    settings: SettingsDep,
     principal: PrincipalDep,
     last_event_id: int | None = Query(default=None, description="resume after this event ID (or send Last-Event-ID)"),
 ) -> EventSourceResponse:
     """Server-sent events: the case's progress, `id:` = event ID; `Last-Event-ID` resumes.
 
-    Browsers' `EventSource` cannot send headers: pass the token as `?access_token=`.
+    Browsers' `EventSource` cannot send headers: pass the token as `?access_token=`. The case is
+    checked in a session of its own, closed before the stream starts.
     """
-    async with services.sessions() as session:
+    async with sessions() as session:
         await service.get_case(session, case_id=case_id, principal=principal)
     header = request.headers.get("last-event-id", "")
     after = int(header) if header.isdigit() else (last_event_id or 0)
 
     async def messages() -> AsyncIterator[ServerSentEvent]:
-        async for event in services.progress.stream(case_id, after):
+        async for event in progress.stream(case_id, after):
             yield ServerSentEvent(data=json.dumps(event), event=event["type"], id=str(event["id"]))
 
-    return EventSourceResponse(messages(), ping=services.settings.sse_ping_s)
+    return EventSourceResponse(messages(), ping=settings.sse_ping_s)

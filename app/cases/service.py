@@ -1,4 +1,4 @@
-"""Cases: create one (with its requirement checklist), fetch one, read its checklist."""
+"""Cases: create one (with its requirement checklist), fetch one, read and record its checklist."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from app.auth.dependencies import ensure_patient
 from app.auth.tokens import Principal
 from app.cases.models import Case, CaseRequirement, RequirementStatus
 from app.cases.schemas import CaseCreate, RequirementItem, RequirementsRead
-from app.ehr.models import CaseRecord
-from app.ehr.service import empty_bundle
+from app.ehr.service import add_empty_record
 from app.errors import NotFound
 from app.ids import new_id
+from app.matching.schemas import MatchStatus, RequirementMatch
 from app.patients.service import get_patient
 from app.procedures.catalog import get_procedure
 
@@ -33,7 +33,7 @@ async def create_case(session: AsyncSession, *, data: CaseCreate) -> Case:
                 evidence=[],
             )
         )
-    session.add(CaseRecord(case_id=case.id, bundle=empty_bundle(case.id)))
+    add_empty_record(session, case_id=case.id)
     await session.flush()
     return case
 
@@ -67,3 +67,30 @@ async def read_requirements(session: AsyncSession, *, case: Case) -> Requirement
             )
         )
     return RequirementsRead(procedure=procedure.code, procedure_name=procedure.name, items=items)
+
+
+async def lock_case(session: AsyncSession, *, case_id: str) -> Case:
+    """The case, its row locked until the transaction ends (serialises writers of one case)."""
+    case = await session.get(Case, case_id, with_for_update=True)
+    if case is None:
+        raise NotFound(f"no case {case_id}")
+    return case
+
+
+async def record_requirements(
+    session: AsyncSession, *, case_id: str, matches: list[RequirementMatch]
+) -> dict[str, int]:
+    """Write each requirement's status and evidence; returns how many are satisfied and missing."""
+    query = select(CaseRequirement).where(CaseRequirement.case_id == case_id)
+    rows = {row.requirement_code: row for row in await session.scalars(query)}
+    for match in matches:
+        row = rows.get(match.requirement.code)
+        if row is None:
+            row = CaseRequirement(
+                case_id=case_id, requirement_code=match.requirement.code, requirement=match.requirement.name
+            )
+            session.add(row)
+        row.status = match.status
+        row.evidence = [e.model_dump(mode="json") for e in match.evidence]
+    satisfied = sum(1 for m in matches if m.status == MatchStatus.SATISFIED)
+    return {"satisfied": satisfied, "missing": len(matches) - satisfied}

@@ -94,7 +94,9 @@ def extract_pages(
         scans = [number for number, (_, scanned) in enumerate(layer) if scanned]
         ocr_texts: dict[int, str] = {}
         failures: dict[int, str] = {}
-        tessdata = find_tessdata(tessdata_prefix, language, search_standard_paths=search_standard_paths) if scans else None
+        tessdata = None
+        if scans:
+            tessdata = find_tessdata(tessdata_prefix, language, search_standard_paths=search_standard_paths)
         if tessdata is not None:
             for number in scans:
                 try:
@@ -182,7 +184,9 @@ def _summarise(
         listed = ", ".join(str(n + 1) for n in sorted(failures))
         reasons.append(f"OCR failed on page {listed} ({next(iter(failures.values()))})")
     if not reasons and not any(page.text.strip() for page in pages):
-        reasons.append("no readable text was found on any page, even with OCR" if scans else "the document has no text on any page")
+        reasons.append(
+            "no readable text was found on any page, even with OCR" if scans else "the document has no text on any page"
+        )
     return PageTexts(pages=pages, needs_ocr=bool(reasons), reason="; ".join(reasons) or None)
 
 

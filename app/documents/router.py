@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, UploadFile
 
 from app.auth.dependencies import PrincipalDep, ensure_patient
 from app.cases.service import get_case
-from app.deps import ServicesDep, SessionDep
+from app.dependencies import RuntimeDep, SessionDep, SettingsDep, StorageDep
 from app.documents import service
 from app.documents.models import DocumentStatus
 from app.documents.schemas import DocumentAccepted, DocumentRead
@@ -18,22 +18,24 @@ router = APIRouter(tags=["documents"])
 @router.post("/cases/{case_id}/documents", status_code=202)
 async def upload_document(
     case_id: str,
-    services: ServicesDep,
+    session: SessionDep,
+    storage: StorageDep,
+    runtime: RuntimeDep,
+    settings: SettingsDep,
     principal: PrincipalDep,
     file: UploadFile | None = File(default=None, description="the PDF, as multipart form field 'file'"),
 ) -> DocumentAccepted:
     """Store a PDF for the case and start its analysis; follow it on GET /cases/{id}/events."""
-    async with services.sessions() as session:
-        await get_case(session, case_id=case_id, principal=principal)
+    await get_case(session, case_id=case_id, principal=principal)
     if file is None:
         raise BadRequest("send the document as a multipart/form-data field named 'file'")
     accepted = await service.accept_upload(
-        services.sessions,
-        storage=services.storage,
-        runtime=services.runtime,
+        session,
+        storage=storage,
+        runtime=runtime,
         case_id=case_id,
         upload=file,
-        max_bytes=services.settings.max_upload_bytes,
+        max_bytes=settings.max_upload_bytes,
     )
     return DocumentAccepted(
         document_id=accepted.document_id, status=DocumentStatus.UPLOADED, workflow_run_id=accepted.workflow_run_id

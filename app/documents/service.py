@@ -1,8 +1,12 @@
-"""Document intake: check the upload, store it, record it, and start its analysis.
+"""Documents: intake (check the upload, store it, record it, start its analysis) and their state.
 
 What a user sends is checked before anything of the case changes: an empty file, a file that
 is not a PDF, one over `MAX_UPLOAD_BYTES`, a corrupt or a password-protected PDF gets a 4xx
 with a plain explanation and leaves nothing behind (the stored object is deleted).
+
+The other functions read and write a document and its pages for the analysis stages
+(`app.workflows.document_analysis.stages`); like every service they only flush, the caller
+owns the transaction.
 """
 
 from __future__ import annotations
@@ -10,20 +14,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import UploadFile
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import transaction
-from app.documents.models import Document, DocumentStatus
-from app.documents.pdf import EmptyFile, NotAPdf, PdfError, describe, inspect_pdf, sniff
+from app.documents.models import Document, DocumentPage, DocumentStatus
+from app.documents.ocr import PageTexts
+from app.documents.pdf import EmptyFile, NotAPdf, PdfError, PdfInfo, describe, inspect_pdf, sniff
 from app.errors import NotFound
 from app.ids import new_id
 from app.runtime.events import record_event
 from app.runtime.ids import new_run_id
 from app.runtime.runtime import Runtime
 from app.runtime.transport import TransportError
-from app.storage import ObjectStorage, iter_chunks
+from app.storage import ObjectStorage, StoredObject, iter_chunks
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +43,7 @@ class Accepted:
 
 
 async def accept_upload(
-    sessions: async_sessionmaker[AsyncSession],
+    session: AsyncSession,
     *,
     storage: ObjectStorage,
     runtime: Runtime,
@@ -45,44 +51,61 @@ async def accept_upload(
     upload: UploadFile,
     max_bytes: int,
 ) -> Accepted:
+    """Check, store and record the upload, then start its analysis.
+
+    Unlike other services this one commits: first whatever the session read (no transaction
+    stays open while the file is stored; on SQLite it would hold the write lock), then the
+    document row, because the run it starts must find it.
+    """
+    await session.commit()
+    document_id, run_id = new_id("doc"), new_run_id()
+    key = f"cases/{case_id}/{document_id}.pdf"
+    stored, info = await _store(storage, key, upload=upload, max_bytes=max_bytes)
+    session.add(
+        Document(
+            id=document_id,
+            case_id=case_id,
+            filename=(upload.filename or "document.pdf")[:300],
+            content_type="application/pdf",
+            size_bytes=stored.size,
+            sha256=stored.sha256,
+            storage_key=key,
+            status=DocumentStatus.UPLOADED,
+            page_count=info.page_count,
+            issues=[],
+            workflow_run_id=run_id,
+        )
+    )
+    payload = {"filename": upload.filename, "size": stored.size, "pages": info.page_count}
+    record_event(
+        session, "document.uploaded", case_id=case_id, document_id=document_id, workflow_id=run_id, payload=payload
+    )
+    await session.commit()
+    await _start_analysis(session, runtime, case_id=case_id, document_id=document_id, run_id=run_id)
+    return Accepted(document_id, run_id)
+
+
+async def _store(
+    storage: ObjectStorage, key: str, *, upload: UploadFile, max_bytes: int
+) -> tuple[StoredObject, PdfInfo]:
+    """Sniff, store and open the PDF; a refused file leaves nothing in storage."""
     head = await upload.read(1024)
     await upload.seek(0)
     if not head:
         raise EmptyFile()
     if not sniff(head):
         raise NotAPdf(describe(head))
-    document_id, run_id = new_id("doc"), new_run_id()
-    key = f"cases/{case_id}/{document_id}.pdf"
     stored = await storage.put(key, iter_chunks(upload.read), max_bytes=max_bytes, content_type="application/pdf")
     try:
         info = await asyncio.to_thread(inspect_pdf, await storage.read(key))
     except PdfError:
         await storage.delete(key)
         raise
-    async with transaction(sessions) as session:
-        session.add(
-            Document(
-                id=document_id,
-                case_id=case_id,
-                filename=(upload.filename or "document.pdf")[:300],
-                content_type="application/pdf",
-                size_bytes=stored.size,
-                sha256=stored.sha256,
-                storage_key=key,
-                status=DocumentStatus.UPLOADED,
-                page_count=info.page_count,
-                issues=[],
-                workflow_run_id=run_id,
-            )
-        )
-        record_event(session, "document.uploaded", case_id=case_id, document_id=document_id, workflow_id=run_id,
-                     payload={"filename": upload.filename, "size": stored.size, "pages": info.page_count})
-    await _start_analysis(sessions, runtime, case_id=case_id, document_id=document_id, run_id=run_id)
-    return Accepted(document_id, run_id)
+    return stored, info
 
 
 async def _start_analysis(
-    sessions: async_sessionmaker[AsyncSession], runtime: Runtime, *, case_id: str, document_id: str, run_id: str
+    session: AsyncSession, runtime: Runtime, *, case_id: str, document_id: str, run_id: str
 ) -> None:
     payload = {"document_id": document_id, "case_id": case_id}
     try:
@@ -91,11 +114,10 @@ async def _start_analysis(
         # The run is recorded; the watchdog publishes its first message once QStash answers.
         log.exception("could not publish the start of %s; the watchdog will retry", run_id)
     except Exception as exc:
-        async with transaction(sessions) as session:
-            document = await session.get(Document, document_id)
-            assert document is not None
-            document.status = DocumentStatus.FAILED
-            document.failure_reason = f"the analysis could not be started: {type(exc).__name__}"
+        document = await get_document(session, document_id=document_id)
+        document.status = DocumentStatus.FAILED
+        document.failure_reason = f"the analysis could not be started: {type(exc).__name__}"
+        await session.commit()
         raise
 
 
@@ -105,3 +127,87 @@ async def get_document(session: AsyncSession, *, document_id: str) -> Document:
         raise NotFound(f"no document {document_id}")
     return document
 
+
+async def mark_processing(session: AsyncSession, *, document_id: str) -> Document:
+    """The upload is confirmed: `uploaded` becomes `processing` (any later status stays)."""
+    document = await get_document(session, document_id=document_id)
+    if document.status == DocumentStatus.UPLOADED:
+        document.status = DocumentStatus.PROCESSING
+    return document
+
+
+async def stored_pages(session: AsyncSession, *, document_id: str) -> list[DocumentPage]:
+    """The document's pages, in page order."""
+    query = select(DocumentPage).where(DocumentPage.document_id == document_id)
+    return list(await session.scalars(query.order_by(DocumentPage.page_number)))
+
+
+async def replace_pages(session: AsyncSession, *, document_id: str, pages: PageTexts) -> Document:
+    """Store the text of every page; a document without usable text becomes `needs_ocr`."""
+    await session.execute(delete(DocumentPage).where(DocumentPage.document_id == document_id))
+    session.add_all(
+        DocumentPage(document_id=document_id, page_number=p.number, text=p.text, ocr=p.ocr) for p in pages.pages
+    )
+    document = await get_document(session, document_id=document_id)
+    document.page_count = pages.page_count
+    if pages.needs_ocr:
+        document.status, document.failure_reason = DocumentStatus.NEEDS_OCR, pages.reason
+    await session.flush()
+    return document
+
+
+async def page_texts(session: AsyncSession, *, document_id: str) -> list[str]:
+    """The text of each page, in page order."""
+    query = select(DocumentPage.text).where(DocumentPage.document_id == document_id)
+    return list(await session.scalars(query.order_by(DocumentPage.page_number)))
+
+
+async def first_page_texts(session: AsyncSession, *, document_ids: list[str]) -> dict[str, str]:
+    """Document ID -> the text of its first page."""
+    query = select(DocumentPage).where(DocumentPage.document_id.in_(document_ids), DocumentPage.page_number == 1)
+    return {row.document_id: row.text for row in await session.scalars(query)}
+
+
+async def save_extraction(session: AsyncSession, *, document_id: str, extraction: dict[str, Any]) -> Document:
+    document = await get_document(session, document_id=document_id)
+    document.extraction = extraction
+    return document
+
+
+async def save_fhir(
+    session: AsyncSession, *, document_id: str, resources: list[dict[str, Any]], issues: list[dict[str, Any]]
+) -> Document:
+    document = await get_document(session, document_id=document_id)
+    document.fhir_resources, document.issues = resources, issues
+    return document
+
+
+async def mark_analyzed(session: AsyncSession, *, document_id: str) -> Document:
+    document = await get_document(session, document_id=document_id)
+    document.status, document.failure_reason = DocumentStatus.ANALYZED, None
+    return document
+
+
+async def mark_failed(session: AsyncSession, *, document_id: str, reason: str) -> Document | None:
+    """The analysis failed for good; None when the document is gone."""
+    document = await session.get(Document, document_id)
+    if document is not None:
+        document.status, document.failure_reason = DocumentStatus.FAILED, reason
+    return document
+
+
+async def analysed_documents(session: AsyncSession, *, case_id: str) -> list[Document]:
+    """The case's documents that have an extraction, by ID."""
+    query = select(Document).where(Document.case_id == case_id, Document.extraction.is_not(None))
+    return list(await session.scalars(query.order_by(Document.id)))
+
+
+async def analysed_ids(session: AsyncSession, *, case_id: str) -> list[str]:
+    query = select(Document.id).where(Document.case_id == case_id, Document.extraction.is_not(None))
+    return list(await session.scalars(query.order_by(Document.id)))
+
+
+async def documents_with_fhir(session: AsyncSession, *, case_id: str) -> list[Document]:
+    """The case's documents that have FHIR resources, oldest first."""
+    query = select(Document).where(Document.case_id == case_id, Document.fhir_resources.is_not(None))
+    return list(await session.scalars(query.order_by(Document.created_at)))

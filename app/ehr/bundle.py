@@ -71,7 +71,9 @@ def dedup_key(resource: dict[str, Any]) -> tuple[str, str] | None:
     return (kind, " ".join(str(value).lower().split())) if kind in _ORDER and value else None
 
 
-def _merge(documents: list[tuple[str, datetime, list[dict[str, Any]]]]) -> tuple[dict[tuple[str, str], _Merged], list[str]]:
+def _merge(
+    documents: list[tuple[str, datetime, list[dict[str, Any]]]],
+) -> tuple[dict[tuple[str, str], _Merged], list[str]]:
     merged: dict[tuple[str, str], _Merged] = {}
     problems: list[str] = []
     for document_id, analysed_at, resources in documents:

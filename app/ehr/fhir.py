@@ -200,7 +200,12 @@ def _observation(lab: Lab, subject: dict[str, str]) -> dict[str, Any]:
         "category": [_concept(f"{TERMINOLOGY}/observation-category", "laboratory", "Laboratory")],
         "code": code,
         "subject": subject,
-        "valueQuantity": {"value": lab.value, "unit": UNIT_DISPLAY.get(unit, unit), "system": UCUM_SYSTEM, "code": unit},
+        "valueQuantity": {
+            "value": lab.value,
+            "unit": UNIT_DISPLAY.get(unit, unit),
+            "system": UCUM_SYSTEM,
+            "code": unit,
+        },
     }
 
 

@@ -90,7 +90,9 @@ def read_value(text: str, pos: int, limit: int, units: UnitTable, *, strict: boo
         if (unit := units.match(text, pos, limit)) is not None:
             unit_before, pos = unit_before or unit, unit.end
             continue
-        if m := (_DATE.match(text, pos, limit) or _RANGE.match(text, pos, limit) or _COMPARATOR.match(text, pos, limit)):
+        if m := (
+            _DATE.match(text, pos, limit) or _RANGE.match(text, pos, limit) or _COMPARATOR.match(text, pos, limit)
+        ):
             pos = m.end()
             continue
         if m := _VALUE.match(text, pos, limit):

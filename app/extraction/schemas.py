@@ -56,12 +56,6 @@ class Extraction(BaseModel):
     studies: list[Study] = Field(default_factory=list)
     recommended_procedure: str | None = None
 
-    def is_empty(self) -> bool:
-        """True when nothing clinical was found."""
-        return not (
-            self.conditions or self.medications or self.allergies or self.labs or self.studies
-        ) and self.recommended_procedure is None
-
 
 def _nullable(kind: str) -> dict[str, Any]:
     return {"type": [kind, "null"]}

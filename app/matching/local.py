@@ -23,9 +23,13 @@ import importlib.metadata
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from app.matching.errors import EmbeddingUnavailableError
+
+if TYPE_CHECKING:  # loaded lazily: importing them is slow
+    import onnxruntime
+    import tokenizers
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSION = 384
@@ -89,8 +93,8 @@ class LocalEmbedder:
         self._threads = threads
         self._max_length = max_length
         self._lock = threading.Lock()
-        self._session: Any = None
-        self._tokenizer: Any = None
+        self._session: onnxruntime.InferenceSession | None = None
+        self._tokenizer: tokenizers.Tokenizer | None = None
         self._input_names: frozenset[str] = frozenset()
 
     @property

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.auth.dependencies import OpsDep
-from app.deps import SessionDep
+from app.dependencies import SessionDep
 from app.patients import service
 from app.patients.schemas import PatientCreate, PatientRead
 

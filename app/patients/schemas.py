@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class PatientCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    email: str = Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="the patient's e-mail address")
+    email: str = Field(
+        max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", description="the patient's e-mail address"
+    )
 
 
 class PatientRead(BaseModel):

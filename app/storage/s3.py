@@ -89,7 +89,9 @@ class S3Storage:
             spool.seek(0)
             extra = {"Metadata": {SHA256_METADATA: digest.sha256}, "ContentType": content_type}
             upload = asyncio.ensure_future(
-                self._call(key, self._client.upload_fileobj, spool, self.bucket, key, ExtraArgs=extra, Config=self._transfer)
+                self._call(
+                    key, self._client.upload_fileobj, spool, self.bucket, key, ExtraArgs=extra, Config=self._transfer
+                )
             )
             try:
                 await asyncio.shield(upload)

@@ -1,4 +1,7 @@
-"""The pipelines (DESIGN 4). `WORKFLOWS` is what the app serves at `POST /workflows/<name>`."""
+"""The pipelines (DESIGN 4): one package per workflow, its workflow function beside its stages.
+
+`default_workflows()` is what the app serves at `POST /workflows/<name>`.
+"""
 
 from __future__ import annotations
 

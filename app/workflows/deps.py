@@ -1,14 +1,21 @@
-"""What pipeline steps reach as `ctx.deps`: built once per app in `app.main.build_services`."""
+"""What pipeline steps reach as `ctx.deps`: built once per app by `build_pipeline_deps`.
+
+Nothing here loads a model or connects until first used. Tests may hand the app other deps
+(`create_app(deps=...)`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
+from app.extraction.agent import ClinicalContextAgent
+from app.extraction.llm import LLMExtractor
+from app.extraction.offline import OfflineExtractor
+from app.matching.embeddings import Embedder, build_embedder
 from app.storage import ObjectStorage
 
 
@@ -18,15 +25,13 @@ class PipelineDeps:
     sessions: async_sessionmaker[AsyncSession]
     http: httpx.AsyncClient
     storage: ObjectStorage
-    extractor: Any  # app.extraction.agent.ClinicalContextAgent
-    embedder: Any  # app.matching.embeddings.Embedder
+    extractor: ClinicalContextAgent
+    embedder: Embedder
 
 
-def build_extractor(settings: Settings, http: httpx.AsyncClient) -> Any:
+def build_extractor(settings: Settings, http: httpx.AsyncClient) -> ClinicalContextAgent:
     """The Clinical Context Agent the settings ask for (EXTRACTOR=offline|llm)."""
     if settings.extractor == "llm":
-        from app.extraction.llm import LLMExtractor
-
         return LLMExtractor(
             base_url=settings.llm_base_url,
             api_key=settings.llm_api_key,
@@ -35,17 +40,15 @@ def build_extractor(settings: Settings, http: httpx.AsyncClient) -> Any:
             timeout_s=settings.llm_timeout_s,
             max_retries=settings.llm_max_retries,
         )
-    from app.extraction.offline import OfflineExtractor
-
     return OfflineExtractor()
 
 
 def build_pipeline_deps(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], http: httpx.AsyncClient, storage: ObjectStorage
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    storage: ObjectStorage,
 ) -> PipelineDeps:
-    """Built once per app; nothing here loads a model or connects until first used."""
-    from app.matching.embeddings import build_embedder
-
     return PipelineDeps(
         settings=settings,
         sessions=sessions,

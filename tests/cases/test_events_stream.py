@@ -7,10 +7,10 @@ import asyncio
 import httpx
 
 from app.db import transaction
+from app.demo.stream import read_events
 from app.runtime.events import record_event
 from tests.support.api import Api
 from tests.support.service import live_service
-from tests.support.sse import read_events
 
 
 async def _emit(svc, case_id: str, count: int, start: int = 0) -> None:

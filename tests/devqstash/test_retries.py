@@ -19,10 +19,13 @@ async def test_a_failing_destination_is_retried_then_dead_lettered_with_callback
     failures = await receivers()
 
     published = await qstash.client.message.publish(
-        url=target.url("/flaky"), body="payload", retries=2,
-        callback=callbacks.url("/cb"), failure_callback=failures.url("/failed"),
+        url=target.url("/flaky"),
+        body="payload",
+        retries=2,
+        callback=callbacks.url("/cb"),
+        failure_callback=failures.url("/failed"),
         headers={"X-Source": "test"},
-    )  # fmt: skip
+    )
 
     attempts = await target.wait_for(3)
     [failure] = await failures.wait_for(1)
@@ -55,11 +58,12 @@ async def test_callback_configuration_headers_configure_the_callback_message(qst
     callbacks = await receivers()
 
     await qstash.publish(
-        target.url("/ok"), b"hello",
+        target.url("/ok"),
+        b"hello",
         Upstash_Callback=callbacks.url("/cb"),
         Upstash_Callback_Forward_X_Callback_Secret="s3",
         Upstash_Callback_Method="PUT",
-    )  # fmt: skip
+    )
 
     [callback] = await callbacks.wait_for(1)
     assert callback.method == "PUT"

@@ -36,10 +36,19 @@ def ticks(requests: list[Received]) -> list[int]:
 async def test_the_official_client_creates_lists_gets_pauses_resumes_and_deletes_a_schedule(qstash: QStashServer):
     destination = "https://example.com/jobs/nightly?kind=full"
     schedule_id = await qstash.client.schedule.create(
-        destination=destination, cron="CRON_TZ=Europe/Berlin 0 3 * * *", body='{"full": true}',
-        content_type="application/json", method="PUT", headers={"X-Job": "nightly"}, retries=2,
-        retry_delay="1000 * retried", callback="https://example.com/cb", timeout="30s", delay="5s", label="nightly",
-    )  # fmt: skip
+        destination=destination,
+        cron="CRON_TZ=Europe/Berlin 0 3 * * *",
+        body='{"full": true}',
+        content_type="application/json",
+        method="PUT",
+        headers={"X-Job": "nightly"},
+        retries=2,
+        retry_delay="1000 * retried",
+        callback="https://example.com/cb",
+        timeout="30s",
+        delay="5s",
+        label="nightly",
+    )
     assert schedule_id.startswith("scd_")
 
     schedule = await qstash.client.schedule.get(schedule_id)
@@ -107,7 +116,10 @@ async def test_upsert_by_schedule_id_replaces_the_schedule_without_duplicating_i
     assert first == second == "report"
     [schedule] = await qstash.client.schedule.list()
     assert (schedule.destination, schedule.cron, schedule.body, schedule.label) == (
-        receiver.url("/new"), EVERY_SECOND, "new", "v2"
+        receiver.url("/new"),
+        EVERY_SECOND,
+        "new",
+        "v2",
     )
     [request] = (await receiver.wait_for(1, timeout=5))[:1]
     assert (request.url, request.body) == (receiver.url("/new"), b"new")

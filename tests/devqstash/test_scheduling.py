@@ -40,9 +40,14 @@ async def test_a_pending_message_is_served_in_qstash_shape(qstash: QStashServer,
     receiver = await receivers()
 
     published = await qstash.client.message.publish_json(
-        url=receiver.url("/get"), body={"a": 1}, delay="1h", retries=5, headers={"X-A": "1"},
-        callback=receiver.url("/cb"), label="nightly",
-    )  # fmt: skip
+        url=receiver.url("/get"),
+        body={"a": 1},
+        delay="1h",
+        retries=5,
+        headers={"X-A": "1"},
+        callback=receiver.url("/cb"),
+        label="nightly",
+    )
 
     message = await qstash.client.message.get(published.message_id)
     assert (message.url, message.body, message.method) == (receiver.url("/get"), '{"a": 1}', "POST")

@@ -69,8 +69,12 @@ def test_deduplication_keys():
     content = spec({"Upstash-Content-Based-Deduplication": "True", "Upstash-Forward-X": "1"})
 
     assert explicit.dedup_key == spec({"Upstash-Deduplication-Id": "a"}, body=b"other").dedup_key
-    assert content.dedup_key == spec({"upstash-content-based-deduplication": "true", "upstash-forward-x": "1"}).dedup_key
-    assert content.dedup_key != spec({"Upstash-Content-Based-Deduplication": "true", "Upstash-Forward-X": "2"}).dedup_key
+    assert (
+        content.dedup_key == spec({"upstash-content-based-deduplication": "true", "upstash-forward-x": "1"}).dedup_key
+    )
+    assert (
+        content.dedup_key != spec({"Upstash-Content-Based-Deduplication": "true", "Upstash-Forward-X": "2"}).dedup_key
+    )
     assert content.dedup_key != spec({"Upstash-Content-Based-Deduplication": "true"}, body=b"[]").dedup_key
     assert spec({"Upstash-Content-Based-Deduplication": "False"}).dedup_key is None
 
@@ -78,16 +82,32 @@ def test_deduplication_keys():
 def test_a_stored_configuration_round_trips_through_its_headers():
     original = spec(
         {
-            "Content-Type": "text/plain", "Upstash-Forward-A": "1", "Upstash-Retries": "2",
-            "Upstash-Retry-Delay": "1000", "Upstash-Timeout": "1500ms", "Upstash-Callback": "https://e.com/cb",
-            "Upstash-Callback-Forward-B": "2", "Upstash-Failure-Callback": "https://e.com/f", "Upstash-Label": "l",
-        }  # fmt: skip
+            "Content-Type": "text/plain",
+            "Upstash-Forward-A": "1",
+            "Upstash-Retries": "2",
+            "Upstash-Retry-Delay": "1000",
+            "Upstash-Timeout": "1500ms",
+            "Upstash-Callback": "https://e.com/cb",
+            "Upstash-Callback-Forward-B": "2",
+            "Upstash-Failure-Callback": "https://e.com/f",
+            "Upstash-Label": "l",
+        }
     )
 
     copy = parse_spec(URL, spec_headers(original), b"{}", default_retries=3, now=NOW)
 
-    for name in ("method", "content_type", "forward_headers", "max_retries", "retry_delay", "timeout_s",
-                 "callback", "callback_headers", "failure_callback", "label"):  # fmt: skip
+    for name in (
+        "method",
+        "content_type",
+        "forward_headers",
+        "max_retries",
+        "retry_delay",
+        "timeout_s",
+        "callback",
+        "callback_headers",
+        "failure_callback",
+        "label",
+    ):
         assert getattr(copy, name) == getattr(original, name), name
 
 

@@ -132,7 +132,9 @@ async def test_syncing_twice_leaves_one_schedule_per_name_and_deletes_undeclared
 
         assert [(r.name, r.action) for r in kept] == [("rates", "upserted"), ("digest", "upserted")]
         assert [(r.name, r.action) for r in first] == [
-            ("rates", "upserted"), ("digest", "upserted"), ("retired", "deleted")
+            ("rates", "upserted"),
+            ("digest", "upserted"),
+            ("retired", "deleted"),
         ]
         assert [(r.name, r.action) for r in second] == [("rates", "upserted"), ("digest", "upserted")]
         listed = {s["scheduleId"]: s for s in await qstash.list_schedules()}
@@ -144,13 +146,24 @@ async def test_syncing_twice_leaves_one_schedule_per_name_and_deletes_undeclared
 
 async def test_schedules_sync_and_list_commands(database_url):
     async with live_service(database_url, [scheduled_job]) as svc:
-        env = {**os.environ, "DATABASE_URL": database_url, "PUBLIC_BASE_URL": svc.base_url, "ENV": "development",
-               "QSTASH_URL": ""}  # fmt: skip
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "PUBLIC_BASE_URL": svc.base_url,
+            "ENV": "development",
+            "QSTASH_URL": "",
+        }
         await sync_schedules(svc.services.qstash, [Schedule("retired", "0 0 * * *", "scheduled-job", {})], svc.base_url)
 
         def curaway(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "app.cli", "schedules", *args], cwd=PROJECT_ROOT, env=env,
-                                  capture_output=True, text=True, timeout=60)  # fmt: skip
+            return subprocess.run(
+                [sys.executable, "-m", "app.cli", "schedules", *args],
+                cwd=PROJECT_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
 
         listing = await asyncio.to_thread(curaway, "list")
         assert listing.returncode == 0, listing.stderr

@@ -12,11 +12,12 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.devqstash.models import ACTIVE_STATES, QStashMessage
-from app.main import Services, create_app
+from app.main import create_app
 from app.runtime.models import TERMINAL_RUN_STATUSES, Event, WorkflowRun, WorkflowStep
 from app.runtime.registry import Workflow
 from app.runtime.runtime import Runtime
 from app.runtime.schedules import Schedule
+from app.services import Services
 from tests.support.live import serve
 
 FAST_SETTINGS: dict[str, Any] = {

@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-# The document-analysis progress events, in pipeline order (app/workflows/document_analysis.py).
+# The document-analysis progress events, in pipeline order (app/workflows/document_analysis/).
 STAGES: tuple[str, ...] = (
     "document.uploaded",
     "document.upload_confirmed",
@@ -145,7 +145,7 @@ def checklist_lines(checklist: dict[str, Any], names: dict[str, str]) -> list[st
             best = evidence[0]
             source = names.get(best.get("document_id", ""), best.get("document_id", "?"))
             score = f", score {float(best['score']):.2f}" if best.get("score") is not None else ""
-            lines.append(f"  [x] {item['requirement']}: \"{_shorten(str(best.get('snippet', '')))}\" ({source}{score})")
+            lines.append(f'  [x] {item["requirement"]}: "{_shorten(str(best.get("snippet", "")))}" ({source}{score})')
         else:
             lines.append(f"  [x] {item['requirement']}")
     for item in missing:
