@@ -25,6 +25,7 @@ HOP_BY_HOP = frozenset(
     {"host", "content-length", "connection", "accept-encoding", "transfer-encoding", "keep-alive",
      "upgrade", "te", "trailer", "trailers"}
 )  # fmt: skip
+ABANDONED = "the previous attempt was abandoned: its deliverer died (its claim lapsed) before it answered"
 QSTASH_OWNED = frozenset(
     {"upstash-signature", "upstash-message-id", "upstash-retried", "upstash-schedule-id",
      "upstash-caller-ip", "upstash-topic-name", "user-agent"}
@@ -43,6 +44,11 @@ class Outcome:
     @property
     def delivered(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def abandoned(self) -> bool:
+        """The attempt's deliverer died: no response, and no reason to wait before the next try."""
+        return self.status is None and self.error == ABANDONED
 
     @property
     def non_retryable(self) -> bool:
