@@ -18,7 +18,7 @@ import httpx
 
 from app.devqstash.models import QStashMessage
 from app.devqstash.spec import canonical
-from app.runtime.signing import sign
+from app.devqstash.signing import sign_delivery
 
 USER_AGENT = "Upstash-QStash"
 HOP_BY_HOP = frozenset(
@@ -103,7 +103,7 @@ async def attempt(
     http: httpx.AsyncClient, message: QStashMessage, *, signing_key: str, timeout_s: float, now: float
 ) -> Outcome:
     """Deliver `message` once; never raises (except cancellation)."""
-    signature = sign(message.body, message.url, signing_key, now=now)
+    signature = sign_delivery(message.body, message.url, signing_key, now=now)
     try:
         response = await http.request(
             message.method,
