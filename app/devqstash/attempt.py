@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from app.devqstash.models import QStashMessage
-from app.devqstash.spec import canonical
 from app.devqstash.signing import sign_delivery
+from app.devqstash.spec import canonical
 
 USER_AGENT = "Upstash-QStash"
 HOP_BY_HOP = frozenset(

@@ -45,11 +45,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
 from app.devqstash import store
-from app.devqstash.errors import BadRequest
 from app.devqstash.models import QStashSchedule
 from app.devqstash.spec import MessageSpec, parse_duration_s, parse_spec
 from app.devqstash.views import b64, header_map, ms
 from app.devqstash.waking import sleep_until
+from app.errors import BadRequest
 from app.runtime.schedules import Cron, CronError
 
 logger = logging.getLogger(__name__)

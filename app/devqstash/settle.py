@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.devqstash import dlq, events, store
 from app.devqstash.attempt import Outcome
-from app.devqstash.errors import QStashAPIError
 from app.devqstash.models import EventState, QStashMessage
 from app.devqstash.retry import ExpressionError, default_backoff_s, evaluate_delay_ms
 from app.devqstash.spec import parse_spec
 from app.devqstash.views import b64, ms, source_header
+from app.errors import BadRequest
 
 logger = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ async def _publish_callback(
     try:
         spec = parse_spec(url, headers, data, default_retries=message.max_retries, now=now,
                           caller_ip=message.caller_ip)  # fmt: skip
-    except QStashAPIError as exc:  # checked at publish; only a changed server could get here
+    except BadRequest as exc:  # checked at publish; only a changed server could get here
         logger.error("callback of message %s to %s not sent: %s", message.id, url, exc)
         return None
     await store.publish(session, spec, now=now)
