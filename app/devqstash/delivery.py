@@ -40,7 +40,7 @@ from app.devqstash import dlq, events, store
 from app.devqstash.attempt import ABANDONED, Outcome, attempt
 from app.devqstash.models import QStashMessage
 from app.devqstash.settle import Result, settle
-from app.devqstash.waking import sleep_until
+from app.runtime.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +70,8 @@ class DeliveryLoop:
         self._poll_s = poll_interval_s
         self._concurrency = concurrency
         self._clock = clock
-        self._wake = asyncio.Event()
         self._next_due: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._background = BackgroundLoop("devqstash-delivery", self._tick, pause_s=self._pause_s, logger=logger)
         self._deliveries: set[asyncio.Task[None]] = set()
         self._attempts: dict[str, asyncio.Task[Outcome]] = {}  # message ID -> HTTP attempt in flight
         self._claims: dict[str, str] = {}  # message ID -> claim token, renewed until settled
@@ -88,23 +86,18 @@ class DeliveryLoop:
         if due is not None and due > self.now():
             if self._next_due is not None and self._next_due <= due:
                 return
-            self._next_due = due  # earlier than the loop knew: let it recompute its sleep
-        self._wake.set()
+            self._next_due = due  # earlier than the loop knew: let it recompute its pause
+        self._background.wake()
 
     async def start(self) -> None:
-        if self._task is not None:
-            return
-        self._stopping = False
-        self._last_claim_check = float("-inf")  # look for claims lapsed while we were down
-        self._task = asyncio.create_task(self._run(), name="devqstash-delivery")
+        if not self._background.running:
+            self._last_claim_check = float("-inf")  # look for claims lapsed while we were down
+            self._background.start()
 
     async def stop(self) -> None:
-        if self._task is None:
+        if not self._background.running:
             return
-        self._stopping = True
-        self._wake.set()
-        await self._task
-        self._task = None
+        await self._background.stop()
         for running in list(self._attempts.values()):
             running.cancel()
         await asyncio.gather(*list(self._deliveries), return_exceptions=True)
@@ -122,21 +115,17 @@ class DeliveryLoop:
         logger.info("released %d in-flight deliveries for redelivery", released)
         self._claims.clear()
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                await self._tick()
-            except Exception:
-                logger.exception("delivery tick failed; trying again in %ss", self._poll_s)
-            await self._sleep()
-
-    async def _sleep(self) -> None:
-        await sleep_until(self._wake, poll_s=self._poll_s, next_due=self._next_due, now=self.now())
+    def _pause_s(self) -> float:
+        """Until the next poll, claim check, or due time this loop knows of, whichever is first."""
+        pause = min(self._poll_s, CLAIM_CHECK_INTERVAL_S)
+        if self._next_due is not None:
+            pause = min(pause, (self._next_due - self.now()).total_seconds())
+        return pause
 
     async def _tick(self) -> None:
         if self._next_due is not None and self._next_due <= self.now():
             self._next_due = None
-        free = 0 if self._stopping else self._concurrency - len(self._deliveries)
+        free = 0 if self._background.stopping else self._concurrency - len(self._deliveries)
         check = self._clock() - self._last_claim_check >= CLAIM_CHECK_INTERVAL_S
         if free > 0 or check:
             await self._claim(free, check=check)
@@ -200,11 +189,11 @@ class DeliveryLoop:
             logger.exception("delivery of message %s failed; it is taken over once its claim lapses", message.id)
             self._forget(message.id, token)  # stop renewing: the claim lapses and is taken over
         finally:
-            self._wake.set()  # a slot is free
+            self._background.wake()  # a slot is free
 
     async def _attempt(self, message: QStashMessage) -> Outcome | None:
         """The attempt's outcome, or None when it was cancelled: by `stop()`, or its claim was lost."""
-        if self._stopping:
+        if self._background.stopping:
             return None
         timeout_s = min(message.timeout_s or self._timeout_s, self._timeout_s)
         running = asyncio.create_task(
@@ -230,7 +219,7 @@ class DeliveryLoop:
         if settled.next_due is not None:
             self.wake(settled.next_due)
         if settled.published:
-            self._wake.set()
+            self._background.wake()
         level = logging.DEBUG if settled.result is Result.DELIVERED else logging.WARNING
         logger.log(level, "message %s to %s attempt %d: %s (%s)", message.id, message.url, message.retried,
                    settled.result, outcome.status if outcome.status is not None else outcome.error)  # fmt: skip
