@@ -1,7 +1,8 @@
 """Tables of the embedded QStash server, all prefixed `qstash_`.
 
 - `qstash_messages`: every message that is still to be delivered (`pending`), being
-  delivered (`delivering`, claimed until `claimed_until` by the holder of `claim_token`), or
+  delivered (`delivering`, claimed until `claimed_until` by the holder of `claim_token`, a
+  short lease its live holder keeps renewing: see `delivery`), or
   dead (`failed`, kept while its DLQ entry exists). A delivered or cancelled message is
   deleted at once; its trail stays in `qstash_events`.
 - `qstash_dlq`: one row per dead message, with the last response; deleting the message
