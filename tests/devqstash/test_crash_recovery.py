@@ -19,7 +19,10 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from app.config import DEV_QSTASH_TOKEN, Settings
 from app.db import create_engine, session_factory
@@ -149,3 +152,28 @@ async def claim(engine: Any, message_id: str) -> tuple[str, datetime]:
             select(QStashMessage.claim_token, QStashMessage.claimed_until).where(QStashMessage.id == message_id)
         )).one()
     return row[0], row[1]
+
+
+async def test_cancelling_a_message_in_flight_abandons_its_attempt(qstash) -> None:
+    """The holder's next renewal finds the claim gone and drops the HTTP request it has open."""
+    arrived, disconnected = asyncio.Event(), asyncio.Event()
+
+    async def endpoint(request: Request) -> Response:
+        arrived.set()
+        async with asyncio.timeout(RECOVERY_BOUND_S):
+            while not await request.is_disconnected():
+                await asyncio.sleep(0.05)
+        disconnected.set()
+        return Response("too late")
+
+    def build(_base_url: str) -> Starlette:
+        return Starlette(routes=[Route("/never-answers", endpoint, methods=["POST"])])
+
+    async with serve(build) as (destination, _):
+        published = await qstash.client.message.publish(url=f"{destination}/never-answers", body="x")
+        await asyncio.wait_for(arrived.wait(), 10)
+        assert await qstash.client.message.cancel(published.message_id) is None
+        await asyncio.wait_for(disconnected.wait(), RECOVERY_BOUND_S)
+
+    page = await qstash.http.get("/v2/events", params={"messageId": published.message_id})
+    assert [event["state"] for event in page.json()["events"]] == ["CANCELED", "CREATED"]
