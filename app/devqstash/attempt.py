@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 import httpx
 
 from app.devqstash.models import QStashMessage
+from app.devqstash.signing import sign_delivery
 from app.devqstash.spec import canonical
-from app.runtime.signing import sign
 
 USER_AGENT = "Upstash-QStash"
 HOP_BY_HOP = frozenset(
     {"host", "content-length", "connection", "accept-encoding", "transfer-encoding", "keep-alive",
      "upgrade", "te", "trailer", "trailers"}
 )  # fmt: skip
+ABANDONED = "the previous attempt was abandoned: its deliverer died (its claim lapsed) before it answered"
 QSTASH_OWNED = frozenset(
     {"upstash-signature", "upstash-message-id", "upstash-retried", "upstash-schedule-id",
      "upstash-caller-ip", "upstash-topic-name", "user-agent"}
@@ -43,6 +44,11 @@ class Outcome:
     @property
     def delivered(self) -> bool:
         return self.status is not None and 200 <= self.status < 300
+
+    @property
+    def abandoned(self) -> bool:
+        """The attempt's deliverer died: no response, and no reason to wait before the next try."""
+        return self.status is None and self.error == ABANDONED
 
     @property
     def non_retryable(self) -> bool:
@@ -97,7 +103,7 @@ async def attempt(
     http: httpx.AsyncClient, message: QStashMessage, *, signing_key: str, timeout_s: float, now: float
 ) -> Outcome:
     """Deliver `message` once; never raises (except cancellation)."""
-    signature = sign(message.body, message.url, signing_key, now=now)
+    signature = sign_delivery(message.body, message.url, signing_key, now=now)
     try:
         response = await http.request(
             message.method,

@@ -1,7 +1,8 @@
 """Tables of the embedded QStash server, all prefixed `qstash_`.
 
 - `qstash_messages`: every message that is still to be delivered (`pending`), being
-  delivered (`delivering`, claimed until `claimed_until` by the holder of `claim_token`), or
+  delivered (`delivering`, claimed until `claimed_until` by the holder of `claim_token`, a
+  short lease its live holder keeps renewing: see `delivery`), or
   dead (`failed`, kept while its DLQ entry exists). A delivered or cancelled message is
   deleted at once; its trail stays in `qstash_events`.
 - `qstash_dlq`: one row per dead message, with the last response; deleting the message
@@ -14,6 +15,9 @@
 - `qstash_events`: the message log served at `/v2/events`; one `CREATED` row per message
   records its destination and creation time (usage per workflow per day), later rows record
   retries, deliveries, failures and cancellations. Pruned after `EVENT_RETENTION`.
+
+The delivery configuration both `qstash_messages` and `qstash_schedules` carry (method, body,
+headers, callbacks, retries, ...) is declared once, in the `DeliveryConfig` mixin.
 
 Invariants: a message row is written in the transaction that answers its publish; a
 `delivering` row is owned by exactly one `claim_token`, and every state change after the
@@ -53,12 +57,13 @@ class EventState(StrEnum):
     CANCELED = "CANCELED"
 
 
-class QStashMessage(Base):
-    __tablename__ = "qstash_messages"
-    __table_args__ = (Index("ix_qstash_messages_state_due", "state", "next_delivery_at"),)
+class DeliveryConfig:
+    """How a message is delivered: the columns a message and a schedule (its template) share.
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    url: Mapped[str] = mapped_column(Text)
+    A mixin of plain columns, so each table keeps exactly the columns its migration created;
+    only the destination column is named differently (`url`, `destination`).
+    """
+
     queue_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     method: Mapped[str] = mapped_column(String(10))
     body: Mapped[bytes] = mapped_column(LargeBinary)
@@ -73,15 +78,23 @@ class QStashMessage(Base):
     retry_delay: Mapped[str | None] = mapped_column(Text, nullable=True)
     timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     label: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    schedule_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     caller_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QStashMessage(DeliveryConfig, Base):
+    __tablename__ = "qstash_messages"
+    __table_args__ = (Index("ix_qstash_messages_state_due", "state", "next_delivery_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    schedule_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default=MessageState.PENDING)
     retried: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UTCDateTime)
     next_delivery_at: Mapped[datetime] = mapped_column(UTCDateTime)
     claim_token: Mapped[str | None] = mapped_column(String(40), nullable=True)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class QStashDlqEntry(Base):
@@ -118,32 +131,16 @@ class QStashEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class QStashSchedule(Base):
+class QStashSchedule(DeliveryConfig, Base):
     __tablename__ = "qstash_schedules"
     __table_args__ = (Index("ix_qstash_schedules_is_paused_next_fire_at", "is_paused", "next_fire_at"),)
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     destination: Mapped[str] = mapped_column(Text)
     cron: Mapped[str] = mapped_column(String(300))  # as given, with its CRON_TZ= prefix if any
-    queue_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    method: Mapped[str] = mapped_column(String(10))
-    body: Mapped[bytes] = mapped_column(LargeBinary)
-    content_type: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    forward_headers: Mapped[dict[str, str]] = mapped_column(JSONType)
-    control_headers: Mapped[dict[str, str]] = mapped_column(JSONType)
-    callback: Mapped[str | None] = mapped_column(Text, nullable=True)
-    callback_headers: Mapped[dict[str, str]] = mapped_column(JSONType)
-    failure_callback: Mapped[str | None] = mapped_column(Text, nullable=True)
-    failure_callback_headers: Mapped[dict[str, str]] = mapped_column(JSONType)
-    max_retries: Mapped[int] = mapped_column(Integer)
-    retry_delay: Mapped[str | None] = mapped_column(Text, nullable=True)
-    timeout_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     delay_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    label: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    caller_ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     is_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     next_fire_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_fire_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_message_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

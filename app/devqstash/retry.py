@@ -18,7 +18,7 @@ import math
 import operator
 from collections.abc import Callable
 
-from app.devqstash.errors import BadRequest
+from app.errors import BadRequest
 
 MAX_DELAY_S = 86_400.0
 MAX_EXPRESSION_LENGTH = 500

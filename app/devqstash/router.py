@@ -2,9 +2,14 @@
 
 Mounted by the app with `app.include_router(devq.router, prefix="/qstash")`; the routes reach
 their `DevQStash` through the closure of `build_router`. Every route needs the QStash token
-(`Authorization: Bearer <token>` or `?qstash_token=`). Every error is answered as QStash
-does, `{"error": "..."}` with its status, by `_QStashRoute`, whatever exception handlers
-the app installs.
+(`Authorization: Bearer <token>` or `?qstash_token=`).
+
+Errors: the embedded server raises the service's own HTTP errors (`app.errors`: `BadRequest`,
+`Unauthorized`, `NotFound`, and `retry.ExpressionError`, a `BadRequest`), so the service has
+one error tree. Only the wire format differs: the app answers them as `{"detail": "..."}`,
+while these routes answer every `HTTPFacingError` as QStash does, `{"error": "..."}` with its
+status (`_QStashRoute`, whatever exception handlers the app installs), because the official
+QStash clients read that shape.
 
 The publish (and schedule) destination is read from the raw request path, so it reaches the
 destination (and the signature's `sub`) byte for byte as the publisher wrote it; the
@@ -24,10 +29,10 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.devqstash import dlq, events
-from app.devqstash.errors import BadRequest, NotFound, QStashAPIError
 from app.devqstash.schedules import schedule_view
 from app.devqstash.spec import MessageSpec
 from app.devqstash.views import dlq_view, event_view, message_view
+from app.errors import BadRequest, HTTPFacingError, NotFound
 
 if TYPE_CHECKING:
     from app.devqstash.server import DevQStash
@@ -36,7 +41,7 @@ TOKEN_PARAM = "qstash_token"
 
 
 class _QStashRoute(APIRoute):
-    """Answers `QStashAPIError`s (also from dependencies) as `{"error": ...}`."""
+    """Answers `HTTPFacingError`s (also from dependencies) as `{"error": ...}`."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -44,8 +49,8 @@ class _QStashRoute(APIRoute):
         async def answer(request: Request) -> Response:
             try:
                 return await handler(request)
-            except QStashAPIError as exc:
-                return JSONResponse({"error": exc.message}, status_code=exc.status_code)
+            except HTTPFacingError as exc:
+                return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
         return answer
 
@@ -240,7 +245,7 @@ def _batch_spec(devq: DevQStash, item: Any, index: int, caller_ip: str | None) -
     try:
         return devq.parse(item["destination"], pairs, (body or "").encode(), queue_name=queue, caller_ip=caller_ip)
     except BadRequest as exc:
-        raise BadRequest(f"batch item {index}: {exc.message}") from exc
+        raise BadRequest(f"batch item {index}: {exc.detail}") from exc
 
 
 def _publish_result(message_id: str, deduplicated: bool) -> dict[str, Any]:

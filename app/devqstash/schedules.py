@@ -31,7 +31,6 @@ time (so re-syncing never skips a due tick); a resume recomputes the next fire t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -45,11 +44,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
 from app.devqstash import store
-from app.devqstash.errors import BadRequest
 from app.devqstash.models import QStashSchedule
 from app.devqstash.spec import MessageSpec, parse_duration_s, parse_spec
 from app.devqstash.views import b64, header_map, ms
-from app.devqstash.waking import sleep_until
+from app.errors import BadRequest
+from app.runtime.background import BackgroundLoop
 from app.runtime.schedules import Cron, CronError
 
 logger = logging.getLogger(__name__)
@@ -245,42 +244,30 @@ class CronLoop:
         self._published = published  # wakes the delivery loop for a message due at the given time
         self._refresh_s = max(poll_interval_s, REFRESH_S)
         self._clock = clock
-        self._wake = asyncio.Event()
         self._next_due: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._background = BackgroundLoop("devqstash-cron", self._round, pause_s=self._pause_s, logger=logger)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._background.wake()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._stopping = False
-            self._task = asyncio.create_task(self._run(), name="devqstash-cron")
+        self._background.start()
 
     async def stop(self) -> None:
         """Stop after the current round; a tick is either fired and published, or not at all."""
-        if self._task is None:
-            return
-        self._stopping = True
-        self._wake.set()
-        await self._task
-        self._task = None
+        await self._background.stop()
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                await self.fire_due()
-            except Exception:
-                self._next_due = None
-                logger.exception("cron round failed; trying again in %ss", self._refresh_s)
-            await self._sleep()
+    async def _round(self) -> None:
+        self._next_due = None  # a round that fails is tried again after `refresh_s`
+        await self.fire_due()
 
-    async def _sleep(self) -> None:
-        await sleep_until(self._wake, poll_s=self._refresh_s, next_due=self._next_due, now=self.now())
+    def _pause_s(self) -> float:
+        if self._next_due is None:
+            return self._refresh_s
+        return min(self._refresh_s, (self._next_due - self.now()).total_seconds())
 
     async def fire_due(self) -> int:
         """Fire every schedule whose time has come; returns how many ticks this loop fired."""
@@ -295,7 +282,7 @@ class CronLoop:
         next_times = [] if upcoming is None else [upcoming]
         fired = 0
         for schedule in due:
-            if self._stopping:
+            if self._background.stopping:
                 break
             following = await self._fire(schedule, now)
             if following is not None:

@@ -29,10 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import transaction
 from app.devqstash import dlq, events, schedules, store
 from app.devqstash.delivery import DeliveryLoop
-from app.devqstash.errors import NotFound, Unauthorized
 from app.devqstash.models import QStashDlqEntry, QStashEvent, QStashMessage, QStashSchedule
 from app.devqstash.router import build_router
 from app.devqstash.spec import MessageSpec, parse_spec, spec_headers
+from app.errors import NotFound, Unauthorized
 
 
 class DevQStash:

@@ -4,7 +4,8 @@ All of it is written in the one transaction of `settle`, conditional on the clai
 - 2xx: the message is deleted (its `DELIVERED` event stays).
 - otherwise, while retries are left and the answer was not 489 + `Upstash-NonRetryable-Error`:
   pending again, due after `Retry-After` (429/503), else the `Upstash-Retry-Delay` expression,
-  else QStash's backoff times `retry_scale`;
+  else QStash's backoff times `retry_scale`; an abandoned attempt (its deliverer died, see
+  `delivery`) is due at once, since the dead attempt's time already served as its backoff;
 - otherwise: `failed`, a DLQ entry, and one failure-callback message if one is configured.
 - After every attempt that got an HTTP response, a callback message if one is configured.
 Callback messages are ordinary persisted messages, configured from the `Upstash-Callback-*`
@@ -26,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.devqstash import dlq, events, store
 from app.devqstash.attempt import Outcome
-from app.devqstash.errors import QStashAPIError
 from app.devqstash.models import EventState, QStashMessage
 from app.devqstash.retry import ExpressionError, default_backoff_s, evaluate_delay_ms
 from app.devqstash.spec import parse_spec
 from app.devqstash.views import b64, ms, source_header
+from app.errors import BadRequest
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ async def settle(
 
 def retry_delay_s(message: QStashMessage, outcome: Outcome, *, scale: float) -> float:
     """Seconds until the next attempt after the attempt `message.retried` failed."""
+    if outcome.abandoned:
+        return 0.0
     retry_after = outcome.retry_after_s()
     if retry_after is not None:
         return retry_after
@@ -155,7 +158,7 @@ async def _publish_callback(
     try:
         spec = parse_spec(url, headers, data, default_retries=message.max_retries, now=now,
                           caller_ip=message.caller_ip)  # fmt: skip
-    except QStashAPIError as exc:  # checked at publish; only a changed server could get here
+    except BadRequest as exc:  # checked at publish; only a changed server could get here
         logger.error("callback of message %s to %s not sent: %s", message.id, url, exc)
         return None
     await store.publish(session, spec, now=now)

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from app.devqstash.errors import BadRequest
 from app.devqstash.retry import parse_expression
+from app.errors import BadRequest
 
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 MAX_RETRIES = 100

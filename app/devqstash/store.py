@@ -9,8 +9,9 @@ Claims (the one place where two deliverers can race):
   the outer `state` check holds under READ COMMITTED re-evaluation; SQLite runs every
   transaction as `BEGIN IMMEDIATE`, so claimers are serialised. Either way one attempt is
   claimed by exactly one deliverer.
-- `claim_expired` takes over `delivering` rows whose holder let `claimed_until` pass (a dead
-  process); the caller counts that as a failed attempt.
+- A claim is a short lease: its holder extends `claimed_until` with `renew` while the attempt
+  is in flight. `claim_expired` takes over `delivering` rows whose holder let `claimed_until`
+  pass (a dead process); the caller counts that as a failed attempt.
 - Every later write (`settle_*`, `release`) is conditional on the claim token, so a holder
   whose claim was taken over, or whose message was cancelled, changes nothing.
 
@@ -130,6 +131,20 @@ async def _claim(
         .execution_options(**_NO_SYNC)
     )
     return list(await session.scalars(stmt))
+
+
+async def renew(session: AsyncSession, tokens: set[str], *, claimed_until: datetime) -> set[str]:
+    """Extend every claim held under one of `tokens`; returns the IDs of the messages still held."""
+    if not tokens:
+        return set()
+    stmt = (
+        update(QStashMessage)
+        .where(QStashMessage.state == MessageState.DELIVERING, QStashMessage.claim_token.in_(sorted(tokens)))
+        .values(claimed_until=claimed_until)
+        .returning(QStashMessage.id)
+        .execution_options(**_NO_SYNC)
+    )
+    return set(await session.scalars(stmt))
 
 
 def _claimed(message_id: str, token: str) -> Any:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.devqstash.errors import BadRequest
 from app.devqstash.spec import parse_duration_s, parse_spec, spec_headers
+from app.errors import BadRequest
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 URL = "https://example.com/workflows/demo?x=1"
