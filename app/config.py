@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     workflow_message_retries: int = Field(default=3, ge=0)
     workflow_notification_ttl_s: float = Field(default=86400.0, gt=0)  # notify before wait
     workflow_watchdog_interval_s: float = Field(default=5.0, ge=0)  # 0 turns the watchdog off
-    workflow_watchdog_stuck_after_s: float = Field(default=60.0, gt=0)
+    workflow_watchdog_stuck_after_s: float = Field(default=30.0, gt=0)
 
     # Access control (DESIGN 5). Patient tokens are JWTs signed with AUTH_SECRET.
     ops_token: str = DEV_OPS_TOKEN

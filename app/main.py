@@ -24,6 +24,7 @@ from app.cases.progress import ProgressFeed
 from app.config import Environment, Settings
 from app.db import create_engine, session_factory
 from app.devqstash import DevQStash
+from app.devqstash.router import build_router
 from app.errors import HTTPFacingError
 from app.logging import configure_logging, install_run_id_factory
 from app.runtime.cron import router as cron_router
@@ -170,7 +171,7 @@ def create_app(
     for router in domain_routers(settings):
         app.include_router(router)
     if services.devqstash is not None:
-        app.include_router(services.devqstash.router, prefix="/qstash", include_in_schema=False)
+        app.include_router(build_router(services.devqstash), prefix="/qstash", include_in_schema=False)
     return app
 
 

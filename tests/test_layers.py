@@ -157,22 +157,18 @@ def test_domains_reach_other_domains_models_only_through_their_services() -> Non
     assert foreign_models(module_graph()) == []
 
 
-DEVQSTASH_CYCLE = pytest.mark.xfail(reason="devqstash router <-> server (type-only): lead owns devqstash", strict=False)
-
-
 @pytest.mark.parametrize(
     "package",
     [
         *("app.workflows", "app.documents", "app.cases", "app.ehr", "app.extraction"),
         *("app.matching", "app.storage", "app.auth", "app.procedures", "app.patients", "app.demo"),
-        pytest.param("app.devqstash", marks=DEVQSTASH_CYCLE),
+        "app.devqstash",
     ],
 )
 def test_no_module_level_import_cycle_in(package: str) -> None:
     assert module_cycles(module_graph(), package) == []
 
 
-@pytest.mark.xfail(reason="runtime mixins: lead is replacing them", strict=False)
 def test_no_module_level_import_cycle_in_the_runtime() -> None:
     assert module_cycles(module_graph(), "app.runtime") == []
 

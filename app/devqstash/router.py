@@ -1,6 +1,6 @@
 """The QStash REST v2 routes of the embedded server (protocol doc section 2, minimum surface 8(i)).
 
-Mounted by the app with `app.include_router(devq.router, prefix="/qstash")`; the routes reach
+Mounted by the app with `app.include_router(build_router(devq), prefix="/qstash")`; the routes reach
 their `DevQStash` through the closure of `build_router`. Every route needs the QStash token
 (`Authorization: Bearer <token>` or `?qstash_token=`).
 

@@ -30,7 +30,6 @@ from app.db import transaction
 from app.devqstash import dlq, events, schedules, store
 from app.devqstash.delivery import DeliveryLoop
 from app.devqstash.models import QStashDlqEntry, QStashEvent, QStashMessage, QStashSchedule
-from app.devqstash.router import build_router
 from app.devqstash.spec import MessageSpec, parse_spec, spec_headers
 from app.errors import NotFound, Unauthorized
 
@@ -64,7 +63,6 @@ class DevQStash:
         self._cron = schedules.CronLoop(
             sessions=sessions, published=self._loop.wake, poll_interval_s=poll_interval_s, clock=clock
         )
-        self.router = build_router(self)
 
     async def start(self) -> None:
         """Start the background delivery and cron loops (from the app's lifespan)."""

@@ -13,10 +13,7 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from app.runtime.executor import Driver
+from typing import Any, Protocol
 
 current_step_key: ContextVar[str | None] = ContextVar("current_step_key", default=None)
 
@@ -43,10 +40,28 @@ class CallSpec:
     timeout: float | None = None
 
 
+class Operations(Protocol):
+    """What the context asks of the executor (`executor.Driver` implements it)."""
+
+    notify_target: Callable[..., Awaitable[list[str]]]
+
+    def track(self, operation: Any) -> Awaitable[Any]: ...
+
+    def run_step(self, position: int, name: str, spec: RunSpec) -> Any: ...
+
+    def sleep_step(self, position: int, name: str, *, seconds: float | None, until: datetime | None) -> Any: ...
+
+    def call_step(self, position: int, name: str, spec: CallSpec) -> Any: ...
+
+    def wait_step(self, position: int, name: str, event_id: str, timeout: float) -> Any: ...
+
+    def invoke_step(self, position: int, name: str, workflow: str, payload: Any, wait: bool) -> Any: ...
+
+
 class WorkflowContext:
     """Handed to a workflow function; every method is one durable step."""
 
-    def __init__(self, driver: Driver, *, run_id: str, workflow: str, deps: Any) -> None:
+    def __init__(self, driver: Operations, *, run_id: str, workflow: str, deps: Any) -> None:
         self._driver = driver
         self._next_position = 0
         self.run_id = run_id
@@ -128,7 +143,7 @@ class WorkflowContext:
 
     def notify(self, name: str, event_id: str, data: Any = None) -> Awaitable[list[str]]:
         """A step that wakes the runs waiting for `event_id`; returns the IDs of the runs woken."""
-        spec = RunSpec(self._driver.publisher.notify, (event_id, data), None, None, None, True)
+        spec = RunSpec(self._driver.notify_target, (event_id, data), None, None, None, True)
         return self._driver.track(self._driver.run_step(self._claim(), name, spec))
 
     def invoke(self, name: str, workflow: str, payload: Any, *, wait: bool = True) -> Awaitable[Any]:

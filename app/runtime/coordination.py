@@ -1,4 +1,4 @@
-"""Persistence of how runs wait on each other and on the outside world (mixed into RunStore).
+"""Persistence of how runs wait on each other and on the outside world (RunStore's base).
 
 Children (`ctx.invoke`), events (`ctx.wait_for_event` / `notify`), cancellation, resuming and
 the watchdog's view of stuck runs. Every resolution of a waiting step goes through
@@ -9,7 +9,7 @@ child's end and a cancel) end exactly one way.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, delete, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,14 +28,10 @@ from app.runtime.models import (
     WorkflowWaiter,
 )
 from app.runtime.outbox import RunRef, Wake
-
-if TYPE_CHECKING:
-    from app.runtime.store import RunStore as _Base
-else:
-    _Base = object
+from app.runtime.records import RunBase
 
 
-class CoordinationStore(_Base):
+class CoordinationStore(RunBase):
     # -- children (ctx.invoke) -----------------------------------------------------------
 
     async def start_child(
@@ -92,7 +88,14 @@ class CoordinationStore(_Base):
             return None
         parent = await session.get(WorkflowRun, run.parent_run_id)
         assert parent is not None
-        self._event(session, parent, "step.failed" if failed else "step.completed", {"step": step.name, "position": step.position, "child_run_id": run.id, "final": True} if failed else {"step": step.name, "position": step.position, "child_run_id": run.id})
+        self._event(
+            session,
+            parent,
+            "step.failed" if failed else "step.completed",
+            {"step": step.name, "position": step.position, "child_run_id": run.id, "final": True}
+            if failed
+            else {"step": step.name, "position": step.position, "child_run_id": run.id},
+        )
         ref = RunRef(parent.id, parent.workflow, step.position)
         return await outbox.add(session, ref, f"child-{run.id}.r{parent.resumes}", now=self.clock())
 
@@ -122,7 +125,12 @@ class CoordinationStore(_Base):
             self._add_step(session, run_id, position, name, StepKind.WAIT, StepStatus.WAITING, wake_at=deadline)
             session.add(
                 WorkflowWaiter(
-                    event_id=event_id, run_id=run_id, position=position, workflow=run.workflow, deadline=deadline, created_at=self.clock()
+                    event_id=event_id,
+                    run_id=run_id,
+                    position=position,
+                    workflow=run.workflow,
+                    deadline=deadline,
+                    created_at=self.clock(),
                 )
             )
             self._event(session, run, "workflow.waiting", {**base, "until": deadline.isoformat()})
@@ -148,24 +156,37 @@ class CoordinationStore(_Base):
         async with transaction(self.sessions) as session:
             await self._lock_event(session, event_id)
             waiters = list(
-                await session.scalars(select(WorkflowWaiter).where(WorkflowWaiter.event_id == event_id).order_by(WorkflowWaiter.id))
+                await session.scalars(
+                    select(WorkflowWaiter).where(WorkflowWaiter.event_id == event_id).order_by(WorkflowWaiter.id)
+                )
             )
             woken: list[Wake] = []
             for waiter in waiters:
                 await session.delete(waiter)
                 step = await self._settle_step(
-                    session, waiter.run_id, waiter.position, StepStatus.COMPLETED, result={"data": data, "timed_out": False}
+                    session,
+                    waiter.run_id,
+                    waiter.position,
+                    StepStatus.COMPLETED,
+                    result={"data": data, "timed_out": False},
                 )
                 if step is None:
                     continue
                 run = await session.get(WorkflowRun, waiter.run_id)
                 assert run is not None
-                self._event(session, run, "step.completed", {"step": step.name, "position": step.position, "event_id": event_id, "timed_out": False})
+                self._event(
+                    session,
+                    run,
+                    "step.completed",
+                    {"step": step.name, "position": step.position, "event_id": event_id, "timed_out": False},
+                )
                 ref = RunRef(run.id, run.workflow, step.position)
                 woken.append(await outbox.add(session, ref, f"notify-{step.position}.r{run.resumes}", now=self.clock()))
             if not woken:
                 session.add(
-                    WorkflowNotification(event_id=event_id, data=data, created_at=self.clock(), expires_at=self.clock() + keep_for)
+                    WorkflowNotification(
+                        event_id=event_id, data=data, created_at=self.clock(), expires_at=self.clock() + keep_for
+                    )
                 )
             return woken
 
@@ -277,7 +298,10 @@ class CoordinationStore(_Base):
                     and_(
                         WorkflowRun.lease_owner.is_(None),
                         or_(
-                            and_(WorkflowRun.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.FAILING]), untouched),
+                            and_(
+                                WorkflowRun.status.in_([RunStatus.PENDING, RunStatus.RUNNING, RunStatus.FAILING]),
+                                untouched,
+                            ),
                             and_(WorkflowRun.status.in_([RunStatus.SLEEPING, RunStatus.WAITING]), overdue_step),
                             and_(WorkflowRun.status == RunStatus.WAITING, untouched, ~open_step),
                         ),

@@ -1,19 +1,19 @@
 """The runtime's errors.
 
-    WorkflowError (Exception)          carries the run ID in its message
-    +-- NonRetryableError              raised by step code: fail the step now, no retries
-    |   +-- StepOutputTooLarge         a step returned more than WORKFLOW_MAX_STEP_OUTPUT_BYTES
-    +-- StepFailedError                a step failed for good; raised to the workflow code,
-    |                                  which may catch it (compensation) or let the run fail
-    +-- StepTimeoutError               one attempt ran past its timeout (retried like any error)
-    +-- NonDeterminismError            replay met a step the recorded history does not have
-    +-- UnknownWorkflowError           a delivery or trigger named no registered workflow
-    +-- LeaseLostError                 another delivery took over this run; stop writing
-    +-- RunCancelledError              the run was cancelled under a delivery; stop writing
+WorkflowError (Exception)          carries the run ID in its message
++-- NonRetryableError              raised by step code: fail the step now, no retries
+|   +-- StepOutputTooLarge         a step returned more than WORKFLOW_MAX_STEP_OUTPUT_BYTES
++-- StepFailedError                a step failed for good; raised to the workflow code,
+|                                  which may catch it (compensation) or let the run fail
++-- StepTimeoutError               one attempt ran past its timeout (retried like any error)
++-- NonDeterminismError            replay met a step the recorded history does not have
++-- UnknownWorkflowError           a delivery or trigger named no registered workflow
++-- LeaseLostError                 another delivery took over this run; stop writing
++-- RunCancelledError              the run was cancelled under a delivery; stop writing
 
-    Suspend (BaseException)            control flow: the run hands back to QStash. Derived from
-                                       BaseException so `except Exception` in a workflow can
-                                       never swallow it.
+Suspend (BaseException)            control flow: the run hands back to QStash. Derived from
+                                   BaseException so `except Exception` in a workflow can
+                                   never swallow it.
 """
 
 from __future__ import annotations

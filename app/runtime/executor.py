@@ -35,7 +35,7 @@ import time
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -51,9 +51,10 @@ from app.runtime.errors import (
 )
 from app.runtime.models import ON_FAILURE_POSITION, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
 from app.runtime.outbox import Wake
+from app.runtime.records import Clock
 from app.runtime.registry import Workflow
-from app.runtime.store import Clock, RunStore
-from app.runtime.waits import SuspendingSteps
+from app.runtime.store import RunStore
+from app.runtime.waits import Publisher, Waits
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +76,10 @@ class RuntimeConfig:
     message_retries: int = 3
     notification_ttl_s: float = 86400.0
     watchdog_interval_s: float = 5.0
-    watchdog_stuck_after_s: float = 60.0
+    watchdog_stuck_after_s: float = 30.0
 
 
-class Publisher(Protocol):
-    """How the driver hands a run back to QStash (implemented by `Runtime`)."""
-
-    async def publish_continue(self, run: WorkflowRun, position: int, key: str, not_before: datetime | None) -> None: ...
-
-    async def publish_call(self, run: WorkflowRun, position: int, spec: CallSpec) -> str: ...
-
-    async def flush(self, wakes: list[Wake]) -> None: ...
-
-    async def notify(self, event_id: str, data: Any) -> list[str]: ...
-
-    def workflow_exists(self, name: str) -> bool: ...
-
-
-class Driver(SuspendingSteps):
+class Driver:
     """Replays one run's workflow function for one delivery, under the run's lease."""
 
     def __init__(
@@ -119,6 +106,8 @@ class Driver(SuspendingSteps):
         self.started = time.monotonic()
         self.executed = 0  # steps whose body ran in this delivery
         self.fatal: NonDeterminismError | None = None
+        self.waits = Waits(self, store=store, publisher=publisher, clock=clock)
+        self.notify_target = publisher.notify  # what `ctx.notify`'s step calls
         self.running: set[asyncio.Task[Any]] = set()  # ctx operations in flight
         self.changed: asyncio.Future[None] | None = None  # resolved when an operation ends
         self.closing = False  # the delivery decided to end; new operations park at once
@@ -285,13 +274,15 @@ class Driver(SuspendingSteps):
             await self._settle()
             return
         except StepFailedError as exc:
-            await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason, on_failure_error=exc.error))
+            await self._wake_parent(
+                await self.store.fail_run(self.run.id, self.owner, reason, on_failure_error=exc.error)
+            )
             return
         await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason))
 
     # -- replay ---------------------------------------------------------------------------
 
-    def _recorded(self, position: int, name: str, kind: StepKind) -> WorkflowStep | None:
+    def recorded(self, position: int, name: str, kind: StepKind) -> WorkflowStep | None:
         if self.fatal is not None:
             raise self.fatal
         step = self.steps.get(position)
@@ -311,14 +302,28 @@ class Driver(SuspendingSteps):
         elapsed_ms = (time.monotonic() - self.started) * 1000
         return inline and elapsed_ms < self.config.inline_budget_ms
 
-    async def _hand_back(self, position: int, key: str, not_before: datetime | None = None) -> None:
+    async def hand_back(self, position: int, key: str, not_before: datetime | None = None) -> None:
         await self.publisher.publish_continue(self.run, position, key, not_before)
         raise Suspend
+
+    # -- steps that hand the run back (waits.py) ------------------------------------------
+
+    def sleep_step(self, position: int, name: str, *, seconds: float | None, until: datetime | None) -> Any:
+        return self.waits.sleep_step(position, name, seconds=seconds, until=until)
+
+    def call_step(self, position: int, name: str, spec: CallSpec) -> Any:
+        return self.waits.call_step(position, name, spec)
+
+    def wait_step(self, position: int, name: str, event_id: str, timeout: float) -> Any:
+        return self.waits.wait_step(position, name, event_id, timeout)
+
+    def invoke_step(self, position: int, name: str, workflow: str, payload: Any, wait: bool) -> Any:
+        return self.waits.invoke_step(position, name, workflow, payload, wait)
 
     # -- run steps ------------------------------------------------------------------------
 
     async def run_step(self, position: int, name: str, spec: RunSpec, *, kind: StepKind = StepKind.RUN) -> Any:
-        step = self._recorded(position, name, kind)
+        step = self.recorded(position, name, kind)
         if step is not None and step.status == StepStatus.COMPLETED:
             return step.result
         if step is not None and step.status == StepStatus.FAILED:
@@ -332,14 +337,16 @@ class Driver(SuspendingSteps):
         if step is not None and step.status == StepStatus.RETRY_SCHEDULED:
             assert step.wake_at is not None
             if step.wake_at > self.clock():
-                await self._hand_back(position, f"retry-{attempts}", step.wake_at)
+                await self.hand_back(position, f"retry-{attempts}", step.wake_at)
         if not self._may_execute(spec.inline):
-            await self._hand_back(position, f"step-{attempts}")
+            await self.hand_back(position, f"step-{attempts}")
         return await self._attempt(position, name, kind, spec, attempts + 1)
 
     async def _attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
         retries = self.config.default_retries if spec.retries is None else spec.retries
-        await self.store.start_attempt(self.run.id, self.owner, position=position, name=name, kind=kind, attempt=attempt)
+        await self.store.start_attempt(
+            self.run.id, self.owner, position=position, name=name, kind=kind, attempt=attempt
+        )
         self.executed += 1
         began = time.monotonic()
         token = current_step_key.set(f"{self.run.id}:{position}")
@@ -355,7 +362,7 @@ class Driver(SuspendingSteps):
             await self.store.schedule_retry(
                 self.run.id, self.owner, position=position, error=error, wake_at=wake_at, attempt=attempt
             )
-            await self._hand_back(position, f"retry-{attempt}", wake_at)
+            await self.hand_back(position, f"retry-{attempt}", wake_at)
         finally:
             current_step_key.reset(token)
         duration_ms = round((time.monotonic() - began) * 1000, 3)

@@ -14,8 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from app.db import Base, JSONType, UTCDateTime, utcnow
 
@@ -74,6 +75,8 @@ class WorkflowRun(Base):
     schedule_id: Mapped[str | None] = mapped_column(String(100), index=True, nullable=True)
     resumes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # times resumed after failing
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A delivery found the lease held and rang: the holder drives the run once more before it lets go.
+    wake_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

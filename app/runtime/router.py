@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.errors import Unauthorized
-from app.runtime.runtime import Outcome, Runtime
+from app.runtime.runtime import Answer, Outcome, Runtime
 from app.runtime.signing import SignatureError
 
 router = APIRouter(tags=["workflows"])
@@ -29,10 +29,15 @@ async def _verified_body(request: Request) -> bytes:
     return body
 
 
-def _respond(outcome: Outcome) -> JSONResponse:
-    if outcome in (Outcome.BUSY, Outcome.RETRY):
-        return JSONResponse({"status": outcome}, status_code=503, headers={"Retry-After": "1"})
-    return JSONResponse({"status": outcome})
+def _respond(answer: Answer) -> JSONResponse:
+    """2xx when done or nothing to do; BUSY 429 and RETRY 503, each with `Retry-After`.
+
+    QStash honours `Retry-After` on a 429 (the workflow SDKs rely on it); a 503 takes the
+    message's retry delay.
+    """
+    headers = {} if answer.retry_after_s is None else {"Retry-After": str(answer.retry_after_s)}
+    status = {Outcome.BUSY: 429, Outcome.RETRY: 503}.get(answer.outcome, 200)
+    return JSONResponse({"status": answer.outcome}, status_code=status, headers=headers)
 
 
 @router.post("/workflows/{name}")

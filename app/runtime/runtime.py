@@ -1,9 +1,10 @@
 """`Runtime`: starts runs, takes QStash deliveries, and publishes what brings runs back.
 
-A delivery is handled in three moves: take the run's lease (waiting up to
-`lease_wait_s` for a delivery that is finishing), drive the run (`executor.Driver`), give the
-lease back. A delivery that cannot get the lease is answered 503, so QStash delivers it again
-later: nothing a duplicate carries is dropped, and nothing runs twice.
+A delivery is handled in three moves: take the run's lease, drive the run
+(`executor.Driver`), give the lease back. A delivery that finds the lease held rings the
+holder's doorbell and is acknowledged: the holder drives the run once more before it gives the
+lease back, so nothing a concurrent delivery carries is dropped, and nothing runs twice. A
+delivery stopped by the database or QStash is answered 503 and delivered again.
 
 Messages carry only `{"run_id", "position"}`; every publish has a deduplication ID derived
 from the run, the position and the reason, so re-publishing after a crash is harmless.
@@ -37,13 +38,14 @@ from app.runtime.executor import Driver, RuntimeConfig
 from app.runtime.ids import new_run_id
 from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun
 from app.runtime.outbox import Outbox, RunRef, Wake, deduplication_id
+from app.runtime.records import Clock
 from app.runtime.registry import Workflow, WorkflowRegistry
-from app.runtime.store import Clock, RunStore
+from app.runtime.store import RunStore
 from app.runtime.transport import Message, QStashClient
 
 log = logging.getLogger(__name__)
 
-# QStash's own retries of our messages cover crashed deliveries and busy leases only.
+# QStash's own retries of our messages cover crashed deliveries and infrastructure errors only.
 MESSAGE_RETRY_DELAY = "min(30000, 1000 * pow(2, retried))"
 # An outbox row older than this was not sent right after its commit: the watchdog re-sends it.
 OUTBOX_SWEEP_AFTER = timedelta(seconds=10)
@@ -52,8 +54,25 @@ OUTBOX_SWEEP_AFTER = timedelta(seconds=10)
 class Outcome(StrEnum):
     DONE = "done"  # the delivery did what it could; acknowledge it
     IGNORED = "ignored"  # nothing to do (finished or unknown run); acknowledge it
-    BUSY = "busy"  # another delivery holds the run; answer 503 so QStash retries
-    RETRY = "retry"  # the database or QStash failed under the delivery; answer 503, run untouched
+    QUEUED = "queued"  # another delivery holds the run and will drive it again; acknowledge it
+    BUSY = "busy"  # the lease kept changing hands: 429 + Retry-After, QStash comes back later
+    RETRY = "retry"  # the database or QStash failed under the delivery: 503, the run untouched
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """How a delivery is answered: its outcome and, when QStash should come back, when."""
+
+    outcome: Outcome
+    retry_after_s: int | None = None
+
+
+DONE, IGNORED, QUEUED, RETRY = (
+    Answer(Outcome.DONE),
+    Answer(Outcome.IGNORED),
+    Answer(Outcome.QUEUED),
+    Answer(Outcome.RETRY, 1),
+)
 
 
 class DeliveryRequest(BaseModel):
@@ -118,9 +137,7 @@ class Runtime:
         except ValidationError as exc:
             raise BadRequest(f"invalid payload for workflow {wf.name!r}: {exc}") from exc
         run_id = run_id or new_run_id()
-        run, start = await self.store.create_run(
-            run_id, wf.name, payload, case_id=case_id, document_id=document_id
-        )
+        run, start = await self.store.create_run(run_id, wf.name, payload, case_id=case_id, document_id=document_id)
         if run.workflow != wf.name:
             raise Conflict(f"run {run_id} already exists for workflow {run.workflow!r}")
         if start is not None:
@@ -132,9 +149,7 @@ class Runtime:
 
     # -- publishing (the executor's Publisher) ------------------------------------------
 
-    async def publish_continue(
-        self, run: WorkflowRun, position: int, key: str, not_before: datetime | None
-    ) -> None:
+    async def publish_continue(self, run: WorkflowRun, position: int, key: str, not_before: datetime | None) -> None:
         message = Message(
             destination=self.workflow_url(run.workflow),
             body=json.dumps({"run_id": run.id, "position": position}),
@@ -220,7 +235,9 @@ class Runtime:
         recovered = []
         for run in await self.store.find_stuck(older_than=older_than):
             if await self.store.record_stuck(run.id):
-                log.warning("run %s (%s) was stuck in %s; re-published its continuation", run.id, run.workflow, run.status)
+                log.warning(
+                    "run %s (%s) was stuck in %s; re-published its continuation", run.id, run.workflow, run.status
+                )
                 await self.publish_continue(run, 0, f"watchdog-{secrets.token_hex(4)}", None)
                 recovered.append(run.id)
         return recovered
@@ -237,7 +254,7 @@ class Runtime:
 
     # -- deliveries -----------------------------------------------------------------------
 
-    async def handle_delivery(self, workflow: str, body: bytes) -> Outcome:
+    async def handle_delivery(self, workflow: str, body: bytes) -> Answer:
         """A continuation message for `workflow` arrived (already signature-checked)."""
         self.registry.get(workflow)
         try:
@@ -246,7 +263,7 @@ class Runtime:
             raise BadRequest(f"delivery body is not a run continuation: {exc}") from exc
         return await self.drive(request.run_id, workflow)
 
-    async def handle_call_result(self, workflow: str, run_id: str, position: int, body: bytes) -> Outcome:
+    async def handle_call_result(self, workflow: str, run_id: str, position: int, body: bytes) -> Answer:
         """QStash's callback (or failure callback) for a `ctx.call` step."""
         try:
             data = json.loads(body)
@@ -255,11 +272,11 @@ class Runtime:
             raise BadRequest("call result body is not a QStash callback") from exc
         result, error = _call_outcome(data, status)
         if result is None and error is None:
-            return Outcome.IGNORED  # a failed attempt QStash will retry
+            return IGNORED  # a failed attempt QStash will retry
         await self.store.resolve_call(run_id, position=position, result=result, error=error)
         return await self.drive(run_id, workflow)
 
-    async def drive(self, run_id: str, workflow: str) -> Outcome:
+    async def drive(self, run_id: str, workflow: str) -> Answer:
         owner = f"{self.instance}-{secrets.token_hex(4)}"
         run = await self._acquire(run_id, owner)
         if not isinstance(run, WorkflowRun):
@@ -269,19 +286,21 @@ class Runtime:
             if run.workflow != workflow:
                 raise BadRequest(f"run {run_id} belongs to workflow {run.workflow!r}, not {workflow!r}")
             async with self._heartbeat(run_id, owner):
-                await self._driver(run, owner).drive()
-            return Outcome.DONE
+                while run is not None:  # again while deliveries rang meanwhile
+                    await self._driver(run, owner).drive()
+                    run = await self.store.release_or_answer(run_id, owner)
+            return DONE
         except LeaseLostError:
             log.warning("lost the lease while driving; another delivery carries on")
-            return Outcome.BUSY
+            return IGNORED
         except RunCancelledError:
             log.info("run was cancelled; the delivery stops")
-            return Outcome.IGNORED
+            return IGNORED
         except BadRequest:
             raise
         except Exception as exc:  # the infrastructure's fault, never the run's: deliver again
             log.warning("delivery stopped by %s: %s; QStash will deliver it again", type(exc).__name__, exc)
-            return Outcome.RETRY
+            return RETRY
         finally:
             await self._release(run_id, owner)
             workflow_id_var.reset(token)
@@ -304,8 +323,14 @@ class Runtime:
             clock=self.clock,
         )
 
-    async def _acquire(self, run_id: str, owner: str) -> WorkflowRun | Outcome:
-        """The leased run, or why not: IGNORED (finished or unknown) or BUSY (after waiting)."""
+    async def _acquire(self, run_id: str, owner: str) -> WorkflowRun | Answer:
+        """The leased run, or why not: IGNORED (finished or unknown), QUEUED or BUSY.
+
+        When another delivery holds the lease, this one rings its doorbell (`store.ring`): the
+        holder drives the run once more before it lets go, so this delivery is acknowledged
+        (QUEUED) and nothing it carried is lost. If the holder died, its lease lapses and the
+        watchdog re-publishes the run. BUSY (429) only if the lease kept changing hands.
+        """
         deadline = asyncio.get_running_loop().time() + self.config.lease_wait_s
         delay = 0.02
         while True:
@@ -316,9 +341,11 @@ class Runtime:
             if current is None or current.status in TERMINAL_RUN_STATUSES:
                 state = current.status if current else "no such run"
                 log.info("delivery for run %s ignored: %s", run_id, state)
-                return Outcome.IGNORED
+                return IGNORED
+            if await self.store.ring(run_id):
+                return QUEUED
             if asyncio.get_running_loop().time() >= deadline:
-                return Outcome.BUSY
+                return Answer(Outcome.BUSY, 1)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.25)
 
@@ -360,5 +387,7 @@ def _call_outcome(data: dict[str, Any], status: Any) -> tuple[dict[str, Any] | N
         attempts = int(data.get("maxRetries", 0)) + 1
         return None, f"{data.get('url', 'the call')} gave no HTTP answer after {attempts} attempt(s)"
     raw = base64.b64decode(data.get("body") or "")
-    headers = {k.lower(): ", ".join(v) if isinstance(v, list) else str(v) for k, v in (data.get("header") or {}).items()}
+    headers = {
+        k.lower(): ", ".join(v) if isinstance(v, list) else str(v) for k, v in (data.get("header") or {}).items()
+    }
     return {"status": status, "headers": headers, "body": raw.decode("utf-8", errors="replace")}, None

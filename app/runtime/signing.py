@@ -76,9 +76,7 @@ def verify(
 def _verify_with_key(token: str, body: bytes, url: str, key: str, *, leeway_s: float) -> dict[str, object]:
     options = {"require": ["iss", "sub", "exp", "nbf"], "verify_iat": False}
     try:
-        claims = jwt.decode(
-            token, key.encode(), algorithms=["HS256"], issuer=ISSUER, options=options, leeway=leeway_s
-        )
+        claims = jwt.decode(token, key.encode(), algorithms=["HS256"], issuer=ISSUER, options=options, leeway=leeway_s)
     except jwt.PyJWTError as exc:
         raise SignatureError(f"invalid signature token: {exc}") from exc
     if claims.get("sub") != url:

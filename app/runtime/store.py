@@ -12,21 +12,18 @@ holds the row lock until commit, which serialises the run's writes across proces
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.db import transaction, utcnow
+from app.db import transaction
 from app.runtime import outbox
 from app.runtime.coordination import CoordinationStore
-from app.runtime.errors import LeaseLostError, RunCancelledError
+from app.runtime.errors import LeaseLostError
 from app.runtime.models import (
     TERMINAL_RUN_STATUSES,
-    Event,
     RunStatus,
     StepKind,
     StepStatus,
@@ -35,14 +32,8 @@ from app.runtime.models import (
 )
 from app.runtime.outbox import RunRef, Wake
 
-Clock = Callable[[], datetime]
-
 
 class RunStore(CoordinationStore):
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = utcnow) -> None:
-        self.sessions = sessions
-        self.clock = clock
-
     # -- runs ---------------------------------------------------------------------------
 
     async def create_run(
@@ -96,7 +87,7 @@ class RunStore(CoordinationStore):
                     WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
                     or_(WorkflowRun.lease_owner.is_(None), WorkflowRun.lease_expires_at < now),
                 )
-                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=ttl_s))
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=ttl_s), wake_pending=False)
                 .returning(WorkflowRun)
             )
             return result.scalar_one_or_none()
@@ -110,6 +101,43 @@ class RunStore(CoordinationStore):
             )
             return result.rowcount == 1
 
+    async def ring(self, run_id: str) -> bool:
+        """Ask the delivery holding the run's (live) lease to drive it once more before letting go.
+
+        False if there is no live lease to ring at (it was released or lapsed meanwhile).
+        """
+        async with transaction(self.sessions) as session:
+            result = await session.execute(
+                update(WorkflowRun)
+                .where(
+                    WorkflowRun.id == run_id,
+                    WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
+                    WorkflowRun.lease_owner.is_not(None),
+                    WorkflowRun.lease_expires_at >= self.clock(),
+                )
+                .values(wake_pending=True)
+            )
+            return result.rowcount == 1
+
+    async def release_or_answer(self, run_id: str, owner: str) -> WorkflowRun | None:
+        """Give the lease back, unless a delivery rang meanwhile: then return the run to drive again."""
+        async with transaction(self.sessions) as session:
+            released = await session.execute(
+                update(WorkflowRun)
+                .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner, WorkflowRun.wake_pending.is_(False))
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+            if released.rowcount == 1:
+                return None
+            answered = await session.execute(
+                update(WorkflowRun)
+                .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
+                .values(wake_pending=False)
+                .returning(WorkflowRun)
+            )
+            run = answered.scalar_one_or_none()
+            return None if run is None or run.status in TERMINAL_RUN_STATUSES else run
+
     async def release_lease(self, run_id: str, owner: str) -> None:
         async with transaction(self.sessions) as session:
             await session.execute(
@@ -117,29 +145,6 @@ class RunStore(CoordinationStore):
                 .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
                 .values(lease_owner=None, lease_expires_at=None)
             )
-
-    async def _fence(self, session: AsyncSession, run_id: str, owner: str, **values: Any) -> WorkflowRun:
-        if "status" in values and values["status"] not in TERMINAL_RUN_STATUSES:
-            # A failing run stays failing while its on_failure handler runs, sleeps or retries.
-            failing = WorkflowRun.status == RunStatus.FAILING
-            values["status"] = case((failing, RunStatus.FAILING.value), else_=str(values["status"]))
-        result = await session.execute(
-            update(WorkflowRun)
-            .where(
-                WorkflowRun.id == run_id,
-                WorkflowRun.lease_owner == owner,
-                WorkflowRun.status != RunStatus.CANCELLED,
-            )
-            .values(updated_at=self.clock(), **values)
-            .returning(WorkflowRun)
-        )
-        run = result.scalar_one_or_none()
-        if run is not None:
-            return run
-        status = await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id))
-        if status == RunStatus.CANCELLED:
-            raise RunCancelledError("the run was cancelled", run_id=run_id)
-        raise LeaseLostError("another delivery holds this run's lease", run_id=run_id)
 
     # -- run transitions (fenced) -------------------------------------------------------
 
@@ -196,7 +201,9 @@ class RunStore(CoordinationStore):
             run = await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
             step = await self._require_step(session, run_id, position)
             if attempt is not None and (step.status != StepStatus.RUNNING or step.attempts != attempt):
-                raise LeaseLostError(f"attempt {attempt} of step {step.name!r} is stale; its result is dropped", run_id=run_id)
+                raise LeaseLostError(
+                    f"attempt {attempt} of step {step.name!r} is stale; its result is dropped", run_id=run_id
+                )
             step.status, step.result, step.finished_at = StepStatus.COMPLETED, result, self.clock()
             step.error = None
             self._event(session, run, "step.completed", {"step": step.name, "position": position, **event})
@@ -258,9 +265,7 @@ class RunStore(CoordinationStore):
                 .values(result={"message_id": message_id})
             )
 
-    async def resolve_call(
-        self, run_id: str, *, position: int, result: Any | None, error: str | None
-    ) -> bool:
+    async def resolve_call(self, run_id: str, *, position: int, result: Any | None, error: str | None) -> bool:
         """Record a call's outcome once (not fenced: the callback may race a delivery)."""
         status = StepStatus.COMPLETED if error is None else StepStatus.FAILED
         async with transaction(self.sessions) as session:
@@ -275,94 +280,3 @@ class RunStore(CoordinationStore):
             else:
                 self._event(session, run, "step.failed", {**payload, "error": error, "final": True})
             return True
-
-    # -- helpers ------------------------------------------------------------------------
-    def _new_run(
-        self, run_id: str, workflow: str, payload: Any, *, case_id: str | None, document_id: str | None
-    ) -> WorkflowRun:
-        now = self.clock()
-        return WorkflowRun(
-            id=run_id,
-            workflow=workflow,
-            status=RunStatus.PENDING,
-            payload=payload,
-            case_id=case_id,
-            document_id=document_id,
-            created_at=now,
-            updated_at=now,
-        )
-
-    def _add_step(
-        self,
-        session: AsyncSession,
-        run_id: str,
-        position: int,
-        name: str,
-        kind: StepKind,
-        status: StepStatus,
-        *,
-        result: Any = None,
-        wake_at: datetime | None = None,
-    ) -> None:
-        finished = self.clock() if status in (StepStatus.COMPLETED, StepStatus.FAILED) else None
-        session.add(
-            WorkflowStep(
-                run_id=run_id,
-                position=position,
-                name=name,
-                kind=kind,
-                status=status,
-                attempts=1,
-                result=result,
-                wake_at=wake_at,
-                started_at=self.clock(),
-                finished_at=finished,
-            )
-        )
-
-    async def _settle_step(
-        self,
-        session: AsyncSession,
-        run_id: str,
-        position: int,
-        status: StepStatus,
-        *,
-        result: Any = None,
-        error: str | None = None,
-    ) -> WorkflowStep | None:
-        """Move a waiting step to its outcome exactly once; None if something else already did."""
-        outcome = await session.execute(
-            update(WorkflowStep)
-            .where(
-                WorkflowStep.run_id == run_id,
-                WorkflowStep.position == position,
-                WorkflowStep.status.in_([StepStatus.WAITING, StepStatus.CALLING]),
-            )
-            .values(status=status, result=result, error=error, finished_at=self.clock())
-            .returning(WorkflowStep)
-        )
-        return outcome.scalar_one_or_none()
-
-
-    async def _step(self, session: AsyncSession, run_id: str, position: int) -> WorkflowStep | None:
-        return await session.scalar(
-            select(WorkflowStep).where(WorkflowStep.run_id == run_id, WorkflowStep.position == position)
-        )
-
-    async def _require_step(self, session: AsyncSession, run_id: str, position: int) -> WorkflowStep:
-        step = await self._step(session, run_id, position)
-        if step is None:
-            raise LookupError(f"[{run_id}] step at position {position} is not recorded")
-        return step
-
-    def _event(self, session: AsyncSession, run: WorkflowRun, type_: str, payload: dict[str, Any]) -> None:
-        session.add(
-            Event(
-                workflow_id=run.id,
-                case_id=run.case_id,
-                document_id=run.document_id,
-                type=type_,
-                payload=payload,
-                created_at=self.clock(),
-            )
-        )

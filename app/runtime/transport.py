@@ -96,9 +96,7 @@ class QStashClient:
         return await self.publish(_replace_body(message, json.dumps(body, separators=(",", ":"))))
 
     async def batch(self, messages: list[Message]) -> list[Published]:
-        items = [
-            {"destination": m.destination, "headers": m.headers(), "body": m.body_text()} for m in messages
-        ]
+        items = [{"destination": m.destination, "headers": m.headers(), "body": m.body_text()} for m in messages]
         data = await self._request("POST", "/v2/batch", json=items)
         return [Published(d["messageId"], bool(d.get("deduplicated", False))) for d in data]
 
@@ -153,9 +151,7 @@ class QStashClient:
         except httpx.HTTPError as exc:
             raise TransportError(f"QStash at {self._base} unreachable: {exc!r}") from exc
         if not response.is_success:
-            raise TransportError(
-                f"QStash {method} {path} answered {response.status_code}: {response.text[:500]}"
-            )
+            raise TransportError(f"QStash {method} {path} answered {response.status_code}: {response.text[:500]}")
         return response.json() if parse and response.content else None
 
 

@@ -6,31 +6,70 @@ a wait (a delayed message, a call's callback, `notify`, a child's end) moves the
 its waiting status with one conditional UPDATE, so a race between two resolutions (a notify
 and a timeout, say) ends exactly one way.
 
-`SuspendingSteps` is mixed into `executor.Driver`; it uses the driver's store, publisher,
-clock and replay helpers.
+`Waits` is a part of `executor.Driver`: it gets the driver's replay (what is recorded, how to
+hand back), the store, the publisher and the clock through its constructor.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from app.runtime.context import CallSpec
 from app.runtime.errors import StepFailedError, Suspend
 from app.runtime.ids import derived_run_id
-from app.runtime.models import StepKind, StepStatus
-
-if TYPE_CHECKING:
-    from app.runtime.executor import Driver as _Base
-else:
-    _Base = object
+from app.runtime.models import StepKind, StepStatus, WorkflowRun, WorkflowStep
+from app.runtime.outbox import Wake
+from app.runtime.records import Clock
+from app.runtime.store import RunStore
 
 
-class SuspendingSteps(_Base):
+class Publisher(Protocol):
+    """How a run is handed back to QStash (implemented by `Runtime`)."""
+
+    async def publish_continue(
+        self, run: WorkflowRun, position: int, key: str, not_before: datetime | None
+    ) -> None: ...
+
+    async def publish_call(self, run: WorkflowRun, position: int, spec: CallSpec) -> str: ...
+
+    async def flush(self, wakes: list[Wake]) -> None: ...
+
+    async def notify(self, event_id: str, data: Any) -> list[str]: ...
+
+    def workflow_exists(self, name: str) -> bool: ...
+
+
+class Replay(Protocol):
+    """The driver's view of the run being replayed."""
+
+    run: WorkflowRun
+    owner: str
+
+    def recorded(self, position: int, name: str, kind: StepKind) -> WorkflowStep | None: ...
+
+    async def hand_back(self, position: int, key: str, not_before: datetime | None = None) -> None: ...
+
+
+class Waits:
+    def __init__(self, replay: Replay, *, store: RunStore, publisher: Publisher, clock: Clock) -> None:
+        self.replay = replay
+        self.store = store
+        self.publisher = publisher
+        self.clock = clock
+
+    @property
+    def run(self) -> WorkflowRun:
+        return self.replay.run
+
+    @property
+    def owner(self) -> str:
+        return self.replay.owner
+
     # -- sleeps ---------------------------------------------------------------------------
 
     async def sleep_step(self, position: int, name: str, *, seconds: float | None, until: datetime | None) -> None:
-        step = self._recorded(position, name, StepKind.SLEEP)
+        step = self.replay.recorded(position, name, StepKind.SLEEP)
         if step is None:
             wake_at = until if until is not None else self.clock() + timedelta(seconds=seconds or 0.0)
             await self.store.start_wait(
@@ -44,13 +83,13 @@ class SuspendingSteps(_Base):
                 event_type="workflow.sleeping",
                 event={"until": wake_at.isoformat()},
             )
-            await self._hand_back(position, "wake", wake_at)
+            await self.replay.hand_back(position, "wake", wake_at)
         assert step is not None
         if step.status == StepStatus.COMPLETED:
             return
         assert step.wake_at is not None
         if step.wake_at > self.clock():
-            await self._hand_back(position, "wake", step.wake_at)
+            await self.replay.hand_back(position, "wake", step.wake_at)
         await self.store.complete_step(
             self.run.id, self.owner, position=position, result=None, event={"slept_until": step.wake_at.isoformat()}
         )
@@ -58,7 +97,7 @@ class SuspendingSteps(_Base):
     # -- calls ----------------------------------------------------------------------------
 
     async def call_step(self, position: int, name: str, spec: CallSpec) -> dict[str, Any]:
-        step = self._recorded(position, name, StepKind.CALL)
+        step = self.replay.recorded(position, name, StepKind.CALL)
         if step is not None and step.status == StepStatus.COMPLETED:
             return step.result
         if step is not None and step.status == StepStatus.FAILED:
@@ -83,7 +122,7 @@ class SuspendingSteps(_Base):
     # -- events ---------------------------------------------------------------------------
 
     async def wait_step(self, position: int, name: str, event_id: str, timeout: float) -> dict[str, Any]:
-        step = self._recorded(position, name, StepKind.WAIT)
+        step = self.replay.recorded(position, name, StepKind.WAIT)
         if step is None:
             deadline = self.clock() + timedelta(seconds=timeout)
             kept = await self.store.start_wait_for_event(
@@ -91,13 +130,13 @@ class SuspendingSteps(_Base):
             )
             if kept is not None:
                 return kept
-            await self._hand_back(position, "timeout", deadline)
+            await self.replay.hand_back(position, "timeout", deadline)
         assert step is not None
         if step.status == StepStatus.COMPLETED:
             return step.result
         assert step.wake_at is not None
         if step.wake_at > self.clock():
-            await self._hand_back(position, "timeout", step.wake_at)
+            await self.replay.hand_back(position, "timeout", step.wake_at)
         if await self.store.time_out_wait(self.run.id, self.owner, position=position):
             return {"data": None, "timed_out": True}
         resolved = (await self.store.load_steps(self.run.id))[position]  # a notify won the race
@@ -106,7 +145,7 @@ class SuspendingSteps(_Base):
     # -- child runs -----------------------------------------------------------------------
 
     async def invoke_step(self, position: int, name: str, workflow: str, payload: Any, wait: bool) -> Any:
-        step = self._recorded(position, name, StepKind.INVOKE)
+        step = self.replay.recorded(position, name, StepKind.INVOKE)
         if step is not None and step.status == StepStatus.COMPLETED:
             return step.result["result"] if wait else step.result
         if step is not None and step.status == StepStatus.FAILED:

@@ -1,4 +1,4 @@
-"""runtime outbox (continuations written with the change that calls for them) and workflow_runs.resumes
+"""runtime outbox (continuations written with the change that calls for them) workflow_runs.resumes and .wake_pending (the delivery doorbell)
 
 Revision ID: 0006
 Revises: 0005
@@ -21,6 +21,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table('workflow_runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('resumes', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('wake_pending', sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table('workflow_outbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.String(length=64), nullable=False),
@@ -42,4 +43,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_workflow_outbox_created_at'))
     op.drop_table('workflow_outbox')
     with op.batch_alter_table('workflow_runs', schema=None) as batch_op:
+        batch_op.drop_column('wake_pending')
         batch_op.drop_column('resumes')

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from app.db import create_engine, session_factory
 from app.devqstash import DevQStash
+from app.devqstash.router import build_router
 from tests.support.live import serve
 
 TOKEN = "devqstash-test-token"
@@ -115,7 +116,7 @@ async def running_qstash(database_url: str, **options: Any) -> AsyncIterator[QSt
 
     def build(_base_url: str) -> FastAPI:
         app = FastAPI(lifespan=lifespan)
-        app.include_router(devq.router, prefix="/qstash")
+        app.include_router(build_router(devq), prefix="/qstash")
         return app
 
     try:

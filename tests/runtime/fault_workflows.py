@@ -119,7 +119,25 @@ async def parent_of_fragile(ctx: WorkflowContext, payload: dict[str, Any]) -> st
     return await ctx.invoke("child", "fragile-child", {})
 
 
+async def slow_step(recorder: Recorder, run_id: str, name: str, started: str) -> str:
+    recorder.hit(run_id, name)
+    await asyncio.sleep(1.5)
+    return name
+
+
+@workflow("busy-when-notified")
+async def busy_when_notified(ctx: WorkflowContext, payload: dict[str, Any]) -> Any:
+    """One branch waits for an event while the other works: the notify lands on a held lease."""
+    outcome, _ = await asyncio.gather(
+        ctx.wait_for_event("approval", payload["event"], timeout=60),
+        ctx.run("work", slow_step, ctx.deps, ctx.run_id, "work", payload["event"]),
+    )
+    await ctx.run("after", record, ctx.deps, ctx.run_id, "after")
+    return outcome["data"]
+
+
 FAULTS = [
+    busy_when_notified,
     two_branches_fail,
     retries_after_resume,
     fragile_child,

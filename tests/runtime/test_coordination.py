@@ -168,9 +168,7 @@ async def test_resume_refuses_a_run_that_has_not_failed(database_url, recorder):
 
 
 async def test_watchdog_recovers_a_run_whose_continuation_message_was_deleted(database_url, recorder):
-    async with live_service(
-        database_url, COORDINATION, deps=recorder, workflow_watchdog_interval_s=0.5, workflow_watchdog_stuck_after_s=1
-    ) as svc:
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:  # the shipped watchdog settings
         run_id = await svc.runtime.trigger("sleep-then-step", {"sleep": 1})
         await svc.wait(run_id, statuses={"sleeping"})
         while (await svc.run(run_id)).lease_owner is not None:  # the wake message is published
@@ -178,7 +176,7 @@ async def test_watchdog_recovers_a_run_whose_continuation_message_was_deleted(da
         async with httpx.AsyncClient() as client:  # lose every pending message, as an outside queue might
             response = await client.delete(f"{svc.base_url}/qstash/v2/messages", headers={"Authorization": f"Bearer {DEV_QSTASH_TOKEN}"})
             assert response.status_code == 200 and response.json()["cancelled"] >= 1
-        run = await svc.wait(run_id, timeout=20)
+        run = await svc.wait(run_id, timeout=60)  # overdue for WORKFLOW_WATCHDOG_STUCK_AFTER_S, then re-published
         assert run.status == "completed"
         assert recorder.count(run_id, "after") == 1
         assert "workflow.stuck" in [e.type for e in await svc.events(run_id)]

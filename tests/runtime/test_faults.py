@@ -8,7 +8,9 @@ import contextlib
 
 import asyncpg
 import pytest
+from sqlalchemy import select
 
+from app.devqstash.models import QStashEvent
 from app.runtime.ids import derived_run_id
 from app.runtime.models import ON_FAILURE_POSITION
 from tests.runtime.coordination_workflows import COORDINATION
@@ -179,3 +181,17 @@ async def test_resume_reopens_every_failed_step_and_child_with_fresh_messages(da
         run = await svc.wait(run_id)
         assert run.status == "completed", run.error
         assert run.result == result
+
+
+async def test_a_wake_up_that_meets_a_held_lease_is_acknowledged_and_still_acted_on(database_url, recorder):
+    async with live_service(database_url, FAULTS, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("busy-when-notified", {"event": "ok:1"})
+        while recorder.count(run_id, "work") == 0:  # the slow branch holds the lease now
+            await asyncio.sleep(0.02)
+        assert await svc.runtime.notify("ok:1", {"by": "ops"}) == [run_id]
+        run = await svc.wait(run_id)
+        assert run.status == "completed", run.error
+        assert run.result == {"by": "ops"}
+        async with svc.services.sessions() as session:
+            states = list(await session.scalars(select(QStashEvent.state).where(QStashEvent.url.contains("/workflows/"))))
+        assert "RETRY" not in states and "FAILED" not in states  # the doorbell, not QStash's retries

@@ -93,11 +93,11 @@ async def test_code_changed_under_a_running_run_fails_with_non_determinism_namin
 
 async def test_hanging_step_times_out_and_is_retried_while_healthz_answers_through_cpu_work(database_url, recorder):
     async with live_service(database_url, ALL, deps=recorder) as svc:
-        run_id = await svc.runtime.trigger("hang-then-burn", {"burn": 2.0})
+        run_id = await svc.runtime.trigger("hang-then-burn", {"burn": 3.0})
         answered_during_burn = 0
         async with httpx.AsyncClient(base_url=svc.base_url) as client:
-            while (await svc.run(run_id)).status not in ("completed", "failed"):
-                burning = recorder.count(run_id, "burn") == 1 and (await svc.run(run_id)).status == "running"
+            while (status := (await svc.run(run_id)).status) not in ("completed", "failed"):
+                burning = recorder.count(run_id, "burn") == 1 and status == "running"
                 response = await client.get("/healthz", timeout=5)
                 assert response.status_code == 200
                 answered_during_burn += burning
@@ -107,7 +107,8 @@ async def test_hanging_step_times_out_and_is_retried_while_healthz_answers_throu
         assert run.result == "attempt 2"
         assert recorder.count(run_id, "hang") == 2
         assert recorder.count(run_id, "burn") == 1
-        assert answered_during_burn >= 3  # the loop kept serving while the 2 s of CPU work ran
+        # A loop blocked by the burn could answer once at most (right after it); it answered more.
+        assert answered_during_burn >= 2
         failed = [e for e in await svc.events(run_id) if e.type == "step.failed"]
         assert "timed out after 0.5 s" in failed[0].payload["error"]
 

@@ -80,11 +80,9 @@ WORKFLOWS = [crash_seven, five_steps, paced_five]
 def main() -> None:
     port, database_url = int(sys.argv[1]), sys.argv[2]
     public_url = sys.argv[3] if len(sys.argv) > 3 else f"http://127.0.0.1:{port}"
-    # The embedded QStash server runs with its shipped claim settings: a SIGKILLed process's
-    # delivery is delivered again 8-12 s later. Until the runtime stops making a redelivery wait
-    # for the dead process's run lease (answering 503 until QStash's retries are spent), that
-    # lease must lapse first: 6 s, renewed every 2 s, tolerates a 4 s stall of a busy process.
-    overrides = {"workflow_inline_budget_ms": 0, "workflow_lease_ttl_s": 6.0}
+    # Shipped lease and claim settings: a killed process's runs come back through the embedded
+    # server's claim take-over and the watchdog, as they would for a user.
+    overrides = {"workflow_inline_budget_ms": 0}
     overrides.update(json.loads(os.environ.get("CURAWAY_TEST_SETTINGS", "{}")))
     settings = service_settings(database_url, public_url, **overrides)
     if os.environ.get("CURAWAY_TEST_SHIPPED") == "1":  # the settings `make run` ships, but for paths

@@ -25,8 +25,6 @@ FAST_SETTINGS: dict[str, Any] = {
     "devqstash_retry_scale": 0.01,
     "devqstash_poll_interval_s": 0.05,
     "workflow_retry_base_delay_s": 0.1,
-    "workflow_lease_ttl_s": 3.0,
-    "workflow_lease_wait_s": 0.5,
 }
 
 
