@@ -8,7 +8,9 @@
 Invariants: negated, family-history and ruled-out mentions give nothing; a term-derived code is
 dropped when its sentence states an explicit code of the same ICD-10 category (the document's own
 coding is more specific); a laboratory report yields only codes it states explicitly - lab values,
-reference ranges and interpretive comments are not diagnoses.
+reference ranges and interpretive comments are not diagnoses. Every code returned is billable in
+the ICD-10-CM tabular list: stated codes are made valid and as specific as their sentence supports,
+and the document's codes together follow the list's rules (`icd10.coherent_codes`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import NamedTuple
 
 from app.extraction.context import about_family, diagnosed, nearest
 from app.extraction.document import Document
+from app.extraction.icd10 import billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
 from app.extraction.vocabulary import Hit, Vocabulary
 
@@ -44,18 +47,27 @@ def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: boo
     derived = [] if lab_report else _terms(doc, vocabulary) + _site_terms(doc, vocabulary)
     stated = {(doc.sentence(f.start), f.code[:3]) for f in explicit}
     derived = [f for f in derived if (doc.sentence(f.start), f.code[:3]) not in stated]
-    conditions: dict[str, Condition] = {}
+    displays: dict[str, str] = {}
     for found in sorted(explicit + derived, key=lambda f: f.start):
-        conditions.setdefault(found.code, Condition(code=found.code, display=found.display))
-    return list(conditions.values())
+        displays.setdefault(found.code, found.display)
+    codes = coherent_codes(list(displays), vocabulary.combinations)
+    return [Condition(code=code, display=displays.get(code) or _display(code, vocabulary)) for code in codes]
+
+
+def _display(code: str, vocabulary: Vocabulary) -> str:
+    return vocabulary.displays.get(code) or description(code)
 
 
 def _explicit(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     found = []
-    for start, code in _stated_codes(doc.text):
-        if _code_negated(doc, start, start + len(code)) or about_family(doc, start):
+    for start, stated in _stated_codes(doc.text):
+        if _code_negated(doc, start, start + len(stated)) or about_family(doc, start):
             continue
-        display = vocabulary.displays.get(code) or _display_from_text(doc, start) or code
+        s0, s1 = doc.sentence(start)
+        code = billable_code(stated, doc.text[s0:s1])
+        if code is None:
+            continue
+        display = vocabulary.displays.get(code) or (code == stated and _display_from_text(doc, start)) or description(code)
         found.append(_Found(start, code, display))
     return found
 

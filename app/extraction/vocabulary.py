@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from app.extraction.icd10 import Combination
 from app.extraction.text import Token, fold, spelling_variants, tokenize
 
 VOCABULARY_PATH = Path(__file__).with_name("vocabulary.json")
@@ -171,6 +172,7 @@ class Vocabulary:
     units: UnitTable
     labs: dict[str, LabSpec]
     displays: dict[str, str]
+    combinations: list[Combination]
     site_conditions: dict[str, SiteCondition]
     site_labels: dict[str, str]
     modalities: dict[str, Modality]
@@ -197,6 +199,7 @@ def _compile(data: dict[str, Any]) -> Vocabulary:
         units=UnitTable(data["units"]),
         labs={lab["name"]: _lab_spec(lab) for lab in data["labs"]},
         displays={c["code"]: c["display"] for c in data["conditions"]} | data["icd10_displays"],
+        combinations=[_combination(c) for c in data["icd10_combinations"]],
         site_conditions={s["id"]: SiteCondition(s["id"], s["codes"]) for s in data["site_conditions"]},
         site_labels={key: site["label"] for key, site in data["sites"].items()},
         modalities={m["key"]: Modality(m["key"], m["template"]) for m in data["imaging"]["modalities"]},
@@ -204,6 +207,10 @@ def _compile(data: dict[str, Any]) -> Vocabulary:
         sections=[(kind, [_words(k) for k in keywords]) for kind, keywords in data["sections"]],
         lab_report_titles=[fold(t).lower() for t in data["lab_report_titles"]],
     )
+
+
+def _combination(entry: dict[str, Any]) -> Combination:
+    return Combination(tuple(entry["when"]), tuple(entry["replaces"]), entry["code"])
 
 
 def _words(phrase: str) -> str:
