@@ -5,7 +5,9 @@
 3. site-coded terms: a condition plus the body site and side in its sentence ("osteoarthritis of the
    right knee" -> M17.11, "Gonarthrose links" -> M17.12, "lumbar radiculopathy" -> M54.16).
 
-Invariants: negated, family-history and ruled-out mentions give nothing; a term-derived code is
+Invariants: negated, family-history, hypothetical (suspected, rule-out, differential) and
+prophylaxis mentions give nothing, resolved ones only their history code if they have one
+("old MI" I25.2, "personal history of pulmonary embolism" Z86.711); a term-derived code is
 dropped when its sentence states an explicit code of the same ICD-10 category (the document's own
 coding is more specific); a laboratory report yields only codes it states explicitly - lab values,
 reference ranges and interpretive comments are not diagnoses. Every code returned is billable in
@@ -18,11 +20,11 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from app.extraction.context import about_family, diagnosed, nearest
+from app.extraction.context import NOT_CURRENT_SECTIONS, about_family, context_of, diagnosed, nearest
 from app.extraction.document import Document
 from app.extraction.icd10 import billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
-from app.extraction.vocabulary import Hit, Vocabulary
+from app.extraction.vocabulary import CONTEXT_KINDS, Hit, Vocabulary, trigger_cue
 
 ICD10_CM = re.compile(r"[A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?")
 _LABEL = re.compile(r"(?i:\b[il1]cd[ -]*(?:10|x)(?:[ -]*(?:cm|gm))?|\bcie[ -]*10|\bicd)[ ]*(?:code)?[ ]*[:#]?[ ]*")
@@ -61,7 +63,7 @@ def _display(code: str, vocabulary: Vocabulary) -> str:
 def _explicit(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     found = []
     for start, stated in _stated_codes(doc.text):
-        if _code_negated(doc, start, start + len(stated)) or about_family(doc, start):
+        if _code_not_current(doc, start, start + len(stated)) or about_family(doc, start):
             continue
         s0, s1 = doc.sentence(start)
         code = billable_code(stated, doc.text[s0:s1])
@@ -72,12 +74,16 @@ def _explicit(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     return found
 
 
-def _code_negated(doc: Document, start: int, end: int) -> bool:
-    """A stated code is negated by a cue opening its phrase ("Ruled out: ...") or just after it."""
+def _code_not_current(doc: Document, start: int, end: int) -> bool:
+    """A stated code is not a current diagnosis when a trigger opens its phrase ("Ruled out: ...",
+    "V.a. ..."), follows it closely, or it stands in a family-history or differential section."""
+    if doc.section(start) in NOT_CURRENT_SECTIONS:
+        return True
     s0, s1 = doc.sentence(start)
-    return bool(
-        doc.cues("pre_negation", s0, min(start, s0 + CODE_HEAD))
-        or doc.cues("post_negation", end, min(s1, end + CODE_HEAD))
+    return any(
+        doc.cues(trigger_cue(kind, "before"), s0, min(start, s0 + CODE_HEAD))
+        or doc.cues(trigger_cue(kind, "after"), end, min(s1, end + CODE_HEAD))
+        for kind in CONTEXT_KINDS
     )
 
 
@@ -104,11 +110,19 @@ def _display_from_text(doc: Document, start: int) -> str:
 
 
 def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
-    return [
-        _Found(hit.start, hit.key, vocabulary.displays[hit.key])
-        for hit in doc.found("condition")
-        if diagnosed(doc, hit) and hit.key
-    ]
+    found = [_Found(hit.start, hit.key, vocabulary.displays[hit.key])
+             for hit in doc.found("condition") if diagnosed(doc, hit) and hit.key]
+    return found + _history_terms(doc, vocabulary)
+
+
+def _history_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
+    """Past conditions that have a status code ("MI in 2015, resolved" -> I25.2 old MI)."""
+    found = []
+    for hit in doc.found("condition"):
+        code = vocabulary.history_codes.get(hit.key or "")
+        if code and context_of(doc, hit.start, hit.end) == "resolved" and not about_family(doc, hit.start):
+            found.append(_Found(hit.start, code, vocabulary.displays.get(code) or description(code)))
+    return found
 
 
 def _site_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:

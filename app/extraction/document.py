@@ -1,6 +1,6 @@
 """A document prepared for extraction: folded text, vocabulary hits, sentences and sections.
 
-Sentences end at `.;!?` followed by a space, and at a line break unless the next line starts in
+Sentences end at `.;!?` followed by a space (not the period of a dotted abbreviation, "V.a."), and at a line break unless the next line starts in
 lower case (a wrapped line continues its sentence). Sections come from headings with a known
 keyword ("ALLERGIES", "Family history:", "Plan:" ...): a heading with text after its colon covers
 that line only, a heading alone on its line covers the lines up to the next heading.
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from app.extraction.text import fold, tokenize
 from app.extraction.vocabulary import Hit, Vocabulary
 
-_SENTENCE_END = re.compile(r"[.;!?](?=\s)|\n(?![ ]*[a-z])")
+_ABBREVIATION = r"(?<![^A-Za-z][A-Za-z]\.[A-Za-z])(?<!^[A-Za-z]\.[A-Za-z])"  # "V.a." / "Z.n." end no sentence
+_SENTENCE_END = re.compile(_ABBREVIATION + r"[.;!?](?=\s)|\n(?![ ]*[a-z])", re.MULTILINE)
 _PREFIX_HEADING = re.compile(r"^[ ]*(?:[-\d]+[.)]?[ ]*)?([A-Za-z][A-Za-z /&'()\-]{0,50}?)[ ]*:[ ]*(.*)$")
 _WORDS = re.compile(r"[a-z0-9]+")
 
@@ -83,8 +84,8 @@ class Document:
         return found
 
     def cues(self, cue: str, start: int, end: int) -> list[Hit]:
-        """Cue hits of one kind lying entirely within [start, end)."""
-        return self.within(f"cue.{cue}", start, end)
+        """Cue hits of one kind lying entirely within [start, end), pseudo-triggers left out."""
+        return [hit for hit in self.within(f"cue.{cue}", start, end) if hit.key is not None]
 
 
 def _sections(text: str, vocabulary: Vocabulary) -> list[Section]:

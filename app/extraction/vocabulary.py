@@ -24,6 +24,11 @@ from app.extraction.icd10 import Combination
 from app.extraction.text import Token, fold, spelling_variants, tokenize
 
 VOCABULARY_PATH = Path(__file__).with_name("vocabulary.json")
+CONTEXT_PATH = Path(__file__).with_name("context.json")
+# context.json trigger kind/direction -> cue category (negation and family share the older cue names)
+_TRIGGER_CUES = {("negated", "before"): "pre_negation", ("negated", "after"): "post_negation",
+                 ("family", "before"): "family", ("family", "after"): "family_after"}
+CONTEXT_KINDS = ("negated", "resolved", "hypothetical", "family", "prophylaxis")
 _GAP_CHARS = set("-./()'+")
 
 
@@ -173,6 +178,7 @@ class Vocabulary:
     labs: dict[str, LabSpec]
     displays: dict[str, str]
     combinations: list[Combination]
+    history_codes: dict[str, str]
     site_conditions: dict[str, SiteCondition]
     site_labels: dict[str, str]
     modalities: dict[str, Modality]
@@ -181,8 +187,9 @@ class Vocabulary:
     lab_report_titles: list[str]
 
     @classmethod
-    def from_file(cls, path: Path = VOCABULARY_PATH) -> Vocabulary:
-        return _compile(json.loads(path.read_text(encoding="utf-8")))
+    def from_file(cls, path: Path = VOCABULARY_PATH, context: Path = CONTEXT_PATH) -> Vocabulary:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return _compile(data, json.loads(context.read_text(encoding="utf-8")))
 
 
 @lru_cache(maxsize=1)
@@ -191,20 +198,23 @@ def default_vocabulary() -> Vocabulary:
     return Vocabulary.from_file()
 
 
-def _compile(data: dict[str, Any]) -> Vocabulary:
+def _compile(data: dict[str, Any], context: dict[str, Any]) -> Vocabulary:
     index = TermIndex()
     _index_terms(index, data)
+    _index_triggers(index, context["languages"])
+    sections = [(kind, keywords) for kind, keywords in context["sections"].items()] + data["sections"]
     return Vocabulary(
         index=index,
         units=UnitTable(data["units"]),
         labs={lab["name"]: _lab_spec(lab) for lab in data["labs"]},
         displays={c["code"]: c["display"] for c in data["conditions"]} | data["icd10_displays"],
         combinations=[_combination(c) for c in data["icd10_combinations"]],
+        history_codes=data["icd10_history_codes"],
         site_conditions={s["id"]: SiteCondition(s["id"], s["codes"]) for s in data["site_conditions"]},
         site_labels={key: site["label"] for key, site in data["sites"].items()},
         modalities={m["key"]: Modality(m["key"], m["template"]) for m in data["imaging"]["modalities"]},
         overrides=data["imaging"]["overrides"],
-        sections=[(kind, [_words(k) for k in keywords]) for kind, keywords in data["sections"]],
+        sections=[(kind, [_words(k) for k in keywords]) for kind, keywords in sections],
         lab_report_titles=[fold(t).lower() for t in data["lab_report_titles"]],
     )
 
@@ -249,6 +259,24 @@ def _index_context(index: TermIndex, data: dict[str, Any]) -> None:
         _add_all(index, f"cue.{cue}", cue, phrases)
     for reaction in data["reactions"]:
         index.add("reaction", reaction, reaction)
+
+
+def trigger_cue(kind: str, direction: str) -> str:
+    """The cue category of a context.json trigger list ("resolved", "before" -> "resolved_before")."""
+    return _TRIGGER_CUES.get((kind, direction), f"{kind}_{direction}")
+
+
+def _index_triggers(index: TermIndex, languages: dict[str, Any]) -> None:
+    """ConText triggers of every language; pseudo-triggers block every trigger category."""
+    cues = [trigger_cue(kind, d) for kind in CONTEXT_KINDS for d in ("before", "after")] + ["scope_end"]
+    for triggers in languages.values():
+        for cue in cues:
+            _add_all(index, f"cue.{cue}", None, triggers["pseudo"])
+        for kind in CONTEXT_KINDS:
+            for direction in ("before", "after"):
+                cue = trigger_cue(kind, direction)
+                _add_all(index, f"cue.{cue}", cue, triggers[kind][direction])
+        _add_all(index, "cue.scope_end", "scope_end", triggers["terminate"])
 
 
 def _add_all(index: TermIndex, category: str, key: str | None, synonyms: list[str]) -> None:
