@@ -5,13 +5,15 @@
 3. site-coded terms: a condition plus the body site and side in its sentence ("osteoarthritis of the
    right knee" -> M17.11, "Gonarthrose links" -> M17.12, "lumbar radiculopathy" -> M54.16).
 
-Invariants: negated, family-history, hypothetical (suspected, rule-out, differential) and
+A site-coded term gives way to a code the document states in the same category anywhere (the
+document's own coding is more specific: "disc extrusion" next to a stated M51.17); other terms only
+to one stated in their sentence. Invariants: negated, family-history, hypothetical (suspected, rule-out, differential) and
 prophylaxis mentions give nothing, resolved ones only their history code if they have one
 ("old MI" I25.2, "personal history of pulmonary embolism" Z86.711); a term-derived code is
 dropped when its sentence states an explicit code of the same ICD-10 category (the document's own
 coding is more specific); a laboratory report yields only codes it states explicitly - lab values,
 reference ranges and interpretive comments are not diagnoses. Every code returned is billable in
-the ICD-10-CM tabular list: stated codes are made valid and as specific as their sentence supports,
+the ICD-10-CM tabular list: a BMI next to an obesity diagnosis adds its Z68 code; stated codes are made valid and as specific as their sentence supports,
 and the document's codes together follow the list's rules (`icd10.coherent_codes`).
 """
 
@@ -24,10 +26,11 @@ from app.extraction.context import NOT_CURRENT_SECTIONS, about_family, context_o
 from app.extraction.document import Document
 from app.extraction.icd10 import billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
+from app.extraction.status import bmi_code
 from app.extraction.vocabulary import CONTEXT_KINDS, Hit, Vocabulary, trigger_cue
 
 ICD10_CM = re.compile(r"[A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?")
-_LABEL = re.compile(r"(?i:\b[il1]cd[ -]*(?:10|x)(?:[ -]*(?:cm|gm))?|\bcie[ -]*10|\bicd)[ ]*(?:code)?[ ]*[:#]?[ ]*")
+_LABEL = re.compile(r"(?i:\b[il1]cd[ -]*(?:10|x)(?:[ -]*(?:cm|gm))?|\bci[ed][ -]*10|\bicd)[ ]*(?:code)?[ ]*[:#]?[ ]*")
 _CODE = re.compile(r"([A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?)(?![A-Za-z0-9])")
 _MORE = re.compile(r"[ ]*(?:,|/|;|\band\b|\bund\b|\bet\b|\by\b|\bve\b)[ ]*")
 _BARE = re.compile(r"\([ ]*([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})[ ]*\)")
@@ -46,13 +49,17 @@ class _Found(NamedTuple):
 def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: bool) -> list[Condition]:
     """Conditions in document order, one per code."""
     explicit = _explicit(doc, vocabulary)
-    derived = [] if lab_report else _terms(doc, vocabulary) + _site_terms(doc, vocabulary)
     stated = {(doc.sentence(f.start), f.code[:3]) for f in explicit}
-    derived = [f for f in derived if (doc.sentence(f.start), f.code[:3]) not in stated]
+    stated_categories = {f.code[:3] for f in explicit}
+    terms = [] if lab_report else [f for f in _terms(doc, vocabulary) if (doc.sentence(f.start), f.code[:3]) not in stated]
+    sites = [] if lab_report else [f for f in _site_terms(doc, vocabulary) if f.code[:3] not in stated_categories]
+    derived = terms + sites
     displays: dict[str, str] = {}
     for found in sorted(explicit + derived, key=lambda f: f.start):
         displays.setdefault(found.code, found.display)
     codes = coherent_codes(list(displays), vocabulary.combinations)
+    bmi = None if lab_report else bmi_code(doc.text, codes)
+    codes += [bmi] if bmi and bmi not in codes else []
     return [Condition(code=code, display=displays.get(code) or _display(code, vocabulary)) for code in codes]
 
 

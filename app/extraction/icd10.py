@@ -7,8 +7,9 @@ refined to the child the context supports ("M16.1" + "right hip" -> "M16.11"), e
 codes of one document:
 
 - a combination code replaces the codes it combines (`combinations`, e.g. I25.10 + I20.0 -> I25.110);
-- an "unspecified" or "without ..." code is dropped when the same category has a more specific code
-  (E11.9 next to E11.65, I48.91 next to I48.0);
+- an "unspecified" code is dropped when the same category has a code that is not (I48.91 next to
+  I48.0), a "without ..." or "uncomplicated" one when it has a combination code "with ..." (E11.9
+  next to E11.65, J45.909 next to J45.901);
 - of two codes whose Excludes1 notes exclude one another, only one stays: the combination ("with ..."),
   else the non-symptom code, else the longer one.
 
@@ -107,14 +108,12 @@ def _combine(codes: list[str], combinations: Iterable[Combination]) -> list[str]
 
 
 def _less_specific(code: str, codes: list[str]) -> bool:
-    """An unspecified/"without" code next to a more specific code of the same category."""
+    """An unspecified, "without" or "uncomplicated" code next to a more specific one of its category."""
     text = cm.get_description(code).lower()
     siblings = [c for c in codes if c != code and c[:3] == code[:3]]
-    if "unspecified" in text:
-        return any("unspecified" not in cm.get_description(c).lower() for c in siblings)
-    if "without" in text:
-        return any(_is_combination(c) for c in siblings)
-    return False
+    if "unspecified" in text and any("unspecified" not in cm.get_description(c).lower() for c in siblings):
+        return True
+    return ("without" in text or "uncomplicated" in text) and any(_is_combination(c) for c in siblings)
 
 
 def _is_combination(code: str) -> bool:

@@ -67,7 +67,7 @@ def _done(doc: Document, hit: Hit) -> bool:
 def _historical(doc: Document, hit: Hit) -> bool:
     if doc.section(hit.start) in _HISTORY_SECTIONS and not in_sentence(doc, "recommendation", hit):
         return True
-    return near_cue(doc, "historical", hit, HISTORY_BEFORE, HISTORY_AFTER)
+    return near_cue(doc, "historical", hit, HISTORY_BEFORE, 0) or near_cue(doc, "historical_after", hit, 0, HISTORY_AFTER)
 
 
 def _site(doc: Document, hit: Hit) -> str | None:

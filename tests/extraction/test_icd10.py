@@ -97,3 +97,22 @@ def test_the_llm_agents_codes_are_made_billable_or_dropped() -> None:
     ]))
     assert [c.code for c in extraction.conditions] == ["I10", "E11.9", "M16.11"]
     assert all(is_billable(c.code) for c in extraction.conditions)
+
+
+def test_uncomplicated_gives_way_to_a_combination_code_of_its_category() -> None:
+    assert codes(extract("PMH: asthma.\nImpression: asthma exacerbation.")) == {"J45.901"}
+
+
+def test_a_site_coded_term_gives_way_to_a_code_the_document_states_in_its_category() -> None:
+    text = "Findings: L5-S1 disc extrusion compressing the S1 root.\nImpression: radiculopathy (ICD-10 M51.17)."
+    assert codes(extract(text)) == {"M51.17"}
+
+
+def test_a_bmi_is_coded_only_next_to_obesity() -> None:
+    assert codes(extract("Diagnoses: morbid obesity. BMI 43.")) == {"E66.01", "Z68.41"}
+    assert codes(extract("Diagnóstico: obesidad. IMC 31,5.")) == {"E66.9", "Z68.31"}
+    assert codes(extract("Hypertension. BMI 43.")) == {"I10"}
+
+
+def test_portuguese_cid_label_states_a_code() -> None:
+    assert codes(extract("Hipótese diagnóstica: coxartrose direita (CID-10 M16.11).")) == {"M16.11"}
