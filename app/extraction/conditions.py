@@ -42,8 +42,10 @@ CODE_HEAD = 25
 
 class _Found(NamedTuple):
     start: int
+    end: int
     code: str
     display: str
+    rule: str
 
 
 def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: bool) -> list[Condition]:
@@ -54,13 +56,34 @@ def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: boo
     terms = [] if lab_report else [f for f in _terms(doc, vocabulary) if (doc.sentence(f.start), f.code[:3]) not in stated]
     sites = [] if lab_report else [f for f in _site_terms(doc, vocabulary) if f.code[:3] not in stated_categories]
     derived = terms + sites
-    displays: dict[str, str] = {}
+    first: dict[str, _Found] = {}
     for found in sorted(explicit + derived, key=lambda f: f.start):
-        displays.setdefault(found.code, found.display)
-    codes = coherent_codes(list(displays), vocabulary.combinations)
+        first.setdefault(found.code, found)
+    codes = coherent_codes(list(first), vocabulary.combinations)
     bmi = None if lab_report else bmi_code(doc.text, codes)
-    codes += [bmi] if bmi and bmi not in codes else []
-    return [Condition(code=code, display=displays.get(code) or _display(code, vocabulary)) for code in codes]
+    if bmi and bmi[0] not in codes:
+        first[bmi[0]] = _Found(bmi[1], bmi[2], bmi[0], _display(bmi[0], vocabulary), "bmi")
+        codes.append(bmi[0])
+    return [_condition(doc, vocabulary, code, first) for code in codes]
+
+
+def _condition(doc: Document, vocabulary: Vocabulary, code: str, first: dict[str, _Found]) -> Condition:
+    """The condition with its provenance: its own mention, or the first part a combination replaced."""
+    found = first.get(code) or _combined_from(code, first, vocabulary)
+    if found is None:
+        return Condition(code=code, display=_display(code, vocabulary))
+    own = found.code == code
+    provenance = doc.provenance(found.start, found.end, found.rule if own else "combination")
+    return Condition(code=code, display=found.display if own else _display(code, vocabulary), provenance=provenance)
+
+
+def _combined_from(code: str, first: dict[str, _Found], vocabulary: Vocabulary) -> _Found | None:
+    for combination in vocabulary.combinations:
+        if combination.code == code:
+            parts = [f for f in first.values() if f.code.startswith(combination.replaces)]
+            if parts:
+                return min(parts, key=lambda f: f.start)
+    return None
 
 
 def _display(code: str, vocabulary: Vocabulary) -> str:
@@ -77,7 +100,7 @@ def _explicit(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
         if code is None:
             continue
         display = vocabulary.displays.get(code) or (code == stated and _display_from_text(doc, start)) or description(code)
-        found.append(_Found(start, code, display))
+        found.append(_Found(start, start + len(stated), code, display, "stated-code"))
     return found
 
 
@@ -117,7 +140,7 @@ def _display_from_text(doc: Document, start: int) -> str:
 
 
 def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
-    found = [_Found(hit.start, hit.key, vocabulary.displays[hit.key])
+    found = [_Found(hit.start, hit.end, hit.key, vocabulary.displays[hit.key], "vocabulary-term")
              for hit in doc.found("condition") if diagnosed(doc, hit) and hit.key]
     return found + _history_terms(doc, vocabulary)
 
@@ -128,7 +151,7 @@ def _history_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     for hit in doc.found("condition"):
         code = vocabulary.history_codes.get(hit.key or "")
         if code and context_of(doc, hit.start, hit.end) == "resolved" and not about_family(doc, hit.start):
-            found.append(_Found(hit.start, code, vocabulary.displays.get(code) or description(code)))
+            found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "history-code"))
     return found
 
 
@@ -139,7 +162,7 @@ def _site_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
             continue
         code = _site_code(doc, vocabulary, hit)
         if code:
-            found.append(_Found(hit.start, code, vocabulary.displays.get(code, code)))
+            found.append(_Found(hit.start, hit.end, code, vocabulary.displays.get(code, code), "site-term"))
     return found
 
 

@@ -44,8 +44,8 @@ def extract_medications(doc: Document, vocabulary: Vocabulary) -> list[Medicatio
         previous_end = hits[i - 1].end if i else 0
         if not _current(doc, hit, previous_end, end):
             continue
-        med = Medication(name=hit.key or "", dose=dose(doc.text[hit.end:end]),
-                         frequency=_frequency(doc, hit.end, end))
+        med = Medication(name=hit.key or "", dose=dose(doc.text[hit.end:end]), frequency=_frequency(doc, hit.end, end),
+                         provenance=doc.provenance(hit.start, _trimmed_end(doc, hit.start, end), "vocabulary-term"))
         known = meds.get(med.name)
         if known is None or (known.dose is None and med.dose):
             meds[med.name] = med
@@ -69,7 +69,9 @@ def extract_allergies(doc: Document, vocabulary: Vocabulary) -> list[Allergy]:
             continue
         if not cue and dose(doc.text[hit.end:_segment_end(doc, hit, len(doc.text))]):
             continue  # a drug with a dose, listed next to the allergies
-        allergies.setdefault(hit.key or "", Allergy(substance=hit.key or "", reaction=_reaction(doc, hit)))
+        rule = "allergy-statement" if cue else "allergies-section"
+        allergies.setdefault(hit.key or "", Allergy(substance=hit.key or "", reaction=_reaction(doc, hit),
+                                                    provenance=doc.provenance(hit.start, hit.end, rule)))
     return list(allergies.values())
 
 
@@ -95,6 +97,11 @@ def _segment_end(doc: Document, hit: Hit, next_start: int) -> int:
     line_end = doc.text.find("\n", hit.end)
     line_end = len(doc.text) if line_end < 0 else line_end
     return min(next_start, sentence_end, line_end, hit.end + SEGMENT)
+
+
+def _trimmed_end(doc: Document, start: int, end: int) -> int:
+    """`end` moved back over trailing spaces and separators (the span ends on the last word)."""
+    return start + len(doc.text[start:end].rstrip(" ,;:.-/"))
 
 
 def _frequency(doc: Document, start: int, end: int) -> str | None:

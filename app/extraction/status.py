@@ -18,8 +18,9 @@ BMI_QUALIFIES = ("E66.",)
 ADULT_BMI_RANGE = (10.0, 90.0)
 
 
-def bmi_code(text: str, codes: list[str]) -> str | None:
-    """The Z68 code of the first BMI in `text`, when `codes` hold a diagnosis it qualifies."""
+def bmi_code(text: str, codes: list[str]) -> tuple[str, int, int] | None:
+    """(Z68 code, start, end of the BMI) for the first BMI in `text`, when `codes` hold a diagnosis
+    it qualifies."""
     if not any(code.startswith(BMI_QUALIFIES) for code in codes):
         return None
     m = _BMI.search(text)
@@ -27,7 +28,7 @@ def bmi_code(text: str, codes: list[str]) -> str | None:
         return None
     value = parse_number(m.group(1))
     low, high = ADULT_BMI_RANGE
-    return _z68(value) if low <= value <= high else None
+    return (_z68(value), m.start(), m.end()) if low <= value <= high else None
 
 
 def _z68(bmi: float) -> str:
