@@ -58,7 +58,7 @@ def normalise_code(code: str) -> str:
 def _conditions(conditions: list[Condition], v: Vocabulary) -> list[Condition]:
     found = _unique([c for c in (_condition(c, v) for c in conditions) if c], lambda c: c.code)
     by_code = {c.code: c for c in found}
-    codes = coherent_codes(list(by_code), v.combinations)
+    codes = coherent_codes(list(by_code), v.combinations, v.integral_symptoms)
     return [by_code.get(code) or Condition(code=code, display=v.displays.get(code) or description(code)) for code in codes]
 
 

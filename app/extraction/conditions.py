@@ -5,7 +5,8 @@
 3. site-coded terms: a condition plus the body site and side in its sentence ("osteoarthritis of the
    right knee" -> M17.11, "Gonarthrose links" -> M17.12, "lumbar radiculopathy" -> M54.16).
 
-A site-coded term gives way to a code the document states in the same category anywhere (the
+A combination code never replaces a code the document states on the strength of a term found
+elsewhere (the document's own coding wins). A site-coded term gives way to a code the document states in the same category anywhere (the
 document's own coding is more specific: "disc extrusion" next to a stated M51.17); other terms only
 to one stated in their sentence. Invariants: negated, family-history, hypothetical (suspected, rule-out, differential) and
 prophylaxis mentions give nothing, resolved ones only their history code if they have one
@@ -24,7 +25,7 @@ from typing import NamedTuple
 
 from app.extraction.context import NOT_CURRENT_SECTIONS, about_family, context_of, diagnosed, nearest
 from app.extraction.document import Document
-from app.extraction.icd10 import billable_code, coherent_codes, description
+from app.extraction.icd10 import Combination, billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
 from app.extraction.status import bmi_code
 from app.extraction.vocabulary import CONTEXT_KINDS, Hit, Vocabulary, trigger_cue
@@ -56,15 +57,31 @@ def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: boo
     terms = [] if lab_report else [f for f in _terms(doc, vocabulary) if (doc.sentence(f.start), f.code[:3]) not in stated]
     sites = [] if lab_report else [f for f in _site_terms(doc, vocabulary) if f.code[:3] not in stated_categories]
     derived = terms + sites
+    combinations, absorbed = _respect_stated({f.code for f in explicit}, derived, vocabulary.combinations)
     first: dict[str, _Found] = {}
-    for found in sorted(explicit + derived, key=lambda f: f.start):
+    for found in sorted(explicit + [f for f in derived if f.code not in absorbed], key=lambda f: f.start):
         first.setdefault(found.code, found)
-    codes = coherent_codes(list(first), vocabulary.combinations)
+    codes = coherent_codes(list(first), combinations, vocabulary.integral_symptoms)
     bmi = None if lab_report else bmi_code(doc.text, codes)
     if bmi and bmi[0] not in codes:
         first[bmi[0]] = _Found(bmi[1], bmi[2], bmi[0], _display(bmi[0], vocabulary), "bmi")
         codes.append(bmi[0])
     return [_condition(doc, vocabulary, code, first) for code in codes]
+
+
+def _respect_stated(stated: set[str], derived: list[_Found],
+                    combinations: list[Combination]) -> tuple[list[Combination], set[str]]:
+    """The combinations that may apply, and the derived codes to leave out: a combination would
+    replace a code the document states with the help of a derived part ("I25.10" stated, "angina"
+    in the history) does not apply, and its derived parts it would replace are left out."""
+    allowed, absorbed = [], set()
+    for combination in combinations:
+        derived_parts = {f.code for f in derived if f.code not in stated and f.code.startswith(combination.when)}
+        if derived_parts and any(code.startswith(combination.replaces) for code in stated):
+            absorbed |= {code for code in derived_parts if code.startswith(combination.replaces)}
+            continue
+        allowed.append(combination)
+    return allowed, absorbed
 
 
 def _condition(doc: Document, vocabulary: Vocabulary, code: str, first: dict[str, _Found]) -> Condition:

@@ -10,6 +10,8 @@ codes of one document:
 - an "unspecified" code is dropped when the same category has a code that is not (I48.91 next to
   I48.0), a "without ..." or "uncomplicated" one when it has a combination code "with ..." (E11.9
   next to E11.65, J45.909 next to J45.901);
+- a symptom code is dropped next to a diagnosis it is integral to (`integral`, e.g. chest pain R07.-
+  next to a myocardial infarction I21.-);
 - of two codes whose Excludes1 notes exclude one another, only one stays: the combination ("with ..."),
   else the non-symptom code, else the longer one.
 
@@ -31,6 +33,14 @@ with warnings.catch_warnings():  # the package reads its data with a deprecated 
 _WORD = re.compile(r"[a-z0-9]+")
 _NOTE_CODES = re.compile(r"\(([A-Z0-9.,\- ]+)\)\s*$")
 _SYMPTOM_CHAPTER = "R"
+
+
+@dataclass(frozen=True)
+class IntegralSymptom:
+    """Symptom codes (prefixes) that are part of any of the diagnoses (prefixes): not coded with them."""
+
+    symptoms: tuple[str, ...]
+    diagnoses: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -60,12 +70,20 @@ def billable_code(code: str, context: str = "") -> str | None:
     return valid
 
 
-def coherent_codes(codes: Sequence[str], combinations: Iterable[Combination] = ()) -> list[str]:
-    """Billable codes in their order, combined, specific over unspecified, Excludes1 pairs resolved."""
+def coherent_codes(codes: Sequence[str], combinations: Iterable[Combination] = (),
+                   integral: Iterable[IntegralSymptom] = ()) -> list[str]:
+    """Billable codes in their order: combined, specific over unspecified, no symptom integral to a
+    diagnosis, Excludes1 pairs resolved."""
     kept = list(dict.fromkeys(code for code in codes if is_billable(code)))
     kept = _combine(kept, combinations)
     kept = [code for code in kept if not _less_specific(code, kept)]
+    kept = [code for code in kept if not _integral(code, kept, integral)]
     return _without_excluded(kept)
+
+
+def _integral(code: str, codes: list[str], integral: Iterable[IntegralSymptom]) -> bool:
+    return any(code.startswith(rule.symptoms) and any(c.startswith(rule.diagnoses) for c in codes if c != code)
+               for rule in integral)
 
 
 def _longest_valid_prefix(code: str) -> str | None:

@@ -20,7 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from app.extraction.icd10 import Combination
+from app.extraction.icd10 import Combination, IntegralSymptom
 from app.extraction.text import Token, fold, spelling_variants, tokenize
 
 VOCABULARY_PATH = Path(__file__).with_name("vocabulary.json")
@@ -178,6 +178,7 @@ class Vocabulary:
     labs: dict[str, LabSpec]
     displays: dict[str, str]
     combinations: list[Combination]
+    integral_symptoms: list[IntegralSymptom]
     history_codes: dict[str, str]
     site_conditions: dict[str, SiteCondition]
     site_labels: dict[str, str]
@@ -209,6 +210,7 @@ def _compile(data: dict[str, Any], context: dict[str, Any]) -> Vocabulary:
         labs={lab["name"]: _lab_spec(lab) for lab in data["labs"]},
         displays={c["code"]: c["display"] for c in data["conditions"]} | data["icd10_displays"],
         combinations=[_combination(c) for c in data["icd10_combinations"]],
+        integral_symptoms=[IntegralSymptom(tuple(i["symptoms"]), tuple(i["diagnoses"])) for i in data["icd10_integral_symptoms"]],
         history_codes=data["icd10_history_codes"],
         site_conditions={s["id"]: SiteCondition(s["id"], s["codes"]) for s in data["site_conditions"]},
         site_labels={key: site["label"] for key, site in data["sites"].items()},

@@ -116,3 +116,23 @@ def test_a_bmi_is_coded_only_next_to_obesity() -> None:
 
 def test_portuguese_cid_label_states_a_code() -> None:
     assert codes(extract("Hipótese diagnóstica: coxartrose direita (CID-10 M16.11).")) == {"M16.11"}
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("Coronary artery disease with stable angina.", "I25.118"),
+    ("Diagnoses: CAD with angina.", "I25.119"),
+    ("Koronare Herzkrankheit mit Angina pectoris.", "I25.119"),
+    ("Cardiopatía isquémica. Angina inestable.", "I25.110"),
+])
+def test_with_angina_never_becomes_without_angina(text: str, code: str) -> None:
+    assert codes(extract(text)) == {code}
+
+
+def test_a_symptom_integral_to_a_diagnosis_is_not_coded_separately() -> None:
+    assert codes(extract("Chest pain (ICD-10 R07.9). NSTEMI (ICD-10 I21.4).")) == {"I21.4"}
+    assert codes(extract("Chest pain (ICD-10 R07.9). Hypothyroidism.")) == {"R07.9", "E03.9"}
+
+
+def test_a_stated_code_is_not_recombined_with_a_term_found_elsewhere() -> None:
+    text = "Diagnosis: coronary artery disease (ICD-10 I25.10).\nHPI: exertional chest pain, CCS class III angina."
+    assert codes(extract(text)) == {"I25.10"}
