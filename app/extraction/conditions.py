@@ -52,11 +52,7 @@ class _Found(NamedTuple):
 def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: bool) -> list[Condition]:
     """Conditions in document order, one per code."""
     explicit = _explicit(doc, vocabulary)
-    stated = {(doc.sentence(f.start), f.code[:3]) for f in explicit}
-    stated_categories = {f.code[:3] for f in explicit}
-    terms = [] if lab_report else [f for f in _terms(doc, vocabulary) if (doc.sentence(f.start), f.code[:3]) not in stated]
-    sites = [] if lab_report else [f for f in _site_terms(doc, vocabulary) if f.code[:3] not in stated_categories]
-    derived = terms + sites
+    derived = [] if lab_report else _derived(doc, vocabulary, explicit)
     combinations, absorbed = _respect_stated({f.code for f in explicit}, derived, vocabulary.combinations)
     first: dict[str, _Found] = {}
     for found in sorted(explicit + [f for f in derived if f.code not in absorbed], key=lambda f: f.start):
@@ -67,6 +63,14 @@ def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: boo
         first[bmi[0]] = _Found(bmi[1], bmi[2], bmi[0], _display(bmi[0], vocabulary), "bmi")
         codes.append(bmi[0])
     return [_condition(doc, vocabulary, code, first) for code in codes]
+
+
+def _derived(doc: Document, vocabulary: Vocabulary, explicit: list[_Found]) -> list[_Found]:
+    """Term and site-term codes, minus those a stated code of their category makes redundant."""
+    stated = {(doc.sentence(f.start), f.code[:3]) for f in explicit}
+    stated_categories = {f.code[:3] for f in explicit}
+    terms = [f for f in _terms(doc, vocabulary) if (doc.sentence(f.start), f.code[:3]) not in stated]
+    return terms + [f for f in _site_terms(doc, vocabulary) if f.code[:3] not in stated_categories]
 
 
 def _respect_stated(stated: set[str], derived: list[_Found],
