@@ -10,7 +10,8 @@ elsewhere (the document's own coding wins). A site-coded term gives way to a cod
 document's own coding is more specific: "disc extrusion" next to a stated M51.17); other terms only
 to one stated in their sentence. Invariants: negated, family-history, hypothetical (suspected, rule-out, differential) and
 prophylaxis mentions give nothing, resolved ones only their history code if they have one
-("old MI" I25.2, "personal history of pulmonary embolism" Z86.711); a term-derived code is
+("old MI" I25.2, "personal history of pulmonary embolism" Z86.711), and a past procedure that
+leaves an implant its status code ("s/p right TKA" Z96.651, "CABG 2015" Z95.1); a term-derived code is
 dropped when its sentence states an explicit code of the same ICD-10 category (the document's own
 coding is more specific); a laboratory report yields only codes it states explicitly - lab values,
 reference ranges and interpretive comments are not diagnoses. Every code returned is billable in
@@ -23,11 +24,12 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from app.extraction.context import NOT_CURRENT_SECTIONS, about_family, context_of, diagnosed, nearest
+from app.extraction.context import NOT_CURRENT_SECTIONS, about_family, asserted, context_of, diagnosed, nearest
 from app.extraction.document import Document
 from app.extraction.icd10 import Combination, billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
 from app.extraction.status import bmi_code
+from app.extraction.studies import historical
 from app.extraction.vocabulary import CONTEXT_KINDS, Hit, Vocabulary, trigger_cue
 
 ICD10_CM = re.compile(r"[A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?")
@@ -163,7 +165,19 @@ def _display_from_text(doc: Document, start: int) -> str:
 def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     found = [_Found(hit.start, hit.end, hit.key, vocabulary.displays[hit.key], "vocabulary-term")
              for hit in doc.found("condition") if diagnosed(doc, hit) and hit.key]
-    return found + _history_terms(doc, vocabulary)
+    return found + _history_terms(doc, vocabulary) + _implant_terms(doc, vocabulary)
+
+
+def _implant_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
+    """Status codes of past procedures that leave an implant ("underwent a right TKA" -> Z96.651)."""
+    found = []
+    for hit in doc.found("procedure"):
+        codes = vocabulary.procedure_status_codes.get(hit.key or "")
+        if not codes or not historical(doc, hit) or not asserted(doc, hit) or about_family(doc, hit.start):
+            continue
+        code = codes.get("*") or codes.get(_side(doc, hit, False)) or codes["unspecified"]
+        found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "procedure-history"))
+    return found
 
 
 def _history_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:

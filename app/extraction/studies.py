@@ -58,7 +58,7 @@ def recommended_procedure_hit(doc: Document) -> Hit | None:
     """The mention of the procedure the document recommends: in a recommendation, else a plan."""
     best: tuple[int, int, Hit] | None = None
     for hit in doc.found("procedure"):
-        if not asserted(doc, hit) or _historical(doc, hit):
+        if not asserted(doc, hit) or historical(doc, hit):
             continue
         score = 2 * in_sentence(doc, "recommendation", hit) + (doc.section(hit.start) in _PLAN_SECTIONS)
         candidate = (-score, hit.start, hit)
@@ -74,7 +74,8 @@ def _done(doc: Document, hit: Hit) -> bool:
     return asserted(doc, hit) and not pending
 
 
-def _historical(doc: Document, hit: Hit) -> bool:
+def historical(doc: Document, hit: Hit) -> bool:
+    """A procedure done in the past: in a history section, or next to a historical cue."""
     if doc.section(hit.start) in _HISTORY_SECTIONS and not in_sentence(doc, "recommendation", hit):
         return True
     return near_cue(doc, "historical", hit, HISTORY_BEFORE, 0) or near_cue(doc, "historical_after", hit, 0, HISTORY_AFTER)

@@ -180,6 +180,7 @@ class Vocabulary:
     combinations: list[Combination]
     integral_symptoms: list[IntegralSymptom]
     history_codes: dict[str, str]
+    procedure_status_codes: dict[str, dict[str, str]]
     site_conditions: dict[str, SiteCondition]
     site_labels: dict[str, str]
     modalities: dict[str, Modality]
@@ -212,6 +213,7 @@ def _compile(data: dict[str, Any], context: dict[str, Any]) -> Vocabulary:
         combinations=[_combination(c) for c in data["icd10_combinations"]],
         integral_symptoms=[IntegralSymptom(tuple(i["symptoms"]), tuple(i["diagnoses"])) for i in data["icd10_integral_symptoms"]],
         history_codes=data["icd10_history_codes"],
+        procedure_status_codes=data["procedure_status_codes"],
         site_conditions={s["id"]: SiteCondition(s["id"], s["codes"]) for s in data["site_conditions"]},
         site_labels={key: site["label"] for key, site in data["sites"].items()},
         modalities={m["key"]: Modality(m["key"], m["template"]) for m in data["imaging"]["modalities"]},

@@ -136,3 +136,11 @@ def test_a_symptom_integral_to_a_diagnosis_is_not_coded_separately() -> None:
 def test_a_stated_code_is_not_recombined_with_a_term_found_elsewhere() -> None:
     text = "Diagnosis: coronary artery disease (ICD-10 I25.10).\nHPI: exertional chest pain, CCS class III angina."
     assert codes(extract(text)) == {"I25.10"}
+
+
+def test_a_past_procedure_that_leaves_an_implant_gives_its_status_code() -> None:
+    assert codes(extract("Status post right TKA in 2019.\nPlan: left total knee replacement.")) == {"Z96.651"}
+    assert codes(extract("s/p CABG (2015). Stable.")) == {"Z95.1"}
+    assert codes(extract("Zustand nach Hüft-TEP links 2018.")) == {"Z96.642"}
+    assert codes(extract("Family history: father had CABG.")) == set()
+    assert codes(extract("Recommend total hip arthroplasty.")) == set()
