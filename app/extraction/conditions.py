@@ -1,7 +1,8 @@
 """Conditions with ICD-10-CM codes, from three sources in one document:
 
 1. codes the document states ("(ICD-10 I25.10)", "CIE-10: E11.9", a bare "(M17.11)");
-2. vocabulary terms ("Essential hypertension", "Diabetes mellitus Typ 2", "hipotiroidismo");
+2. vocabulary terms ("Essential hypertension", "Diabetes mellitus Typ 2", "hipotiroidismo"), made more
+   specific by a modifier next to them ("poorly controlled" type 2 diabetes -> E11.65);
 3. site-coded terms: a condition plus the body site and side in its sentence ("osteoarthritis of the
    right knee" -> M17.11, "Gonarthrose links" -> M17.12, "lumbar radiculopathy" -> M54.16).
 
@@ -24,7 +25,14 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from app.extraction.context import NOT_CURRENT_SECTIONS, about_family, asserted, context_of, diagnosed, nearest
+from app.extraction.context import (
+    NOT_CURRENT_SECTIONS,
+    about_family,
+    asserted,
+    context_of,
+    diagnosed,
+    nearest,
+)
 from app.extraction.document import Document
 from app.extraction.icd10 import Combination, billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
@@ -41,6 +49,8 @@ _DISPLAY_JUNK = re.compile(r"^[\s\-\d.)]*|[\s,:;(\-]*$")
 SITE_WINDOW = 60
 SIDE_WINDOW = 30
 CODE_HEAD = 25
+MODIFIER_BEFORE = 25
+MODIFIER_AFTER = 30
 
 
 class _Found(NamedTuple):
@@ -163,8 +173,11 @@ def _display_from_text(doc: Document, start: int) -> str:
 
 
 def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
-    found = [_Found(hit.start, hit.end, hit.key, vocabulary.displays[hit.key], "vocabulary-term")
-             for hit in doc.found("condition") if diagnosed(doc, hit) and hit.key]
+    found = []
+    for hit in doc.found("condition"):
+        if hit.key and diagnosed(doc, hit):
+            code = _modified(doc, vocabulary, hit)
+            found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "vocabulary-term"))
     return found + _history_terms(doc, vocabulary) + _implant_terms(doc, vocabulary)
 
 
@@ -178,6 +191,30 @@ def _implant_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
         code = codes.get("*") or codes.get(_side(doc, hit, False)) or codes["unspecified"]
         found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "procedure-history"))
     return found
+
+
+def _modified(doc: Document, vocabulary: Vocabulary, hit: Hit) -> str:
+    """The term's code, made specific by a modifier next to it ("poorly controlled" -> E11.65)."""
+    code = hit.key or ""
+    for cue, codes in vocabulary.modifiers.items():
+        if code in codes and _modifies(doc, cue, hit):
+            return codes[code]
+    return code
+
+
+def _modifies(doc: Document, cue: str, hit: Hit) -> bool:
+    """A modifier cue next to the hit with no other condition between them, and not the modifier
+    of the condition right after it ("diabetes and uncontrolled hypertension")."""
+    s0, s1 = doc.sentence(hit.start)
+    for before in doc.cues(cue, max(s0, hit.start - MODIFIER_BEFORE), hit.start):
+        if not doc.within("condition", before.end, hit.start):
+            return True
+    for after in doc.cues(cue, hit.end, min(s1, hit.end + MODIFIER_AFTER)):
+        between = doc.within("condition", hit.end, after.start)
+        next_condition = any(after.end <= h.start <= after.end + 2 for h in doc.found("condition"))
+        if not between and not next_condition:
+            return True
+    return False
 
 
 def _history_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:

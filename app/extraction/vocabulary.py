@@ -181,6 +181,7 @@ class Vocabulary:
     integral_symptoms: list[IntegralSymptom]
     history_codes: dict[str, str]
     procedure_status_codes: dict[str, dict[str, str]]
+    modifiers: dict[str, dict[str, str]]  # cue -> {code: more specific code}
     site_conditions: dict[str, SiteCondition]
     site_labels: dict[str, str]
     modalities: dict[str, Modality]
@@ -214,6 +215,7 @@ def _compile(data: dict[str, Any], context: dict[str, Any]) -> Vocabulary:
         integral_symptoms=[IntegralSymptom(tuple(i["symptoms"]), tuple(i["diagnoses"])) for i in data["icd10_integral_symptoms"]],
         history_codes=data["icd10_history_codes"],
         procedure_status_codes=data["procedure_status_codes"],
+        modifiers={m["cue"]: m["codes"] for m in data["icd10_modifiers"]},
         site_conditions={s["id"]: SiteCondition(s["id"], s["codes"]) for s in data["site_conditions"]},
         site_labels={key: site["label"] for key, site in data["sites"].items()},
         modalities={m["key"]: Modality(m["key"], m["template"]) for m in data["imaging"]["modalities"]},
@@ -261,6 +263,8 @@ def _index_context(index: TermIndex, data: dict[str, Any]) -> None:
         _add_all(index, by_section.get(section, "condition"), None, phrases)
     for cue, phrases in data["cues"].items():
         _add_all(index, f"cue.{cue}", cue, phrases)
+    for modifier in data["icd10_modifiers"]:
+        _add_all(index, f"cue.{modifier['cue']}", modifier["cue"], modifier["terms"])
     for reaction in data["reactions"]:
         index.add("reaction", reaction, reaction)
 

@@ -144,3 +144,16 @@ def test_a_past_procedure_that_leaves_an_implant_gives_its_status_code() -> None
     assert codes(extract("Zustand nach Hüft-TEP links 2018.")) == {"Z96.642"}
     assert codes(extract("Family history: father had CABG.")) == set()
     assert codes(extract("Recommend total hip arthroplasty.")) == set()
+
+
+@pytest.mark.parametrize("text", [
+    "Poorly controlled type 2 diabetes mellitus.", "Diabetes mellitus tipo 2 con mal control.",
+    "Diabetes mellitus Typ 2, schlecht eingestellt.", "Diabète de type 2 mal équilibré.",
+    "Diabetes mellitus tipo 2 descompensado.", "Kontrolsüz tip 2 diyabet.",
+])
+def test_poorly_controlled_diabetes_is_coded_with_hyperglycemia(text: str) -> None:
+    assert codes(extract(text)) == {"E11.65"}
+
+
+def test_a_modifier_of_the_next_condition_does_not_modify_this_one() -> None:
+    assert codes(extract("Type 2 diabetes and uncontrolled hypertension.")) == {"E11.9", "I10"}
