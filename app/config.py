@@ -130,6 +130,11 @@ class Settings(BaseSettings):
         """`ocr_engines` as names, in order ("tesseract,rapidocr" -> ("tesseract", "rapidocr"))."""
         return tuple(name.strip().lower() for name in self.ocr_engines.split(",") if name.strip())
 
+    @property
+    def active_ocr_engines(self) -> tuple[str, ...]:
+        """The engines `extract_pages` may use: none when `ocr_enabled` is false."""
+        return self.ocr_engine_names if self.ocr_enabled else ()
+
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:
         if self.env is Environment.DEVELOPMENT:

@@ -207,3 +207,11 @@ def test_an_unknown_ocr_engine_is_refused_by_the_settings() -> None:
     with pytest.raises(ValueError, match="unknown engine 'easyocr'"):
         Settings(ocr_engines="tesseract,easyocr")
     assert Settings(ocr_engines=" RapidOCR , tesseract").ocr_engine_names == ("rapidocr", "tesseract")
+
+
+def test_ocr_disabled_leaves_no_active_engine(tmp_path: Path) -> None:
+    settings = Settings(ocr_enabled=False, ocr_engines="tesseract,rapidocr")
+    result = extract_pages(fixture_bytes(SCANNED), **{**no_ocr(tmp_path), "engines": settings.active_ocr_engines})
+
+    assert settings.active_ocr_engines == () and result.needs_ocr
+    assert Settings(ocr_engines="rapidocr").active_ocr_engines == ("rapidocr",)
