@@ -2,7 +2,7 @@
 FROM python:3.11-slim
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tzdata \
+ && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tzdata libgl1 libglib2.0-0 \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /srv

@@ -24,6 +24,7 @@ DEV_CURRENT_SIGNING_KEY = "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r"
 DEV_NEXT_SIGNING_KEY = "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"
 DEV_OPS_TOKEN = "dev-ops-token"
 DEV_AUTH_SECRET = "dev-auth-secret-change-me-0123456789abcdef"
+OCR_ENGINES = ("tesseract", "rapidocr")
 DEV_SECRETS = {DEV_QSTASH_TOKEN, DEV_CURRENT_SIGNING_KEY, DEV_NEXT_SIGNING_KEY, DEV_OPS_TOKEN, DEV_AUTH_SECRET}
 
 
@@ -93,6 +94,9 @@ class Settings(BaseSettings):
     tessdata_prefix: str = ""
     ocr_language: str = "eng"
     ocr_enabled: bool = True  # false: never OCR; pages without a text layer end needs_ocr
+    # OCR engines in order of preference, comma-separated: tesseract (needs its language data),
+    # rapidocr (Python packages only). A page takes the first engine that reads it.
+    ocr_engines: str = "tesseract,rapidocr"
 
     # Clinical Context Agent: the deterministic offline extractor, or an OpenAI-compatible LLM.
     extractor: Literal["offline", "llm"] = "offline"
@@ -113,6 +117,24 @@ class Settings(BaseSettings):
     # Live progress (SSE): how often the feed polls the events table; keep-alive ping interval.
     progress_poll_s: float = Field(default=0.25, gt=0)
     sse_ping_s: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _known_ocr_engines(self) -> Settings:
+        unknown = [name for name in self.ocr_engine_names if name not in OCR_ENGINES]
+        if unknown:
+            known = ", ".join(OCR_ENGINES)
+            raise ValueError(f"OCR_ENGINES: unknown engine {unknown[0]!r}; use a comma-separated list of {known}")
+        return self
+
+    @property
+    def ocr_engine_names(self) -> tuple[str, ...]:
+        """`ocr_engines` as names, in order ("tesseract,rapidocr" -> ("tesseract", "rapidocr"))."""
+        return tuple(name.strip().lower() for name in self.ocr_engines.split(",") if name.strip())
+
+    @property
+    def active_ocr_engines(self) -> tuple[str, ...]:
+        """The engines `extract_pages` may use: none when `ocr_enabled` is false."""
+        return self.ocr_engine_names if self.ocr_enabled else ()
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:

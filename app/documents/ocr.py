@@ -1,10 +1,17 @@
 """The text of every page of a PDF: its text layer, or OCR where a page has none.
 
-`extract_pages` is synchronous and CPU-bound (about 0.5-1 s per scanned page): run it in a
+`extract_pages` is synchronous and CPU-bound (about 0.5-3 s per scanned page): run it in a
 worker thread. It takes PyMuPDF's text layer page by page; a page with no text layer (almost no
-text, but a scanned image covering it, or many vector paths) is OCR'd with PyMuPDF's built-in
-Tesseract (`Page.get_textpage_ocr(full=True)`), which needs only Tesseract's language data
-(`<lang>.traineddata`, Debian `tesseract-ocr-eng`).
+text, but a scanned image covering it, or many vector paths) is OCR'd by the OCR engines named in
+`engines`, in that order of preference, among those available:
+
+- "tesseract": PyMuPDF's built-in Tesseract (`Page.get_textpage_ocr(full=True)`), which needs only
+  Tesseract's language data (`<lang>.traineddata`, Debian `tesseract-ocr-eng`);
+- "rapidocr": RapidOCR on onnxruntime (`rapid_ocr.py`), Python packages only, its models in the wheel.
+
+A page takes the first engine's text that has at least `MIN_TEXT_CHARS` characters (else the
+longest any engine read), so a second engine reads what the first could not; an engine that
+raises is skipped while another remains.
 
 Where the language data lives: the `tessdata_prefix` given (the `TESSDATA_PREFIX` setting,
 either the tessdata directory itself or its parent), else, unless `search_standard_paths` is
@@ -25,12 +32,16 @@ from __future__ import annotations
 
 import glob
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pymupdf
 
+from app.config import OCR_ENGINES as ENGINES
+from app.documents import rapid_ocr
 from app.documents.pdf import PYMUPDF_LOCK, CorruptPdf, open_pdf
 
 OCR_DPI = 200  # 72 dpi misreads small print ("L5" as "LS"); 150-300 read the fixtures exactly
@@ -87,6 +98,7 @@ def extract_pages(
     language: str = "eng",
     search_standard_paths: bool = True,
     dpi: int = OCR_DPI,
+    engines: Sequence[str] = ("tesseract",),
 ) -> PageTexts:
     """Text per page, OCR'ing pages without a text layer; raises `PdfError` for unusable PDFs."""
     with PYMUPDF_LOCK, open_pdf(data) as doc:
@@ -94,17 +106,58 @@ def extract_pages(
         scans = [number for number, (_, scanned) in enumerate(layer) if scanned]
         ocr_texts: dict[int, str] = {}
         failures: dict[int, str] = {}
-        tessdata = None
-        if scans:
-            tessdata = find_tessdata(tessdata_prefix, language, search_standard_paths=search_standard_paths)
-        if tessdata is not None:
-            for number in scans:
-                try:
-                    ocr_texts[number] = _ocr(doc[number], tessdata, language, dpi)
-                except Exception as exc:  # MuPDF/Tesseract errors: report, never crash the step
-                    failures[number] = _first_line(exc)
+        readers = _readers(engines, tessdata_prefix, language, search_standard_paths) if scans else []
+        for number in scans if readers else ():
+            try:
+                ocr_texts[number] = _read_scan(doc[number], readers, dpi)
+            except Exception as exc:  # MuPDF/OCR engine errors: report, never crash the step
+                failures[number] = _first_line(exc)
     pages = tuple(_page(number, text, number in scans, ocr_texts) for number, (text, _) in enumerate(layer))
-    return _summarise(pages, language, scans, failures, ocr_available=tessdata is not None)
+    return _summarise(pages, _missing(engines, language), scans, failures, ocr_available=bool(readers))
+
+
+Reader = Callable[[pymupdf.Page, int], str]
+
+
+def _readers(engines: Sequence[str], tessdata_prefix: str | None, language: str, search: bool) -> list[Reader]:
+    """The available engines among `engines`, in their order, as page readers."""
+    unknown = [name for name in engines if name not in ENGINES]
+    if unknown:
+        raise ValueError(f"unknown OCR engine {unknown[0]!r}; known engines: {', '.join(ENGINES)}")
+    readers: list[Reader] = []
+    for name in engines:
+        if name == "tesseract":
+            tessdata = find_tessdata(tessdata_prefix, language, search_standard_paths=search)
+            if tessdata is not None:
+                readers.append(partial(_ocr, tessdata=tessdata, language=language))
+        elif rapid_ocr.available():
+            readers.append(_rapid_ocr)
+    return readers
+
+
+def _read_scan(page: pymupdf.Page, readers: list[Reader], dpi: int) -> str:
+    """The first reader's text with `MIN_TEXT_CHARS` characters, else the longest; raises if all fail."""
+    texts: list[str] = []
+    error: Exception | None = None
+    for read in readers:
+        try:
+            text = read(page, dpi)
+        except Exception as exc:  # try the next engine; re-raised below if none reads the page
+            error = exc
+            continue
+        if len("".join(text.split())) >= MIN_TEXT_CHARS:
+            return text
+        texts.append(text)
+    if not texts and error is not None:
+        raise error
+    return max(texts, key=len)
+
+
+def _missing(engines: Sequence[str], language: str) -> str:
+    """What to install for OCR, in the words of the `needs_ocr` reason."""
+    names = [f"Tesseract language data for '{language}'" if name == "tesseract" else "rapidocr-onnxruntime"
+             for name in engines]
+    return f"OCR ({', '.join(names)}) is not installed" if names else "OCR is disabled"
 
 
 def find_tessdata(prefix: str | None, language: str, *, search_standard_paths: bool = True) -> Path | None:
@@ -153,8 +206,15 @@ def _image_coverage(page: pymupdf.Page) -> float:
     return min(covered / area, 1.0)
 
 
-def _ocr(page: pymupdf.Page, tessdata: Path, language: str, dpi: int) -> str:
-    """OCR the whole rendered page; `page` stays referenced while its text page is read."""
+def _rapid_ocr(page: pymupdf.Page, dpi: int) -> str:
+    """RapidOCR on the page rendered at `dpi`; the pixmap stays referenced while it is read."""
+    pixmap = page.get_pixmap(dpi=dpi)
+    pixels = np.frombuffer(pixmap.samples, dtype=np.uint8).reshape(pixmap.height, pixmap.width, pixmap.n)
+    return rapid_ocr.read_image(pixels)
+
+
+def _ocr(page: pymupdf.Page, dpi: int, *, tessdata: Path, language: str) -> str:
+    """Tesseract OCR of the whole rendered page; `page` stays referenced while its text page is read."""
     textpage = page.get_textpage_ocr(language=language, dpi=dpi, full=True, tessdata=str(tessdata))
     try:
         return page.get_text("text", textpage=textpage, sort=True)
@@ -171,15 +231,12 @@ def _page(number: int, text: str, scanned: bool, ocr_texts: dict[int, str]) -> P
 
 
 def _summarise(
-    pages: tuple[PageText, ...], language: str, scans: Sequence[int], failures: dict[int, str], *, ocr_available: bool
+    pages: tuple[PageText, ...], missing: str, scans: Sequence[int], failures: dict[int, str], *, ocr_available: bool
 ) -> PageTexts:
     total = len(pages)
     reasons: list[str] = []
     if scans and not ocr_available:
-        reasons.append(
-            f"{_count(len(scans), total)} no text layer and OCR (Tesseract language data for "
-            f"'{language}') is not installed"
-        )
+        reasons.append(f"{_count(len(scans), total)} no text layer and {missing}")
     if failures:
         listed = ", ".join(str(n + 1) for n in sorted(failures))
         reasons.append(f"OCR failed on page {listed} ({next(iter(failures.values()))})")

@@ -4,7 +4,9 @@ The LLM agent's answers go through here so both agents speak the same names: bra
 ("Lipitor" -> "atorvastatin"), lab synonyms -> canonical lab in its canonical unit ("HbA1c 57
 mmol/mol" -> hba1c 7.4 %), "MRI of the right knee" -> "mri knee", "TKR" -> "total knee arthroplasty",
 "I2510" -> "I25.10". A name the vocabulary does not know is kept (lower-cased), never dropped: the
-FHIR stage decides whether it is valid and records an issue if not.
+FHIR stage decides whether it is valid and records an issue if not. Condition codes are the
+exception: each is made billable in the ICD-10-CM tabular list (from its code, else from its
+display through the vocabulary) or dropped, and the set follows `icd10.coherent_codes`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import TypeVar
 
 from app.extraction.conditions import ICD10_CM
 from app.extraction.document import Document
+from app.extraction.icd10 import billable_code, coherent_codes, description
 from app.extraction.medications import dose as parse_dose
 from app.extraction.schemas import (
     Allergy,
@@ -36,7 +39,7 @@ def canonicalise(extraction: Extraction, vocabulary: Vocabulary | None = None) -
     """The same extraction with canonical names, codes and units, duplicates removed."""
     v = vocabulary or default_vocabulary()
     return Extraction(
-        conditions=_unique([_condition(c, v) for c in extraction.conditions], lambda c: c.code),
+        conditions=_conditions(extraction.conditions, v),
         medications=_unique([_medication(m, v) for m in extraction.medications], lambda m: m.name),
         allergies=_unique([_allergy(a, v) for a in extraction.allergies], lambda a: a.substance),
         labs=_unique([_lab(lab, v) for lab in extraction.labs], lambda lab: lab.name),
@@ -52,11 +55,24 @@ def normalise_code(code: str) -> str:
     return f"{undotted.group(1)}.{undotted.group(2)}" if undotted else compact
 
 
-def _condition(condition: Condition, v: Vocabulary) -> Condition:
+def _conditions(conditions: list[Condition], v: Vocabulary) -> list[Condition]:
+    found = _unique([c for c in (_condition(c, v) for c in conditions) if c], lambda c: c.code)
+    by_code = {c.code: c for c in found}
+    codes = coherent_codes(list(by_code), v.combinations, v.integral_symptoms)
+    return [
+        by_code.get(code) or Condition(code=code, display=v.displays.get(code) or description(code)) for code in codes
+    ]
+
+
+def _condition(condition: Condition, v: Vocabulary) -> Condition | None:
+    """The condition with a billable code (its own, else its display's), or None."""
     code = normalise_code(condition.code)
-    if not ICD10_CM.fullmatch(code):
-        code = v.index.lookup("condition", condition.display) or code
-    return Condition(code=code, display=v.displays.get(code) or condition.display.strip() or code)
+    billable = billable_code(code, condition.display) if ICD10_CM.fullmatch(code) else None
+    billable = billable or v.index.lookup("condition", condition.display)
+    if billable is None:
+        return None
+    display = condition.display.strip() if billable == code else ""
+    return Condition(code=billable, display=v.displays.get(billable) or display or description(billable))
 
 
 def _medication(med: Medication, v: Vocabulary) -> Medication:

@@ -1,28 +1,48 @@
 """Conditions with ICD-10-CM codes, from three sources in one document:
 
 1. codes the document states ("(ICD-10 I25.10)", "CIE-10: E11.9", a bare "(M17.11)");
-2. vocabulary terms ("Essential hypertension", "Diabetes mellitus Typ 2", "hipotiroidismo");
+2. vocabulary terms ("Essential hypertension", "Diabetes mellitus Typ 2", "hipotiroidismo"), made more
+   specific by a modifier next to them ("poorly controlled" type 2 diabetes -> E11.65);
 3. site-coded terms: a condition plus the body site and side in its sentence ("osteoarthritis of the
    right knee" -> M17.11, "Gonarthrose links" -> M17.12, "lumbar radiculopathy" -> M54.16).
 
-Invariants: negated, family-history and ruled-out mentions give nothing; a term-derived code is
-dropped when its sentence states an explicit code of the same ICD-10 category (the document's own
-coding is more specific); a laboratory report yields only codes it states explicitly - lab values,
-reference ranges and interpretive comments are not diagnoses.
-"""
+A combination code never replaces a code the document states on the strength of a term found
+elsewhere (the document's own coding wins). A site-coded term gives way to a code the document
+states in the same category anywhere (the document's own coding is more specific: "disc
+extrusion" next to a stated M51.17); other terms only to one stated in their sentence.
+Invariants: negated, family-history, hypothetical (suspected, rule-out, differential) and
+prophylaxis mentions give nothing, resolved ones only their history code if they have one ("old
+MI" I25.2, "personal history of pulmonary embolism" Z86.711), and a past procedure that leaves
+an implant its status code ("s/p right TKA" Z96.651, "CABG 2015" Z95.1); a term-derived code is
+dropped when its sentence states an explicit code of the same ICD-10 category (the document's
+own coding is more specific); a laboratory report yields only codes it states explicitly - lab
+values, reference ranges and interpretive comments are not diagnoses. Every code returned is
+billable in the ICD-10-CM tabular list: a BMI next to an obesity diagnosis adds its Z68 code;
+stated codes are made valid and as specific as their sentence supports, and the document's codes
+together follow the list's rules (`icd10.coherent_codes`)."""
 
 from __future__ import annotations
 
 import re
 from typing import NamedTuple
 
-from app.extraction.context import about_family, diagnosed, nearest
+from app.extraction.context import (
+    NOT_CURRENT_SECTIONS,
+    about_family,
+    asserted,
+    context_of,
+    diagnosed,
+    nearest,
+)
 from app.extraction.document import Document
+from app.extraction.icd10 import Combination, billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
-from app.extraction.vocabulary import Hit, Vocabulary
+from app.extraction.status import bmi_code
+from app.extraction.studies import historical
+from app.extraction.vocabulary import CONTEXT_KINDS, Hit, Vocabulary, trigger_cue
 
 ICD10_CM = re.compile(r"[A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?")
-_LABEL = re.compile(r"(?i:\b[il1]cd[ -]*(?:10|x)(?:[ -]*(?:cm|gm))?|\bcie[ -]*10|\bicd)[ ]*(?:code)?[ ]*[:#]?[ ]*")
+_LABEL = re.compile(r"(?i:\b[il1]cd[ -]*(?:10|x)(?:[ -]*(?:cm|gm))?|\bci[ed][ -]*10|\bicd)[ ]*(?:code)?[ ]*[:#]?[ ]*")
 _CODE = re.compile(r"([A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?)(?![A-Za-z0-9])")
 _MORE = re.compile(r"[ ]*(?:,|/|;|\band\b|\bund\b|\bet\b|\by\b|\bve\b)[ ]*")
 _BARE = re.compile(r"\([ ]*([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})[ ]*\)")
@@ -30,42 +50,105 @@ _DISPLAY_JUNK = re.compile(r"^[\s\-\d.)]*|[\s,:;(\-]*$")
 SITE_WINDOW = 60
 SIDE_WINDOW = 30
 CODE_HEAD = 25
+MODIFIER_BEFORE = 25
+MODIFIER_AFTER = 30
 
 
 class _Found(NamedTuple):
     start: int
+    end: int
     code: str
     display: str
+    rule: str
 
 
 def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: bool) -> list[Condition]:
     """Conditions in document order, one per code."""
     explicit = _explicit(doc, vocabulary)
-    derived = [] if lab_report else _terms(doc, vocabulary) + _site_terms(doc, vocabulary)
+    derived = [] if lab_report else _derived(doc, vocabulary, explicit)
+    combinations, absorbed = _respect_stated({f.code for f in explicit}, derived, vocabulary.combinations)
+    first: dict[str, _Found] = {}
+    for found in sorted(explicit + [f for f in derived if f.code not in absorbed], key=lambda f: f.start):
+        first.setdefault(found.code, found)
+    codes = coherent_codes(list(first), combinations, vocabulary.integral_symptoms)
+    bmi = None if lab_report else bmi_code(doc.text, codes)
+    if bmi and bmi[0] not in codes:
+        first[bmi[0]] = _Found(bmi[1], bmi[2], bmi[0], _display(bmi[0], vocabulary), "bmi")
+        codes.append(bmi[0])
+    return [_condition(doc, vocabulary, code, first) for code in codes]
+
+
+def _derived(doc: Document, vocabulary: Vocabulary, explicit: list[_Found]) -> list[_Found]:
+    """Term and site-term codes, minus those a stated code of their category makes redundant."""
     stated = {(doc.sentence(f.start), f.code[:3]) for f in explicit}
-    derived = [f for f in derived if (doc.sentence(f.start), f.code[:3]) not in stated]
-    conditions: dict[str, Condition] = {}
-    for found in sorted(explicit + derived, key=lambda f: f.start):
-        conditions.setdefault(found.code, Condition(code=found.code, display=found.display))
-    return list(conditions.values())
+    stated_categories = {f.code[:3] for f in explicit}
+    terms = [f for f in _terms(doc, vocabulary) if (doc.sentence(f.start), f.code[:3]) not in stated]
+    return terms + [f for f in _site_terms(doc, vocabulary) if f.code[:3] not in stated_categories]
+
+
+def _respect_stated(stated: set[str], derived: list[_Found],
+                    combinations: list[Combination]) -> tuple[list[Combination], set[str]]:
+    """The combinations that may apply, and the derived codes to leave out: a combination would
+    replace a code the document states with the help of a derived part ("I25.10" stated, "angina"
+    in the history) does not apply, and its derived parts it would replace are left out."""
+    allowed, absorbed = [], set()
+    for combination in combinations:
+        derived_parts = {f.code for f in derived if f.code not in stated and f.code.startswith(combination.when)}
+        if derived_parts and any(code.startswith(combination.replaces) for code in stated):
+            absorbed |= {code for code in derived_parts if code.startswith(combination.replaces)}
+            continue
+        allowed.append(combination)
+    return allowed, absorbed
+
+
+def _condition(doc: Document, vocabulary: Vocabulary, code: str, first: dict[str, _Found]) -> Condition:
+    """The condition with its provenance: its own mention, or the first part a combination replaced."""
+    found = first.get(code) or _combined_from(code, first, vocabulary)
+    if found is None:
+        return Condition(code=code, display=_display(code, vocabulary))
+    own = found.code == code
+    provenance = doc.provenance(found.start, found.end, found.rule if own else "combination")
+    return Condition(code=code, display=found.display if own else _display(code, vocabulary), provenance=provenance)
+
+
+def _combined_from(code: str, first: dict[str, _Found], vocabulary: Vocabulary) -> _Found | None:
+    for combination in vocabulary.combinations:
+        if combination.code == code:
+            parts = [f for f in first.values() if f.code.startswith(combination.replaces)]
+            if parts:
+                return min(parts, key=lambda f: f.start)
+    return None
+
+
+def _display(code: str, vocabulary: Vocabulary) -> str:
+    return vocabulary.displays.get(code) or description(code)
 
 
 def _explicit(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     found = []
-    for start, code in _stated_codes(doc.text):
-        if _code_negated(doc, start, start + len(code)) or about_family(doc, start):
+    for start, stated in _stated_codes(doc.text):
+        if _code_not_current(doc, start, start + len(stated)) or about_family(doc, start):
             continue
-        display = vocabulary.displays.get(code) or _display_from_text(doc, start) or code
-        found.append(_Found(start, code, display))
+        s0, s1 = doc.sentence(start)
+        code = billable_code(stated, doc.text[s0:s1])
+        if code is None:
+            continue
+        from_text = code == stated and _display_from_text(doc, start)
+        display = vocabulary.displays.get(code) or from_text or description(code)
+        found.append(_Found(start, start + len(stated), code, display, "stated-code"))
     return found
 
 
-def _code_negated(doc: Document, start: int, end: int) -> bool:
-    """A stated code is negated by a cue opening its phrase ("Ruled out: ...") or just after it."""
+def _code_not_current(doc: Document, start: int, end: int) -> bool:
+    """A stated code is not a current diagnosis when a trigger opens its phrase ("Ruled out: ...",
+    "V.a. ..."), follows it closely, or it stands in a family-history or differential section."""
+    if doc.section(start) in NOT_CURRENT_SECTIONS:
+        return True
     s0, s1 = doc.sentence(start)
-    return bool(
-        doc.cues("pre_negation", s0, min(start, s0 + CODE_HEAD))
-        or doc.cues("post_negation", end, min(s1, end + CODE_HEAD))
+    return any(
+        doc.cues(trigger_cue(kind, "before"), s0, min(start, s0 + CODE_HEAD))
+        or doc.cues(trigger_cue(kind, "after"), end, min(s1, end + CODE_HEAD))
+        for kind in CONTEXT_KINDS
     )
 
 
@@ -92,11 +175,58 @@ def _display_from_text(doc: Document, start: int) -> str:
 
 
 def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
-    return [
-        _Found(hit.start, hit.key, vocabulary.displays[hit.key])
-        for hit in doc.found("condition")
-        if diagnosed(doc, hit) and hit.key
-    ]
+    found = []
+    for hit in doc.found("condition"):
+        if hit.key and diagnosed(doc, hit):
+            code = _modified(doc, vocabulary, hit)
+            found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "vocabulary-term"))
+    return found + _history_terms(doc, vocabulary) + _implant_terms(doc, vocabulary)
+
+
+def _implant_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
+    """Status codes of past procedures that leave an implant ("underwent a right TKA" -> Z96.651)."""
+    found = []
+    for hit in doc.found("procedure"):
+        codes = vocabulary.procedure_status_codes.get(hit.key or "")
+        if not codes or not historical(doc, hit) or not asserted(doc, hit) or about_family(doc, hit.start):
+            continue
+        code = codes.get("*") or codes.get(_side(doc, hit, False)) or codes["unspecified"]
+        found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "procedure-history"))
+    return found
+
+
+def _modified(doc: Document, vocabulary: Vocabulary, hit: Hit) -> str:
+    """The term's code, made specific by a modifier next to it ("poorly controlled" -> E11.65)."""
+    code = hit.key or ""
+    for cue, codes in vocabulary.modifiers.items():
+        if code in codes and _modifies(doc, cue, hit):
+            return codes[code]
+    return code
+
+
+def _modifies(doc: Document, cue: str, hit: Hit) -> bool:
+    """A modifier cue next to the hit with no other condition between them, and not the modifier
+    of the condition right after it ("diabetes and uncontrolled hypertension")."""
+    s0, s1 = doc.sentence(hit.start)
+    for before in doc.cues(cue, max(s0, hit.start - MODIFIER_BEFORE), hit.start):
+        if not doc.within("condition", before.end, hit.start):
+            return True
+    for after in doc.cues(cue, hit.end, min(s1, hit.end + MODIFIER_AFTER)):
+        between = doc.within("condition", hit.end, after.start)
+        next_condition = any(after.end <= h.start <= after.end + 2 for h in doc.found("condition"))
+        if not between and not next_condition:
+            return True
+    return False
+
+
+def _history_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
+    """Past conditions that have a status code ("MI in 2015, resolved" -> I25.2 old MI)."""
+    found = []
+    for hit in doc.found("condition"):
+        code = vocabulary.history_codes.get(hit.key or "")
+        if code and context_of(doc, hit.start, hit.end) == "resolved" and not about_family(doc, hit.start):
+            found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "history-code"))
+    return found
 
 
 def _site_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
@@ -106,7 +236,7 @@ def _site_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
             continue
         code = _site_code(doc, vocabulary, hit)
         if code:
-            found.append(_Found(hit.start, code, vocabulary.displays.get(code, code)))
+            found.append(_Found(hit.start, hit.end, code, vocabulary.displays.get(code, code), "site-term"))
     return found
 
 

@@ -1,35 +1,53 @@
-"""Whether a mention is asserted about the patient now: negation, family history, history, plans.
+"""Whether a mention is asserted about the patient now: ConText (Harkema et al. 2009) on cue hits.
 
-A NegEx-style check within the mention's sentence: a negation cue up to `PRE_WINDOW` characters
-before the mention (with no scope terminator such as "but"/"except" in between), or a post-negation
-cue ("ruled out", Turkish "yok") just after it. The cue lists live in `vocabulary.json`.
+A mention is modified by a kind of context (negated, resolved, hypothetical, family, prophylaxis)
+when a "before" trigger of that kind stands up to `PRE_WINDOW` characters before it, or an "after"
+trigger up to `POST_WINDOW` characters after it, in the same sentence and with no terminator
+("but", "aber", "pero", "ama" ...) between trigger and mention. Pseudo-triggers ("past medical
+history", "no change") are not triggers. The per-language trigger lists live in `context.json`
+(negation and family cues also in `vocabulary.json`). A condition is a current diagnosis when no
+kind modifies it, it is not a screening or risk statement, and it is not in a family-history or
+differential-diagnosis section.
 """
 
 from __future__ import annotations
 
 from app.extraction.document import Document
-from app.extraction.vocabulary import Hit
+from app.extraction.vocabulary import CONTEXT_KINDS, Hit, trigger_cue
 
 PRE_WINDOW = 60
 POST_WINDOW = 40
+NOT_CURRENT_SECTIONS = frozenset({"family", "differential"})
+
+
+def modified(doc: Document, kind: str, start: int, end: int) -> bool:
+    """True when a trigger of `kind` has the mention at [start, end) in its scope."""
+    s0, s1 = doc.sentence(start)
+    for cue in doc.cues(trigger_cue(kind, "before"), max(s0, start - PRE_WINDOW), start):
+        if not doc.cues("scope_end", cue.end, start):
+            return True
+    for cue in doc.cues(trigger_cue(kind, "after"), end, min(s1, end + POST_WINDOW)):
+        if not doc.cues("scope_end", end, cue.start):
+            return True
+    return False
+
+
+def context_of(doc: Document, start: int, end: int) -> str | None:
+    """The first kind of context that modifies the mention, or None when it is asserted now."""
+    return next((kind for kind in CONTEXT_KINDS if modified(doc, kind, start, end)), None)
 
 
 def negated(doc: Document, start: int, end: int) -> bool:
     """True when the mention at [start, end) is negated ("no evidence of diabetes", "NKDA")."""
-    s0, s1 = doc.sentence(start)
-    lo = max(s0, start - PRE_WINDOW)
-    for cue in doc.cues("pre_negation", lo, start):
-        if not doc.cues("scope_end", cue.end, start):
-            return True
-    return bool(doc.cues("post_negation", end, min(s1, end + POST_WINDOW)))
+    return modified(doc, "negated", start, end)
 
 
 def about_family(doc: Document, start: int) -> bool:
     """True when the mention is about a relative ("family history of ...", "mother had ...")."""
     if doc.section(start) == "family":
         return True
-    s0, _ = doc.sentence(start)
-    return bool(doc.cues("family", s0, start))
+    s0, s1 = doc.sentence(start)
+    return bool(doc.cues("family", s0, start) or doc.cues("family_after", start, s1))
 
 
 def asserted(doc: Document, hit: Hit) -> bool:
@@ -38,11 +56,14 @@ def asserted(doc: Document, hit: Hit) -> bool:
 
 
 def diagnosed(doc: Document, hit: Hit) -> bool:
-    """Asserted, and not a screening or risk statement ("diabetes screening", "risk of stroke")."""
+    """A current diagnosis: no context modifies it, not a screening or risk statement, not in a
+    family-history or differential section."""
     screening = near_cue(doc, "not_diagnosis_before", hit, PRE_WINDOW, 0) or near_cue(
         doc, "not_diagnosis_after", hit, 0, POST_WINDOW // 2
     )
-    return asserted(doc, hit) and not screening
+    if screening or doc.section(hit.start) in NOT_CURRENT_SECTIONS or about_family(doc, hit.start):
+        return False
+    return context_of(doc, hit.start, hit.end) is None
 
 
 def near_cue(doc: Document, cue: str, hit: Hit, before: int, after: int) -> bool:

@@ -1,10 +1,10 @@
 """A document prepared for extraction: folded text, vocabulary hits, sentences and sections.
 
-Sentences end at `.;!?` followed by a space, and at a line break unless the next line starts in
-lower case (a wrapped line continues its sentence). Sections come from headings with a known
-keyword ("ALLERGIES", "Family history:", "Plan:" ...): a heading with text after its colon covers
-that line only, a heading alone on its line covers the lines up to the next heading.
-"""
+Sentences end at `.;!?` followed by a space (not the period of a dotted abbreviation, "V.a."),
+and at a line break unless the next line starts in lower case (a wrapped line continues its
+sentence). Sections come from headings with a known keyword ("ALLERGIES", "Family history:",
+"Plan:" ...): a heading with text after its colon covers that line only, a heading alone on its
+line covers the lines up to the next heading."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ import bisect
 import re
 from dataclasses import dataclass, field
 
-from app.extraction.text import fold, tokenize
+from app.extraction.schemas import Provenance
+from app.extraction.text import fold_map, tokenize
 from app.extraction.vocabulary import Hit, Vocabulary
 
-_SENTENCE_END = re.compile(r"[.;!?](?=\s)|\n(?![ ]*[a-z])")
+_ABBREVIATION = r"(?<![^A-Za-z][A-Za-z]\.[A-Za-z])(?<!^[A-Za-z]\.[A-Za-z])"  # "V.a." / "Z.n." end no sentence
+_SENTENCE_END = re.compile(_ABBREVIATION + r"[.;!?](?=\s)|\n(?![ ]*[a-z])", re.MULTILINE)
 _PREFIX_HEADING = re.compile(r"^[ ]*(?:[-\d]+[.)]?[ ]*)?([A-Za-z][A-Za-z /&'()\-]{0,50}?)[ ]*:[ ]*(.*)$")
 _WORDS = re.compile(r"[a-z0-9]+")
 
@@ -39,15 +41,30 @@ class Document:
     sentence_ends: list[int]
     sections: list[Section]
     title: str
+    pages: list[str] = field(default_factory=list, repr=False)
+    origin: list[int] = field(default_factory=list, repr=False)  # folded offset -> offset in the joined pages
     _starts: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, pages: list[str], vocabulary: Vocabulary) -> Document:
-        text = fold("\n".join(pages))
+        text, origin = fold_map("\n".join(pages))
         hits = vocabulary.index.scan(tokenize(text), text)
         ends = [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
         head = " ".join(text[:400].lower().split())
-        return cls(text, hits, ends, _sections(text, vocabulary), head)
+        return cls(text, hits, ends, _sections(text, vocabulary), head, list(pages), origin)
+
+    def provenance(self, start: int, end: int, rule: str) -> Provenance | None:
+        """The page and page-relative span of the folded span [start, end), clipped to its page."""
+        if not self.pages or not 0 <= start < end <= len(self.origin):
+            return None
+        first, last = self.origin[start], self.origin[end - 1] + 1
+        page_start = 0
+        for number, page in enumerate(self.pages, start=1):
+            if first < page_start + len(page) or number == len(self.pages):
+                s, e = max(first - page_start, 0), min(last - page_start, len(page))
+                return Provenance(page=number, start=s, end=e, text=page[s:e], rule=rule)
+            page_start += len(page) + 1
+        return None
 
     def found(self, category: str) -> list[Hit]:
         """Hits of a category, blockers removed."""
@@ -83,8 +100,8 @@ class Document:
         return found
 
     def cues(self, cue: str, start: int, end: int) -> list[Hit]:
-        """Cue hits of one kind lying entirely within [start, end)."""
-        return self.within(f"cue.{cue}", start, end)
+        """Cue hits of one kind lying entirely within [start, end), pseudo-triggers left out."""
+        return [hit for hit in self.within(f"cue.{cue}", start, end) if hit.key is not None]
 
 
 def _sections(text: str, vocabulary: Vocabulary) -> list[Section]:

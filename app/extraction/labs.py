@@ -60,7 +60,8 @@ def extract_labs(doc: Document, vocabulary: Vocabulary) -> list[Lab]:
         for name_hit, reading in _read_group(doc.text, group, limit, vocabulary.units):
             lab = _to_lab(vocabulary.labs[name_hit.key or ""], reading)
             if lab:
-                labs.setdefault(lab.name, lab)
+                provenance = doc.provenance(name_hit.start, reading.end, "lab-reading")
+                labs.setdefault(lab.name, lab.model_copy(update={"provenance": provenance}))
     return list(labs.values())
 
 

@@ -2,7 +2,8 @@
 
 It asks for structured output (`response_format` = the strict `Extraction` JSON schema), reads
 `choices[0].message.content`, and canonicalises the answer through the vocabulary, so its names
-are the offline agent's names.
+are the offline agent's names; each fact's provenance is its first mention in the pages
+(`provenance.locate`, rule `llm:<model>`), none where the pages do not mention it.
 
 Failure policy (invariant):
 - an unusable answer - not JSON, not the schema, truncated (`finish_reason == "length"`), refused
@@ -23,6 +24,7 @@ from pydantic import ValidationError
 
 from app.extraction.agent import ExtractionError
 from app.extraction.canonical import canonicalise
+from app.extraction.provenance import locate
 from app.extraction.schemas import Extraction, extraction_json_schema
 from app.extraction.vocabulary import Vocabulary, default_vocabulary
 
@@ -87,7 +89,8 @@ class LLMExtractor:
         for attempt in range(1, attempts + 1):
             response = await self._post(payload)
             try:
-                return canonicalise(_parse_answer(response), self._vocabulary)
+                extraction = canonicalise(_parse_answer(response), self._vocabulary)
+                return locate(extraction, pages, self._vocabulary, f"llm:{self._model}")
             except _BadAnswer as exc:
                 problems.append(f"attempt {attempt}: {exc}")
         raise ExtractionError(

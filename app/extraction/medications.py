@@ -1,13 +1,16 @@
 """Medications (generic name, dose, frequency) and allergies (substance, reaction).
 
-A drug name (generic or brand -> generic) is a medication unless it is negated, stopped
-("discontinued", "abgesetzt"), about a relative, or part of an allergy statement. Its dose and
+A drug name (generic or brand -> generic) is a current medication unless it is negated, stopped or
+not taken ("discontinued", "abgesetzt", "se suspende", "does not take", "kullanmiyor"), listed
+under discontinued medications, about a relative, or part of an allergy statement. Plans count:
+"start", "continue", "continuar con", "weiter mit" name current medications. Its dose and
 frequency are read from the rest of its line/sentence up to the next drug name.
 
-An allergen is an allergy when it sits in an allergies section or in a sentence with an allergy cue
-("allergic to", "alergia a", "Penicillinallergie", "alerjisi"), and is not negated ("NKDA", "no
-known drug allergies", "keine Allergien", "alerjisi yok"). Its reaction is the phrase after it
-("- rash and facial swelling", "(urticaria)") when that phrase names a known reaction.
+An allergen - or any drug - is an allergy when it sits in an allergies section or in a sentence with
+an allergy cue ("allergic to", "alergia a", "Penicillinallergie", "alerjisi"), and is not negated
+("NKDA", "no known drug allergies", "keine Allergien", "alerjisi yok"); a drug with a dose in an
+allergies section without a cue is a medication listed next to them. Its reaction is the phrase
+after it ("- rash and facial swelling", "(urticaria)") when that phrase names a known reaction.
 """
 
 from __future__ import annotations
@@ -39,28 +42,44 @@ def extract_medications(doc: Document, vocabulary: Vocabulary) -> list[Medicatio
     for i, hit in enumerate(hits):
         end = _segment_end(doc, hit, hits[i + 1].start if i + 1 < len(hits) else len(doc.text))
         previous_end = hits[i - 1].end if i else 0
-        if not asserted(doc, hit) or _stopped(doc, hit, previous_end, end) or _allergy_context(doc, hit, end):
+        if not _current(doc, hit, previous_end, end):
             continue
-        med = Medication(name=hit.key or "", dose=dose(doc.text[hit.end:end]),
-                         frequency=_frequency(doc, hit.end, end))
+        med = Medication(name=hit.key or "", dose=dose(doc.text[hit.end:end]), frequency=_frequency(doc, hit.end, end),
+                         provenance=doc.provenance(hit.start, _trimmed_end(doc, hit.start, end), "vocabulary-term"))
         known = meds.get(med.name)
         if known is None or (known.dose is None and med.dose):
             meds[med.name] = med
     return list(meds.values())
 
 
+def _current(doc: Document, hit: Hit, previous_end: int, end: int) -> bool:
+    """Taken now: asserted, not stopped or not taken, not discontinued, not an allergen."""
+    if doc.section(hit.start) == "discontinued" or not asserted(doc, hit):
+        return False
+    return not (_stopped(doc, hit, previous_end, end) or _allergy_context(doc, hit, end))
+
+
 def extract_allergies(doc: Document, vocabulary: Vocabulary) -> list[Allergy]:
     """Allergies in document order, one per substance."""
     allergies: dict[str, Allergy] = {}
-    for hit in doc.found("allergen"):
+    for hit in _allergy_candidates(doc):
         cue = in_sentence(doc, "allergy", hit)
         section = doc.section(hit.start) == "allergies"
         if not (cue or section) or not asserted(doc, hit):
             continue
         if not cue and dose(doc.text[hit.end:_segment_end(doc, hit, len(doc.text))]):
             continue  # a drug with a dose, listed next to the allergies
-        allergies.setdefault(hit.key or "", Allergy(substance=hit.key or "", reaction=_reaction(doc, hit)))
+        rule = "allergy-statement" if cue else "allergies-section"
+        allergies.setdefault(hit.key or "", Allergy(substance=hit.key or "", reaction=_reaction(doc, hit),
+                                                    provenance=doc.provenance(hit.start, hit.end, rule)))
     return list(allergies.values())
+
+
+def _allergy_candidates(doc: Document) -> list[Hit]:
+    """Allergen hits, and drug hits that no allergen hit overlaps, in text order."""
+    allergens = doc.found("allergen")
+    drugs = [d for d in doc.found("medication") if not any(a.start < d.end and d.start < a.end for a in allergens)]
+    return sorted(allergens + drugs, key=lambda hit: hit.start)
 
 
 def dose(text: str) -> str | None:
@@ -78,6 +97,11 @@ def _segment_end(doc: Document, hit: Hit, next_start: int) -> int:
     line_end = doc.text.find("\n", hit.end)
     line_end = len(doc.text) if line_end < 0 else line_end
     return min(next_start, sentence_end, line_end, hit.end + SEGMENT)
+
+
+def _trimmed_end(doc: Document, start: int, end: int) -> int:
+    """`end` moved back over trailing spaces and separators (the span ends on the last word)."""
+    return start + len(doc.text[start:end].rstrip(" ,;:.-/"))
 
 
 def _frequency(doc: Document, start: int, end: int) -> str | None:

@@ -1,17 +1,20 @@
 """The offline Clinical Context Agent: deterministic, no network, a few milliseconds per document.
 
-Everything clinical it knows comes from `vocabulary.json`; this module only wires the readers
-together. The same input always gives the same `Extraction`.
+Everything clinical it knows comes from `vocabulary.json` and `context.json`; this module only
+wires the readers together. The same input always gives the same `Extraction`, every fact with its
+provenance (page, span, rule).
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from app.extraction.conditions import extract_conditions
 from app.extraction.document import Document
 from app.extraction.labs import extract_labs
 from app.extraction.medications import extract_allergies, extract_medications
 from app.extraction.schemas import Extraction
-from app.extraction.studies import extract_studies, recommended_procedure
+from app.extraction.studies import extract_studies, recommended_procedure_hit
 from app.extraction.vocabulary import Vocabulary, default_vocabulary
 
 LAB_REPORT_MIN_RESULTS = 5
@@ -26,8 +29,9 @@ class OfflineExtractor:
         self._vocabulary = vocabulary or default_vocabulary()
 
     async def extract(self, pages: list[str]) -> Extraction:
-        """Extract the clinical content of the pages' text."""
-        return extract_text(pages, self._vocabulary)
+        """Extract the clinical content of the pages' text, in a worker thread (it is CPU work:
+        on the event loop it would stall every request and the run's lease heartbeat)."""
+        return await asyncio.to_thread(extract_text, pages, self._vocabulary)
 
 
 def extract_text(pages: list[str], vocabulary: Vocabulary | None = None) -> Extraction:
@@ -35,13 +39,15 @@ def extract_text(pages: list[str], vocabulary: Vocabulary | None = None) -> Extr
     vocabulary = vocabulary or default_vocabulary()
     doc = Document.build(pages, vocabulary)
     labs = extract_labs(doc, vocabulary)
+    procedure = recommended_procedure_hit(doc)
     return Extraction(
         conditions=extract_conditions(doc, vocabulary, lab_report=is_lab_report(doc, vocabulary, len(labs))),
         medications=extract_medications(doc, vocabulary),
         allergies=extract_allergies(doc, vocabulary),
         labs=labs,
         studies=extract_studies(doc, vocabulary),
-        recommended_procedure=recommended_procedure(doc),
+        recommended_procedure=procedure.key if procedure else None,
+        procedure_provenance=doc.provenance(procedure.start, procedure.end, "recommendation") if procedure else None,
     )
 
 

@@ -5,6 +5,11 @@ canonical lab names, study and procedure names); condition codes are ICD-10-CM; 
 the lab's canonical UCUM unit ("" for unitless ratios such as INR). Both agents (offline and LLM)
 produce exactly this shape, so everything downstream (FHIR mapping, requirement matching, the EHR
 bundle) is agent-agnostic.
+
+Provenance: each fact may carry `provenance` (and the procedure `procedure_provenance`): the
+1-based page, the character span in that page's text (`text` is exactly `page[start:end]`) and the
+rule or model that produced it. It is optional in the schema, so extractions stored before it
+existed stay valid.
 """
 
 from __future__ import annotations
@@ -14,8 +19,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class Provenance(BaseModel):
+    """Where a fact was read: page (1-based), span in that page's text, and the rule that read it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    page: int = Field(ge=1)
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str = Field(description="the page's text from start to end")
+    rule: str = Field(description='e.g. "stated-code", "vocabulary-term", "llm"')
+
+
 class _Item(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+    provenance: Provenance | None = None
 
 
 class Condition(_Item):
@@ -55,6 +74,7 @@ class Extraction(BaseModel):
     labs: list[Lab] = Field(default_factory=list)
     studies: list[Study] = Field(default_factory=list)
     recommended_procedure: str | None = None
+    procedure_provenance: Provenance | None = None
 
 
 def _nullable(kind: str) -> dict[str, Any]:

@@ -30,28 +30,38 @@ _PLAN_SECTIONS = {"plan", "assessment"}
 
 def extract_studies(doc: Document, vocabulary: Vocabulary) -> list[Study]:
     """Studies in document order, one per canonical name."""
-    named = [(h.start, h.key or "") for h in doc.found("study") if _done(doc, h)]
+    named = [(h.start, h.key or "", h.end, "vocabulary-term") for h in doc.found("study") if _done(doc, h)]
     spans = [(h.start, h.end) for h in doc.found("study")]
     imaging = [h for h in doc.found("modality") if not _overlaps(h, spans) and _done(doc, h)]
-    sited = [(h, _site(doc, h)) for h in imaging]
-    doc_site = next((site for _, site in sited if site), None)
+    sited = [(h, _site_hit(doc, h)) for h in imaging]
+    doc_site = next((site.key.rstrip("*") for _, site in sited if site and site.key), None)
     found = named + [
-        (h.start, _imaging_name(vocabulary, h.key or "", site or doc_site))
+        (min(h.start, site.start if site else h.start), _imaging_name(vocabulary, h.key or "", _key(site) or doc_site),
+         max(h.end, site.end if site else h.end), "imaging-site" if site else "imaging-document-site")
         for h, site in sited
         if site or h.end - h.start > 2
     ]
-    names = dict.fromkeys(name for _, name in sorted(found) if name)
-    return [Study(name=name) for name in names]
+    studies: dict[str, Study] = {}
+    for start, name, end, rule in sorted(found):
+        if name:
+            studies.setdefault(name, Study(name=name, provenance=doc.provenance(start, end, rule)))
+    return list(studies.values())
 
 
 def recommended_procedure(doc: Document) -> str | None:
     """The procedure the document recommends, or None."""
-    best: tuple[int, int, str] | None = None
+    hit = recommended_procedure_hit(doc)
+    return hit.key if hit else None
+
+
+def recommended_procedure_hit(doc: Document) -> Hit | None:
+    """The mention of the procedure the document recommends: in a recommendation, else a plan."""
+    best: tuple[int, int, Hit] | None = None
     for hit in doc.found("procedure"):
-        if not asserted(doc, hit) or _historical(doc, hit):
+        if not asserted(doc, hit) or historical(doc, hit):
             continue
         score = 2 * in_sentence(doc, "recommendation", hit) + (doc.section(hit.start) in _PLAN_SECTIONS)
-        candidate = (-score, hit.start, hit.key or "")
+        candidate = (-score, hit.start, hit)
         best = min(best, candidate) if best else candidate
     return best[2] if best else None
 
@@ -64,14 +74,20 @@ def _done(doc: Document, hit: Hit) -> bool:
     return asserted(doc, hit) and not pending
 
 
-def _historical(doc: Document, hit: Hit) -> bool:
+def historical(doc: Document, hit: Hit) -> bool:
+    """A procedure done in the past: in a history section, or next to a historical cue."""
     if doc.section(hit.start) in _HISTORY_SECTIONS and not in_sentence(doc, "recommendation", hit):
         return True
-    return near_cue(doc, "historical", hit, HISTORY_BEFORE, HISTORY_AFTER)
+    before = near_cue(doc, "historical", hit, HISTORY_BEFORE, 0)
+    return before or near_cue(doc, "historical_after", hit, 0, HISTORY_AFTER)
 
 
-def _site(doc: Document, hit: Hit) -> str | None:
+def _site_hit(doc: Document, hit: Hit) -> Hit | None:
     site = nearest(doc, "site", hit, SITE_WINDOW)
+    return site if site and site.key else None
+
+
+def _key(site: Hit | None) -> str | None:
     return site.key.rstrip("*") if site and site.key else None
 
 

@@ -3,7 +3,8 @@
 `fold` removes accents (Hämoglobin -> Hamoglobin, pénicilline -> penicilline, ağrı -> agri), unifies
 dashes and maps a few letters NFKD leaves alone (ı, ß, µ, ×, superscripts via NFKD). Case is kept,
 because some abbreviations only mean something in capitals ("MR", "Hb"). Every offset the
-extractor works with refers to the folded text.
+extractor works with refers to the folded text; `fold_map` also gives, per folded character, the
+offset of the original character it came from (for provenance).
 
 `tokenize` splits folded text into alphanumeric tokens with their offsets; German allergy
 compounds ("Penicillinallergie") are split into substance + "allergie".
@@ -48,6 +49,18 @@ def fold(text: str) -> str:
     if text.isascii():
         return text.replace("\t", " ")
     return "".join(ch if ch.isascii() and ch != "\t" else _fold_char(ch) for ch in text)
+
+
+def fold_map(text: str) -> tuple[str, list[int]]:
+    """`fold(text)` and, for each of its characters, the index of the character it came from."""
+    if text.isascii():
+        return text.replace("\t", " "), list(range(len(text)))
+    parts, origin = [], []
+    for i, ch in enumerate(text):
+        folded = ch if ch.isascii() and ch != "\t" else _fold_char(ch)
+        parts.append(folded)
+        origin.extend([i] * len(folded))
+    return "".join(parts), origin
 
 
 def tokenize(text: str) -> list[Token]:

@@ -20,9 +20,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from app.extraction.icd10 import Combination, IntegralSymptom
 from app.extraction.text import Token, fold, spelling_variants, tokenize
 
 VOCABULARY_PATH = Path(__file__).with_name("vocabulary.json")
+CONTEXT_PATH = Path(__file__).with_name("context.json")
+# context.json trigger kind/direction -> cue category (negation and family share the older cue names)
+_TRIGGER_CUES = {("negated", "before"): "pre_negation", ("negated", "after"): "post_negation",
+                 ("family", "before"): "family", ("family", "after"): "family_after"}
+CONTEXT_KINDS = ("negated", "resolved", "hypothetical", "family", "prophylaxis")
 _GAP_CHARS = set("-./()'+")
 
 
@@ -171,6 +177,11 @@ class Vocabulary:
     units: UnitTable
     labs: dict[str, LabSpec]
     displays: dict[str, str]
+    combinations: list[Combination]
+    integral_symptoms: list[IntegralSymptom]
+    history_codes: dict[str, str]
+    procedure_status_codes: dict[str, dict[str, str]]
+    modifiers: dict[str, dict[str, str]]  # cue -> {code: more specific code}
     site_conditions: dict[str, SiteCondition]
     site_labels: dict[str, str]
     modalities: dict[str, Modality]
@@ -179,8 +190,9 @@ class Vocabulary:
     lab_report_titles: list[str]
 
     @classmethod
-    def from_file(cls, path: Path = VOCABULARY_PATH) -> Vocabulary:
-        return _compile(json.loads(path.read_text(encoding="utf-8")))
+    def from_file(cls, path: Path = VOCABULARY_PATH, context: Path = CONTEXT_PATH) -> Vocabulary:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return _compile(data, json.loads(context.read_text(encoding="utf-8")))
 
 
 @lru_cache(maxsize=1)
@@ -189,21 +201,34 @@ def default_vocabulary() -> Vocabulary:
     return Vocabulary.from_file()
 
 
-def _compile(data: dict[str, Any]) -> Vocabulary:
+def _compile(data: dict[str, Any], context: dict[str, Any]) -> Vocabulary:
     index = TermIndex()
     _index_terms(index, data)
+    _index_triggers(index, context["languages"])
+    sections = [(kind, keywords) for kind, keywords in context["sections"].items()] + data["sections"]
     return Vocabulary(
         index=index,
         units=UnitTable(data["units"]),
         labs={lab["name"]: _lab_spec(lab) for lab in data["labs"]},
         displays={c["code"]: c["display"] for c in data["conditions"]} | data["icd10_displays"],
+        combinations=[_combination(c) for c in data["icd10_combinations"]],
+        integral_symptoms=[
+            IntegralSymptom(tuple(i["symptoms"]), tuple(i["diagnoses"])) for i in data["icd10_integral_symptoms"]
+        ],
+        history_codes=data["icd10_history_codes"],
+        procedure_status_codes=data["procedure_status_codes"],
+        modifiers={m["cue"]: m["codes"] for m in data["icd10_modifiers"]},
         site_conditions={s["id"]: SiteCondition(s["id"], s["codes"]) for s in data["site_conditions"]},
         site_labels={key: site["label"] for key, site in data["sites"].items()},
         modalities={m["key"]: Modality(m["key"], m["template"]) for m in data["imaging"]["modalities"]},
         overrides=data["imaging"]["overrides"],
-        sections=[(kind, [_words(k) for k in keywords]) for kind, keywords in data["sections"]],
+        sections=[(kind, [_words(k) for k in keywords]) for kind, keywords in sections],
         lab_report_titles=[fold(t).lower() for t in data["lab_report_titles"]],
     )
+
+
+def _combination(entry: dict[str, Any]) -> Combination:
+    return Combination(tuple(entry["when"]), tuple(entry["replaces"]), entry["code"])
 
 
 def _words(phrase: str) -> str:
@@ -240,8 +265,28 @@ def _index_context(index: TermIndex, data: dict[str, Any]) -> None:
         _add_all(index, by_section.get(section, "condition"), None, phrases)
     for cue, phrases in data["cues"].items():
         _add_all(index, f"cue.{cue}", cue, phrases)
+    for modifier in data["icd10_modifiers"]:
+        _add_all(index, f"cue.{modifier['cue']}", modifier["cue"], modifier["terms"])
     for reaction in data["reactions"]:
         index.add("reaction", reaction, reaction)
+
+
+def trigger_cue(kind: str, direction: str) -> str:
+    """The cue category of a context.json trigger list ("resolved", "before" -> "resolved_before")."""
+    return _TRIGGER_CUES.get((kind, direction), f"{kind}_{direction}")
+
+
+def _index_triggers(index: TermIndex, languages: dict[str, Any]) -> None:
+    """ConText triggers of every language; pseudo-triggers block every trigger category."""
+    cues = [trigger_cue(kind, d) for kind in CONTEXT_KINDS for d in ("before", "after")] + ["scope_end"]
+    for triggers in languages.values():
+        for cue in cues:
+            _add_all(index, f"cue.{cue}", None, triggers["pseudo"])
+        for kind in CONTEXT_KINDS:
+            for direction in ("before", "after"):
+                cue = trigger_cue(kind, direction)
+                _add_all(index, f"cue.{cue}", cue, triggers[kind][direction])
+        _add_all(index, "cue.scope_end", "scope_end", triggers["terminate"])
 
 
 def _add_all(index: TermIndex, category: str, key: str | None, synonyms: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""Page text: the text layer where there is one, Tesseract OCR where not, and never a silent empty."""
+"""Page text: the text layer where there is one, OCR (Tesseract or RapidOCR) where not, and never a
+silent empty."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from app.config import Settings
 from app.documents.ocr import extract_pages, find_tessdata
 from app.documents.pdf import CorruptPdf, PasswordProtectedPdf, TruncatedPdf
+from app.extraction.offline import extract_text
 from tests.documents.conftest import (
     ENCRYPTED,
     SCANNED,
@@ -172,3 +175,43 @@ def test_find_tessdata_needs_every_requested_language(tmp_path: Path) -> None:
     assert find_tessdata(str(tmp_path), "eng+deu", search_standard_paths=False) is None
     assert find_tessdata(str(tmp_path / "nowhere"), "eng", search_standard_paths=False) is None
     assert find_tessdata(None, "eng", search_standard_paths=False) is None
+
+
+def without_tesseract(tmp_path: Path, engines: str) -> dict[str, object]:
+    """A machine without Tesseract, by configuration: no language data, and the OCR_ENGINES setting."""
+    return {**no_ocr(tmp_path), "engines": Settings(ocr_engines=engines).ocr_engine_names}
+
+
+def test_the_scanned_note_is_analysed_without_tesseract_by_rapidocr(tmp_path: Path) -> None:
+    result = extract_pages(fixture_bytes(SCANNED), language="eng", **without_tesseract(tmp_path, "tesseract,rapidocr"))
+
+    assert not result.needs_ocr and result.reason is None
+    assert result.ocr_page_numbers == [1]
+    assert "low back pain radiating to left leg" in normalised(result.text)  # words apart again
+    extraction = extract_text([page.text for page in result.pages])
+    facts = expected()[SCANNED]
+    assert set(facts["conditions"]) <= {c.code for c in extraction.conditions}
+    assert [m.name for m in extraction.medications] == facts["medications"]
+    assert set(facts["studies"]) <= {s.name for s in extraction.studies}
+    assert extraction.recommended_procedure == facts["recommended_procedure"]
+
+
+def test_no_engine_configured_leaves_a_scan_needing_ocr_with_a_reason(tmp_path: Path) -> None:
+    result = extract_pages(fixture_bytes(SCANNED), **{**no_ocr(tmp_path), "engines": ()})
+
+    assert result.needs_ocr and result.pages[0].needs_ocr
+    assert result.reason == "1 of 1 page has no text layer and OCR is disabled"
+
+
+def test_an_unknown_ocr_engine_is_refused_by_the_settings() -> None:
+    with pytest.raises(ValueError, match="unknown engine 'easyocr'"):
+        Settings(ocr_engines="tesseract,easyocr")
+    assert Settings(ocr_engines=" RapidOCR , tesseract").ocr_engine_names == ("rapidocr", "tesseract")
+
+
+def test_ocr_disabled_leaves_no_active_engine(tmp_path: Path) -> None:
+    settings = Settings(ocr_enabled=False, ocr_engines="tesseract,rapidocr")
+    result = extract_pages(fixture_bytes(SCANNED), **{**no_ocr(tmp_path), "engines": settings.active_ocr_engines})
+
+    assert settings.active_ocr_engines == () and result.needs_ocr
+    assert Settings(ocr_engines="rapidocr").active_ocr_engines == ("rapidocr",)

@@ -106,3 +106,27 @@ def test_allergy_phrasings_across_languages() -> None:
 def test_lab_names_across_languages() -> None:
     for text in ["Hemoglobina 13,2 g/dL", "Hämoglobin 13,2 g/dl", "Hémoglobine 13,2 g/dL", "Hemoglobin 13,2 g/dL"]:
         assert labs(extract(text)) == {"hemoglobin": (13.2, "g/dL")}, text
+
+
+def test_portuguese_report() -> None:
+    text = """RELATÓRIO MÉDICO
+Diagnósticos: doença arterial coronariana, hipertensão arterial sistêmica, fibrilação atrial paroxística.
+Alergias: alergia a dipirona (urticária).
+Medicação em uso: losartana 50 mg 12/12h, apixabana 5 mg 2x ao dia.
+Exames: hemoglobina 13,0 g/dL, glicemia 1,18 g/L.
+Radiografia da bacia sem alterações. Cateterismo: lesões em três vasos.
+Conduta: indicada cirurgia de revascularização do miocárdio."""
+    extraction = extract(text)
+    assert codes(extraction) == {"I25.10", "I10", "I48.0"}
+    assert [(a.substance, a.reaction) for a in extraction.allergies] == [("metamizole", "urticaria")]
+    assert {(m.name, m.dose, m.frequency) for m in extraction.medications} == {
+        ("losartan", "50 mg", "twice daily"), ("apixaban", "5 mg", "twice daily"),
+    }
+    assert labs(extraction) == {"hemoglobin": (13.0, "g/dL"), "glucose": (118, "mg/dL")}
+    assert study_names(extraction) == {"pelvic x-ray", "coronary angiography"}
+    assert extraction.recommended_procedure == "coronary artery bypass grafting"
+
+
+def test_a_procedure_proposed_after_a_discussion_is_recommended() -> None:
+    extraction = extract("Conclusion : une TAVI est proposée après discussion en Heart Team.")
+    assert extraction.recommended_procedure == "transcatheter aortic valve implantation"

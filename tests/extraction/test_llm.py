@@ -65,11 +65,11 @@ class ChatServer:
         return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
 
 
-async def run(server: ChatServer, *, max_retries: int = 2, timeout_s: float = 5.0) -> Any:
+async def run(server: ChatServer, *, max_retries: int = 2, timeout_s: float = 5.0, pages: list[str] | None = None) -> Any:
     async with serve(lambda base_url: server.app()) as (base_url, _), httpx.AsyncClient() as http:
         extractor = LLMExtractor(base_url=f"{base_url}/v1", api_key=API_KEY, model="test-model",
                                  http=http, timeout_s=timeout_s, max_retries=max_retries)
-        return await extractor.extract(["Discharge summary page one", "page two"])
+        return await extractor.extract(pages or ["Discharge summary page one", "page two"])
 
 
 async def test_good_answer_is_parsed_and_canonicalised() -> None:
@@ -182,3 +182,28 @@ async def test_missing_base_url_is_a_clear_configuration_error() -> None:
         with pytest.raises(ExtractionError) as caught:
             await extractor.extract(["text"])
     assert caught.value.retryable is False and "LLM_BASE_URL" in str(caught.value)
+
+
+async def test_llm_facts_carry_provenance_found_in_the_pages() -> None:
+    pages = ["DISCHARGE SUMMARY\nDiagnosis: coronary artery disease (I25.10).\nLipitor 80 mg nocte.",
+             "Allergies: penicillin (rash).\nHbA1c 57 mmol/mol, INR 1.0.\nEcho normal. MRI right knee.\nPlan: CABG."]
+    extraction = await run(ChatServer([GOOD]), pages=pages)
+
+    def where(item: Any) -> tuple[int, str, str]:
+        return item.provenance.page, item.provenance.text, item.provenance.rule
+
+    assert where(extraction.conditions[0]) == (1, "I25.10", "llm:test-model")
+    assert where(extraction.medications[0]) == (1, "Lipitor", "llm:test-model")
+    assert where(extraction.allergies[0]) == (2, "penicillin", "llm:test-model")
+    assert [where(lab)[:2] for lab in extraction.labs] == [(2, "HbA1c"), (2, "INR")]
+    assert [where(study)[:2] for study in extraction.studies] == [(2, "Echo"), (2, "MRI")]
+    assert (extraction.procedure_provenance.page, extraction.procedure_provenance.text) == (2, "CABG")
+    for item in [*extraction.conditions, *extraction.medications, *extraction.labs]:
+        page = pages[item.provenance.page - 1]
+        assert page[item.provenance.start:item.provenance.end] == item.provenance.text
+
+
+async def test_llm_facts_the_pages_do_not_mention_have_no_provenance() -> None:
+    extraction = await run(ChatServer([GOOD]))
+    assert all(c.provenance is None for c in extraction.conditions)
+    assert extraction.procedure_provenance is None

@@ -87,7 +87,7 @@ async def read_pages(deps: PipelineDeps, document_id: str) -> dict[str, Any]:
 
 
 async def _extract_pages(deps: PipelineDeps, data: bytes) -> PageTexts:
-    """PyMuPDF off the event loop; Tesseract only when OCR is enabled."""
+    """PyMuPDF off the event loop; the OCR engines (`OCR_ENGINES`) only when OCR is enabled."""
     settings = deps.settings
     try:
         return await asyncio.to_thread(
@@ -96,6 +96,7 @@ async def _extract_pages(deps: PipelineDeps, data: bytes) -> PageTexts:
             tessdata_prefix=(settings.tessdata_prefix or None) if settings.ocr_enabled else "",
             language=settings.ocr_language,
             search_standard_paths=settings.ocr_enabled,
+            engines=settings.active_ocr_engines,
         )
     except PdfError as exc:
         raise NonRetryableError(exc.detail) from exc
@@ -136,16 +137,22 @@ def _counts(extraction: dict[str, Any]) -> dict[str, Any]:
 
 
 async def validate_fhir(deps: PipelineDeps, document_id: str) -> dict[str, int]:
-    """`fhir-validate`: map the extraction to FHIR resources; invalid ones become recorded issues."""
-    async with transaction(deps.sessions) as session:
+    """`fhir-validate`: map the extraction to FHIR resources; invalid ones become recorded issues.
+
+    Validation is CPU work: it runs in a worker thread, outside any transaction.
+    """
+    async with deps.sessions() as session:
         document = await documents.get_document(session, document_id=document_id)
         assert document.extraction is not None
         case = await cases.get_case(session, case_id=document.case_id)
-        resources, issues = to_fhir(
-            Extraction.model_validate(document.extraction),
-            patient_ref=f"Patient/{case.patient_id}",
-            document_id=document_id,
-        )
+    resources, issues = await asyncio.to_thread(
+        to_fhir,
+        Extraction.model_validate(document.extraction),
+        patient_ref=f"Patient/{case.patient_id}",
+        document_id=document_id,
+    )
+    async with transaction(deps.sessions) as session:
+        document = await documents.get_document(session, document_id=document_id)
         await documents.save_fhir(session, document_id=document_id, resources=resources, issues=issues)
         summary = {"resources": len(resources), "issues": len(issues)}
         await _progress(session, "document.fhir_validated", document, summary)
@@ -198,7 +205,8 @@ async def rebuild_ehr(deps: PipelineDeps, case_id: str, document_id: str) -> dic
         # so a rebuild that read fewer documents can never overwrite a later one.
         case = await cases.lock_case(session, case_id=case_id)
         analysed = await documents.documents_with_fhir(session, case_id=case_id)
-        bundle = build_bundle(
+        bundle = await asyncio.to_thread(  # CPU work off the loop; the case stays locked meanwhile
+            build_bundle,
             case_id,
             f"Patient/{case.patient_id}",
             [(d.id, d.created_at, d.fhir_resources or []) for d in analysed],

@@ -1,0 +1,27 @@
+"""The evaluation set (issue 14 point 9) is well-formed and the offline agent keeps its figures."""
+
+from __future__ import annotations
+
+import json
+
+from app.extraction.icd10 import is_billable
+from app.extraction.vocabulary import default_vocabulary
+from bench.extraction_eval import EVAL_SET, evaluate
+
+
+def test_the_eval_set_has_25_documents_in_six_languages_with_billable_codes() -> None:
+    expected = {k: v for k, v in json.loads((EVAL_SET / "expected.json").read_text()).items() if not k.startswith("_")}
+    assert len(expected) >= 25
+    assert {doc["language"] for doc in expected.values()} == {"en", "es", "de", "fr", "pt", "tr"}
+    assert all((EVAL_SET / name).is_file() for name in expected)
+    assert all(is_billable(code) for doc in expected.values() for code in doc["conditions"])
+    labs = default_vocabulary().labs
+    assert all(labs[name].unit == unit for doc in expected.values() for name, _, unit in doc["labs"])
+
+
+def test_the_offline_agent_keeps_its_figures_on_the_eval_set() -> None:
+    result = evaluate(EVAL_SET, misses=False)
+    assert result["clinical"]["f1"] >= 0.97
+    assert result["labs"]["recall"] >= 0.95
+    assert result["procedure"]["invented"] == 0
+    assert result["procedure"]["accuracy"] >= 0.9
