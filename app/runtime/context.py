@@ -159,10 +159,19 @@ class WorkflowContext:
 
 @dataclass(frozen=True, slots=True)
 class FailureContext:
-    """Handed to a workflow's `on_failure` handler."""
+    """Handed to a workflow's `on_failure` handler.
+
+    `error` is the run's failure reason as recorded (`step 'ocr' failed: Type: message`); the
+    fields after `deps` are the same in parts: the failed step (None when the workflow code
+    itself raised), the error's type and message, and the attempt that failed.
+    """
 
     run_id: str
     workflow: str
     payload: Any
     error: str
     deps: Any
+    error_type: str = "Error"
+    message: str = ""
+    step: str | None = None
+    attempt: int | None = None

@@ -82,7 +82,8 @@ class CoordinationStore(RunBase):
             run.parent_position,
             StepStatus.FAILED if failed else StepStatus.COMPLETED,
             result=outcome,
-            error=f"child run {run.id} {run.status}: {run.error}" if failed else None,
+            error=f"ChildRunFailed: child run {run.id} {run.status}: {run.error}" if failed else None,
+            error_type="ChildRunFailed" if failed else None,
         )
         if step is None:
             return None
@@ -117,7 +118,10 @@ class CoordinationStore(RunBase):
             base = {"step": name, "position": position, "event_id": event_id}
             if kept is not None:
                 result = {"data": kept.data, "timed_out": False}
-                await session.delete(kept)
+                if kept.source is None:
+                    await session.delete(kept)
+                else:  # its sending step may be retried: keep it as an expired marker
+                    kept.expires_at = self.clock()
                 self._add_step(session, run_id, position, name, StepKind.WAIT, StepStatus.COMPLETED, result=result)
                 self._event(session, run, "step.completed", {**base, "timed_out": False})
                 return result
@@ -151,10 +155,21 @@ class CoordinationStore(RunBase):
             self._event(session, run, "step.completed", {"step": step.name, "position": position, "timed_out": True})
             return True
 
-    async def notify(self, event_id: str, data: Any, *, keep_for: timedelta) -> list[Wake]:
-        """Wake every waiter of `event_id`; with none, keep the notification for the first one."""
+    async def notify(
+        self, event_id: str, data: Any, *, keep_for: timedelta, source: str | None = None
+    ) -> tuple[list[Wake], list[str]]:
+        """Wake every waiter of `event_id`; with none, keep the notification for the first one.
+
+        Returns the wake-ups to send and the IDs of the runs woken. A `source` (the `ctx.notify`
+        step sending it) is recorded with the notification, so a retry of that step finds it
+        and sends nothing twice (it gets the runs the first attempt woke).
+        """
         async with transaction(self.sessions) as session:
             await self._lock_event(session, event_id)
+            if source is not None:
+                sent = await session.scalar(select(WorkflowNotification).where(WorkflowNotification.source == source))
+                if sent is not None:
+                    return [], list(sent.woken or [])
             waiters = list(
                 await session.scalars(
                     select(WorkflowWaiter).where(WorkflowWaiter.event_id == event_id).order_by(WorkflowWaiter.id)
@@ -182,13 +197,19 @@ class CoordinationStore(RunBase):
                 )
                 ref = RunRef(run.id, run.workflow, step.position)
                 woken.append(await outbox.add(session, ref, f"notify-{step.position}.r{run.resumes}", now=self.clock()))
-            if not woken:
-                session.add(
-                    WorkflowNotification(
-                        event_id=event_id, data=data, created_at=self.clock(), expires_at=self.clock() + keep_for
-                    )
-                )
-            return woken
+            now, run_ids = self.clock(), [wake.ref.run_id for wake in woken]
+            if not woken or source is not None:  # kept for a waiter, or an expired marker of its source
+                expires_at = now if woken else now + keep_for
+                row = WorkflowNotification(event_id=event_id, data=data, source=source, woken=run_ids, created_at=now)
+                row.expires_at = expires_at
+                session.add(row)
+            return woken, run_ids
+
+    async def prune_notifications(self, *, older_than: timedelta) -> None:
+        """Delete notifications (and `ctx.notify` markers) expired for longer than `older_than`."""
+        async with transaction(self.sessions) as session:
+            cutoff = self.clock() - older_than
+            await session.execute(delete(WorkflowNotification).where(WorkflowNotification.expires_at < cutoff))
 
     async def _lock_event(self, session: AsyncSession, event_id: str) -> None:
         """Serialise waits and notifies of one event ID (SQLite: BEGIN IMMEDIATE already does)."""

@@ -18,7 +18,40 @@ Suspend (BaseException)            control flow: the run hands back to QStash. D
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 from app.errors import CurawayError
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a step or a run failed, in fields: the error's type and message, the step (None when
+    the workflow code itself failed) and the attempt that failed."""
+
+    error_type: str
+    message: str
+    step: str | None = None
+    attempt: int | None = None
+
+    @property
+    def error(self) -> str:
+        """`Type: message`, as step errors are recorded."""
+        return f"{self.error_type}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, exc: BaseException, *, step: str | None = None, attempt: int | None = None) -> Failure:
+        message = exc.message if isinstance(exc, WorkflowError) else str(exc)
+        return cls(type(exc).__name__, message, step, attempt)
+
+    @classmethod
+    def recorded(cls, step: str, error: str | None, error_type: str | None, attempt: int | None) -> Failure:
+        """The failure of a step as its row records it (`error` is `Type: message`)."""
+        kind = error_type or "Error"
+        return cls(kind, (error or "failed").removeprefix(f"{kind}: "), step, attempt)
 
 
 class WorkflowError(CurawayError):
@@ -39,10 +72,14 @@ class StepOutputTooLarge(NonRetryableError):
 
 
 class StepFailedError(WorkflowError):
-    def __init__(self, step: str, error: str, *, run_id: str | None = None) -> None:
-        self.step = step
-        self.error = error
-        super().__init__(f"step {step!r} failed: {error}", run_id=run_id)
+    """A step failed for good; `failure` says how, in fields."""
+
+    def __init__(self, failure: Failure, *, run_id: str | None = None) -> None:
+        assert failure.step is not None
+        self.failure = failure
+        self.step = failure.step
+        self.error = failure.error
+        super().__init__(f"step {failure.step!r} failed: {failure.error}", run_id=run_id)
 
 
 class StepTimeoutError(WorkflowError):

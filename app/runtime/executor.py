@@ -41,6 +41,7 @@ from pydantic import BaseModel
 
 from app.runtime.context import CallSpec, FailureContext, RunSpec, WorkflowContext, current_step_key
 from app.runtime.errors import (
+    Failure,
     NonDeterminismError,
     NonRetryableError,
     StepFailedError,
@@ -51,7 +52,7 @@ from app.runtime.errors import (
 )
 from app.runtime.models import ON_FAILURE_POSITION, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
 from app.runtime.outbox import Wake
-from app.runtime.records import Clock
+from app.runtime.records import Clock, failed_step
 from app.runtime.registry import Workflow
 from app.runtime.store import RunStore
 from app.runtime.waits import Publisher, Waits
@@ -107,7 +108,7 @@ class Driver:
         self.executed = 0  # steps whose body ran in this delivery
         self.fatal: NonDeterminismError | None = None
         self.waits = Waits(self, store=store, publisher=publisher, clock=clock)
-        self.notify_target = publisher.notify  # what `ctx.notify`'s step calls
+        self.notify_target = self._notify_once  # what `ctx.notify`'s step calls
         self.running: set[asyncio.Task[Any]] = set()  # ctx operations in flight
         self.changed: asyncio.Future[None] | None = None  # resolved when an operation ends
         self.closing = False  # the delivery decided to end; new operations park at once
@@ -125,7 +126,8 @@ class Driver:
         """
         self.steps = await self.store.load_steps(self.run.id)
         if self.run.status == RunStatus.FAILING:
-            await self._run_on_failure(self.run.error or "failed")
+            failure = Failure(**self.run.failure) if self.run.failure else Failure("Error", self.run.error or "failed")
+            await self._run_on_failure(self.run.error or "failed", failure)
             return
         ctx = WorkflowContext(self, run_id=self.run.id, workflow=self.workflow.name, deps=self.deps)
         task = asyncio.ensure_future(self.workflow(ctx, self.workflow.parse_payload(self.run.payload)))
@@ -255,18 +257,21 @@ class Driver:
 
     async def _fail(self, exc: BaseException) -> None:
         reason = exc.message if isinstance(exc, WorkflowError) else f"{type(exc).__name__}: {exc}"
+        failure = exc.failure if isinstance(exc, StepFailedError) else Failure.of(exc)
         log.warning("workflow %s failed: %s", self.workflow.name, reason)
         if self.workflow.on_failure is None:
-            await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason))
+            await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason, failure))
             return
-        await self.store.mark_failing(self.run.id, self.owner, reason)
-        await self._run_on_failure(reason)
+        await self.store.mark_failing(self.run.id, self.owner, reason, failure)
+        await self._run_on_failure(reason, failure)
 
-    async def _run_on_failure(self, reason: str) -> None:
+    async def _run_on_failure(self, reason: str, failure: Failure) -> None:
         handler = self.workflow.on_failure
         assert handler is not None
-        failure = FailureContext(self.run.id, self.workflow.name, self.run.payload, reason, self.deps)
-        spec = RunSpec(handler, (failure,), self.workflow.on_failure_retries, None, None, True)
+        context = FailureContext(
+            self.run.id, self.workflow.name, self.run.payload, reason, self.deps, **failure.as_dict()
+        )
+        spec = RunSpec(handler, (context,), self.workflow.on_failure_retries, None, None, True)
         self.executed = 0  # the handler always runs in the delivery that reaches it
         try:
             await self.run_step(ON_FAILURE_POSITION, "on_failure", spec, kind=StepKind.ON_FAILURE)
@@ -275,10 +280,10 @@ class Driver:
             return
         except StepFailedError as exc:
             await self._wake_parent(
-                await self.store.fail_run(self.run.id, self.owner, reason, on_failure_error=exc.error)
+                await self.store.fail_run(self.run.id, self.owner, reason, failure, on_failure_error=exc.error)
             )
             return
-        await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason))
+        await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason, failure))
 
     # -- replay ---------------------------------------------------------------------------
 
@@ -306,6 +311,10 @@ class Driver:
         await self.publisher.publish_continue(self.run, position, key, not_before)
         raise Suspend
 
+    async def _notify_once(self, event_id: str, data: Any) -> list[str]:
+        """`ctx.notify`'s step body: a retry of the step finds the first attempt's notification."""
+        return await self.publisher.notify(event_id, data, source=current_step_key.get())
+
     # -- steps that hand the run back (waits.py) ------------------------------------------
 
     def sleep_step(self, position: int, name: str, *, seconds: float | None, until: datetime | None) -> Any:
@@ -327,13 +336,14 @@ class Driver:
         if step is not None and step.status == StepStatus.COMPLETED:
             return step.result
         if step is not None and step.status == StepStatus.FAILED:
-            raise StepFailedError(name, step.error or "failed", run_id=self.run.id)
+            raise StepFailedError(failed_step(step), run_id=self.run.id)
         attempts = step.attempts if step is not None else 0
         retries = self.config.default_retries if spec.retries is None else spec.retries
         if step is not None and step.status == StepStatus.RUNNING and attempts > retries:
             error = f"attempt {attempts} never finished (the process crashed or lost the run's lease)"
-            await self.store.fail_step(self.run.id, self.owner, position=position, error=error, attempt=attempts)
-            raise StepFailedError(name, error, run_id=self.run.id)
+            failure = Failure("AttemptLost", error, name, attempts)
+            await self.store.fail_step(self.run.id, self.owner, position=position, failure=failure)
+            raise StepFailedError(failure, run_id=self.run.id)
         if step is not None and step.status == StepStatus.RETRY_SCHEDULED:
             assert step.wake_at is not None
             if step.wake_at > self.clock():
@@ -353,14 +363,14 @@ class Driver:
         try:
             encoded = self._encode(await self._invoke(spec), what=f"step {name!r}")
         except Exception as exc:
-            error = _describe(exc)
-            log.warning("step %s attempt %d failed: %s", name, attempt, error)
+            failure = Failure.of(exc, step=name, attempt=attempt)
+            log.warning("step %s attempt %d failed: %s", name, attempt, failure.error)
             if isinstance(exc, NonRetryableError) or attempt > retries:
-                await self.store.fail_step(self.run.id, self.owner, position=position, error=error, attempt=attempt)
-                raise StepFailedError(name, error, run_id=self.run.id) from exc
+                await self.store.fail_step(self.run.id, self.owner, position=position, failure=failure)
+                raise StepFailedError(failure, run_id=self.run.id) from exc
             wake_at = self.clock() + timedelta(seconds=self._backoff(spec, attempt))
             await self.store.schedule_retry(
-                self.run.id, self.owner, position=position, error=error, wake_at=wake_at, attempt=attempt
+                self.run.id, self.owner, position=position, failure=failure, wake_at=wake_at
             )
             await self.hand_back(position, f"retry-{attempt}", wake_at)
         finally:
@@ -394,18 +404,23 @@ class Driver:
         return delay * random.uniform(0.75, 1.25)
 
     def _encode(self, value: Any, *, what: str) -> str:
-        try:
-            encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise NonRetryableError(f"{what} is not JSON-serialisable: {exc}", run_id=self.run.id) from exc
-        limit = self.config.max_step_output_bytes
-        if len(encoded.encode()) > limit:
-            raise StepOutputTooLarge(
-                f"{what} is {len(encoded.encode())} bytes, over WORKFLOW_MAX_STEP_OUTPUT_BYTES={limit}; "
-                "store large data (text, files) in the database or object storage and return its ID",
-                run_id=self.run.id,
-            )
-        return encoded
+        return check_size(value, what=what, limit=self.config.max_step_output_bytes, run_id=self.run.id)
+
+
+def check_size(value: Any, *, what: str, limit: int, run_id: str | None = None) -> str:
+    """`value` as compact JSON; `NonRetryableError` if it is not JSON or over `limit` bytes."""
+    try:
+        encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise NonRetryableError(f"{what} is not JSON-serialisable: {exc}", run_id=run_id) from exc
+    size = len(encoded.encode())
+    if size > limit:
+        raise StepOutputTooLarge(
+            f"{what} is {size} bytes, over WORKFLOW_MAX_STEP_OUTPUT_BYTES={limit}; "
+            "store large data (text, files) in the database or object storage and return its ID",
+            run_id=run_id,
+        )
+    return encoded
 
 
 def _jsonable(value: Any) -> Any:
@@ -417,9 +432,3 @@ def _jsonable(value: Any) -> Any:
 
 def _call_sync(fn: Any, args: tuple[Any, ...]) -> Any:
     return fn(*args)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, NonRetryableError | StepTimeoutError):
-        return f"{type(exc).__name__}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}"

@@ -68,6 +68,7 @@ class WorkflowRun(Base):
     payload: Mapped[Any] = mapped_column(JSONType)
     result: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    failure: Mapped[Any | None] = mapped_column(JSONType, nullable=True)  # errors.Failure's fields
     case_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     document_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     parent_run_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
@@ -95,7 +96,8 @@ class WorkflowStep(Base):
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     result: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
-    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # `Type: message`
+    error_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
     wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -140,6 +142,10 @@ class WorkflowNotification(Base):
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(200), index=True)
     data: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
+    # The `ctx.notify` step that sent it (a retried step sends nothing twice); a notification that
+    # woke waiters at once is kept as an expired marker with its source.
+    source: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    woken: Mapped[Any | None] = mapped_column(JSONType, nullable=True)  # run IDs it woke at once
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

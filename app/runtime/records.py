@@ -14,7 +14,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
-from app.runtime.errors import LeaseLostError, RunCancelledError
+from app.runtime.errors import Failure, LeaseLostError, RunCancelledError
 from app.runtime.models import (
     TERMINAL_RUN_STATUSES,
     Event,
@@ -109,6 +109,7 @@ class RunBase:
         *,
         result: Any = None,
         error: str | None = None,
+        error_type: str | None = None,
     ) -> WorkflowStep | None:
         """Move a waiting step to its outcome exactly once; None if something else already did."""
         outcome = await session.execute(
@@ -118,7 +119,7 @@ class RunBase:
                 WorkflowStep.position == position,
                 WorkflowStep.status.in_([StepStatus.WAITING, StepStatus.CALLING]),
             )
-            .values(status=status, result=result, error=error, finished_at=self.clock())
+            .values(status=status, result=result, error=error, error_type=error_type, finished_at=self.clock())
             .returning(WorkflowStep)
         )
         return outcome.scalar_one_or_none()
@@ -145,3 +146,8 @@ class RunBase:
                 created_at=self.clock(),
             )
         )
+
+
+def failed_step(step: WorkflowStep) -> Failure:
+    """The failure a failed step's row records."""
+    return Failure.recorded(step.name, step.error, step.error_type, step.attempts)

@@ -33,8 +33,8 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.logging import workflow_id_var
 from app.runtime import signing
 from app.runtime.context import CallSpec
-from app.runtime.errors import LeaseLostError, RunCancelledError
-from app.runtime.executor import Driver, RuntimeConfig
+from app.runtime.errors import LeaseLostError, RunCancelledError, WorkflowError
+from app.runtime.executor import Driver, RuntimeConfig, check_size
 from app.runtime.ids import new_run_id
 from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun
 from app.runtime.outbox import Outbox, RunRef, Wake, deduplication_id
@@ -204,11 +204,16 @@ class Runtime:
 
     # -- events, cancel, resume, stuck runs ---------------------------------------------
 
-    async def notify(self, event_id: str, data: Any = None) -> list[str]:
-        """Wake the runs waiting for `event_id` (or keep it for the first waiter); returns run IDs."""
-        woken = await self.store.notify(event_id, data, keep_for=timedelta(seconds=self.config.notification_ttl_s))
-        await self.flush(woken)
-        return [wake.ref.run_id for wake in woken]
+    async def notify(self, event_id: str, data: Any = None, *, source: str | None = None) -> list[str]:
+        """Wake the runs waiting for `event_id` (or keep it for the first waiter); returns run IDs.
+
+        `data` is kept like a step result, so it must be JSON within WORKFLOW_MAX_STEP_OUTPUT_BYTES.
+        """
+        check_size(data, what=f"notify data for {event_id!r}", limit=self.config.max_step_output_bytes)
+        keep_for = timedelta(seconds=self.config.notification_ttl_s)
+        wakes, woken = await self.store.notify(event_id, data, keep_for=keep_for, source=source)
+        await self.flush(wakes)
+        return woken
 
     async def cancel(self, run_id: str) -> list[str]:
         """Cancel a run (and its children) at its next step boundary; returns the runs cancelled."""
@@ -229,6 +234,7 @@ class Runtime:
 
     async def recover_stuck(self, *, older_than: timedelta) -> list[str]:
         """Re-send continuations left in the outbox, and re-publish runs nothing will move (watchdog)."""
+        await self.store.prune_notifications(older_than=timedelta(seconds=self.config.notification_ttl_s))
         resent = await self.outbox.sweep(older_than=OUTBOX_SWEEP_AFTER, now=self.clock())
         if resent:
             log.warning("re-sent %d continuation(s) left in the outbox", resent)
@@ -273,6 +279,11 @@ class Runtime:
         result, error = _call_outcome(data, status)
         if result is None and error is None:
             return IGNORED  # a failed attempt QStash will retry
+        if result is not None:
+            try:  # the answer is kept as the step's result: it must fit like one
+                check_size(result, what=f"the answer to call step {position}", limit=self.config.max_step_output_bytes)
+            except WorkflowError as exc:
+                result, error = None, exc.message
         await self.store.resolve_call(run_id, position=position, result=result, error=error)
         return await self.drive(run_id, workflow)
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db import transaction
 from app.runtime import outbox
 from app.runtime.coordination import CoordinationStore
-from app.runtime.errors import LeaseLostError
+from app.runtime.errors import Failure, LeaseLostError
 from app.runtime.models import (
     TERMINAL_RUN_STATUSES,
     RunStatus,
@@ -157,15 +157,15 @@ class RunStore(CoordinationStore):
             self._event(session, run, "workflow.completed", {})
             return await self._resolve_parent(session, run)
 
-    async def mark_failing(self, run_id: str, owner: str, error: str) -> None:
+    async def mark_failing(self, run_id: str, owner: str, error: str, failure: Failure) -> None:
         async with transaction(self.sessions) as session:
-            await self._fence(session, run_id, owner, status=RunStatus.FAILING, error=error)
+            values = {"status": RunStatus.FAILING, "error": error, "failure": failure.as_dict()}
+            await self._fence(session, run_id, owner, **values)
 
-    async def fail_run(self, run_id: str, owner: str, error: str, **details: Any) -> Wake | None:
+    async def fail_run(self, run_id: str, owner: str, error: str, failure: Failure, **details: Any) -> Wake | None:
         async with transaction(self.sessions) as session:
-            run = await self._fence(
-                session, run_id, owner, status=RunStatus.FAILED, error=error, finished_at=self.clock()
-            )
+            values = {"status": RunStatus.FAILED, "error": error, "failure": failure.as_dict()}
+            run = await self._fence(session, run_id, owner, finished_at=self.clock(), **values)
             self._event(session, run, "workflow.failed", {"error": error, **details})
             return await self._resolve_parent(session, run)
 
@@ -209,21 +209,25 @@ class RunStore(CoordinationStore):
             self._event(session, run, "step.completed", {"step": step.name, "position": position, **event})
 
     async def schedule_retry(
-        self, run_id: str, owner: str, *, position: int, error: str, wake_at: datetime, attempt: int
+        self, run_id: str, owner: str, *, position: int, failure: Failure, wake_at: datetime
     ) -> None:
+        error, attempt = failure.error, failure.attempt
         async with transaction(self.sessions) as session:
             run = await self._fence(session, run_id, owner, status=RunStatus.SLEEPING)
             step = await self._require_step(session, run_id, position)
             step.status, step.error, step.wake_at = StepStatus.RETRY_SCHEDULED, error, wake_at
+            step.error_type = failure.error_type
             base = {"step": step.name, "position": position, "attempt": attempt}
             self._event(session, run, "step.failed", {**base, "error": error, "final": False})
             self._event(session, run, "step.retry_scheduled", {**base, "next_attempt_at": wake_at.isoformat()})
 
-    async def fail_step(self, run_id: str, owner: str, *, position: int, error: str, attempt: int) -> None:
+    async def fail_step(self, run_id: str, owner: str, *, position: int, failure: Failure) -> None:
+        error, attempt = failure.error, failure.attempt
         async with transaction(self.sessions) as session:
             run = await self._fence(session, run_id, owner)
             step = await self._require_step(session, run_id, position)
             step.status, step.error, step.finished_at = StepStatus.FAILED, error, self.clock()
+            step.error_type = failure.error_type
             self._event(
                 session,
                 run,
@@ -268,8 +272,11 @@ class RunStore(CoordinationStore):
     async def resolve_call(self, run_id: str, *, position: int, result: Any | None, error: str | None) -> bool:
         """Record a call's outcome once (not fenced: the callback may race a delivery)."""
         status = StepStatus.COMPLETED if error is None else StepStatus.FAILED
+        error = None if error is None else f"CallFailed: {error}"
         async with transaction(self.sessions) as session:
-            step = await self._settle_step(session, run_id, position, status, result=result, error=error)
+            step = await self._settle_step(
+                session, run_id, position, status, result=result, error=error, error_type=error and "CallFailed"
+            )
             if step is None:
                 return False
             run = await session.get(WorkflowRun, run_id)

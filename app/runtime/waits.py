@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.runtime.context import CallSpec
-from app.runtime.errors import StepFailedError, Suspend
+from app.runtime.errors import Failure, StepFailedError, Suspend
 from app.runtime.ids import derived_run_id
 from app.runtime.models import StepKind, StepStatus, WorkflowRun, WorkflowStep
 from app.runtime.outbox import Wake
-from app.runtime.records import Clock
+from app.runtime.records import Clock, failed_step
 from app.runtime.store import RunStore
 
 
@@ -35,7 +35,7 @@ class Publisher(Protocol):
 
     async def flush(self, wakes: list[Wake]) -> None: ...
 
-    async def notify(self, event_id: str, data: Any) -> list[str]: ...
+    async def notify(self, event_id: str, data: Any, *, source: str | None = None) -> list[str]: ...
 
     def workflow_exists(self, name: str) -> bool: ...
 
@@ -101,7 +101,7 @@ class Waits:
         if step is not None and step.status == StepStatus.COMPLETED:
             return step.result
         if step is not None and step.status == StepStatus.FAILED:
-            raise StepFailedError(name, step.error or "call failed", run_id=self.run.id)
+            raise StepFailedError(failed_step(step), run_id=self.run.id)
         if step is None:
             await self.store.start_wait(
                 self.run.id,
@@ -149,10 +149,11 @@ class Waits:
         if step is not None and step.status == StepStatus.COMPLETED:
             return step.result["result"] if wait else step.result
         if step is not None and step.status == StepStatus.FAILED:
-            raise StepFailedError(name, step.error or "child run failed", run_id=self.run.id)
+            raise StepFailedError(failed_step(step), run_id=self.run.id)
         if step is None:
             if not self.publisher.workflow_exists(workflow):
-                raise StepFailedError(name, f"no workflow named {workflow!r}", run_id=self.run.id)
+                failure = Failure("UnknownWorkflowError", f"no workflow named {workflow!r}", name)
+                raise StepFailedError(failure, run_id=self.run.id)
             child_id = derived_run_id(self.run.id, str(position), name)
             child, start = await self.store.start_child(
                 self.run.id,

@@ -1,4 +1,6 @@
-"""runtime outbox (continuations written with the change that calls for them) workflow_runs.resumes and .wake_pending (the delivery doorbell)
+"""runtime under faults: the outbox (continuations written with the change that calls for them);
+workflow_runs.resumes, .wake_pending (the delivery doorbell) and .failure (its fields);
+workflow_steps.error_type; workflow_notifications.source (ctx.notify sends once)
 
 Revision ID: 0006
 Revises: 0005
@@ -10,6 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from sqlalchemy.dialects import postgresql
+
 import app.db
 
 revision: str = '0006'
@@ -18,10 +22,21 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+def _json() -> sa.types.TypeEngine:
+    return sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql')
+
+
 def upgrade() -> None:
     with op.batch_alter_table('workflow_runs', schema=None) as batch_op:
         batch_op.add_column(sa.Column('resumes', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('wake_pending', sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.add_column(sa.Column('failure', _json(), nullable=True))
+    with op.batch_alter_table('workflow_steps', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('error_type', sa.String(length=200), nullable=True))
+    with op.batch_alter_table('workflow_notifications', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('source', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('woken', _json(), nullable=True))
+        batch_op.create_unique_constraint(batch_op.f('uq_workflow_notifications_source'), ['source'])
     op.create_table('workflow_outbox',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('run_id', sa.String(length=64), nullable=False),
@@ -42,6 +57,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_workflow_outbox_run_id'))
         batch_op.drop_index(batch_op.f('ix_workflow_outbox_created_at'))
     op.drop_table('workflow_outbox')
+    with op.batch_alter_table('workflow_notifications', schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f('uq_workflow_notifications_source'), type_='unique')
+        batch_op.drop_column('woken')
+        batch_op.drop_column('source')
+    with op.batch_alter_table('workflow_steps', schema=None) as batch_op:
+        batch_op.drop_column('error_type')
     with op.batch_alter_table('workflow_runs', schema=None) as batch_op:
+        batch_op.drop_column('failure')
         batch_op.drop_column('wake_pending')
         batch_op.drop_column('resumes')

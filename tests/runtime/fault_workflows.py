@@ -136,7 +136,18 @@ async def busy_when_notified(ctx: WorkflowContext, payload: dict[str, Any]) -> A
     return outcome["data"]
 
 
+async def remember_fields(failure: FailureContext) -> None:
+    failure.deps.failures[failure.run_id] = (failure.step, failure.error_type, failure.message, failure.attempt)
+
+
+@workflow("fails-with-fields", on_failure=remember_fields)
+async def fails_with_fields(ctx: WorkflowContext, payload: dict[str, Any]) -> None:
+    await ctx.run("first", record, ctx.deps, ctx.run_id, "first")
+    await ctx.run("refuse", refuse, ctx.deps, ctx.run_id, retries=1, backoff=0.1)
+
+
 FAULTS = [
+    fails_with_fields,
     busy_when_notified,
     two_branches_fail,
     retries_after_resume,

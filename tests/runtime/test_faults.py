@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from app.devqstash.models import QStashEvent
+from app.runtime.errors import StepOutputTooLarge
 from app.runtime.ids import derived_run_id
 from app.runtime.models import ON_FAILURE_POSITION
 from tests.runtime.coordination_workflows import COORDINATION
@@ -193,5 +194,34 @@ async def test_a_wake_up_that_meets_a_held_lease_is_acknowledged_and_still_acted
         assert run.status == "completed", run.error
         assert run.result == {"by": "ops"}
         async with svc.services.sessions() as session:
-            states = list(await session.scalars(select(QStashEvent.state).where(QStashEvent.url.contains("/workflows/"))))
-        assert "RETRY" not in states and "FAILED" not in states  # the doorbell, not QStash's retries
+            rows = await session.scalars(select(QStashEvent).where(QStashEvent.url.contains("/workflows/")))
+            retried = [(e.state, e.details) for e in rows if e.state in ("RETRY", "FAILED")]
+        assert retried == []  # the doorbell, not QStash's retries
+
+
+async def test_on_failure_gets_the_failure_in_fields(database_url, recorder):
+    async with live_service(database_url, FAULTS, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("fails-with-fields", {})
+        run = await svc.wait(run_id)
+        assert run.status == "failed"
+        assert recorder.failures[run_id] == ("refuse", "ValueError", "cannot be done", 2)
+        assert run.failure == {"step": "refuse", "error_type": "ValueError", "message": "cannot be done", "attempt": 2}
+        assert run.error == "step 'refuse' failed: ValueError: cannot be done"
+
+
+async def test_a_notify_sent_again_by_its_step_wakes_nobody_twice_and_keeps_nothing(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        waiting = await svc.runtime.trigger("waiter", {"event": "once:1", "timeout": 2})
+        await svc.wait(waiting, statuses={"waiting"})
+        first = await svc.runtime.notify("once:1", {"n": 1}, source="wfr_sender:3")
+        again = await svc.runtime.notify("once:1", {"n": 1}, source="wfr_sender:3")  # the step's retry
+        assert first == again == [waiting]
+        late = await svc.runtime.trigger("waiter", {"event": "once:1", "timeout": 2})
+        assert (await svc.wait(late)).result == {"data": None, "timed_out": True}  # no stray notification
+        assert (await svc.wait(waiting)).result == {"data": {"n": 1}, "timed_out": False}
+
+
+async def test_notify_data_over_the_output_limit_is_refused(database_url, recorder):
+    async with live_service(database_url, COORDINATION, deps=recorder, workflow_max_step_output_bytes=1024) as svc:
+        with pytest.raises(StepOutputTooLarge, match="WORKFLOW_MAX_STEP_OUTPUT_BYTES=1024"):
+            await svc.runtime.notify("big:1", {"blob": "x" * 2000})

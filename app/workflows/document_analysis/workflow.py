@@ -26,16 +26,14 @@ class DocumentAnalysisInput(BaseModel):
 
 async def mark_document_failed(failure: FailureContext) -> None:
     payload = DocumentAnalysisInput.model_validate(failure.payload)
-    await stages.mark_failed(failure.deps, payload.document_id, _patient_reason(failure.error))
+    await stages.mark_failed(failure.deps, payload.document_id, _patient_reason(failure))
 
 
-def _patient_reason(error: str) -> str:
-    """`step 'ocr' failed: NonRetryableError: <text>` -> `<text> (stage: ocr)`."""
-    step, _, detail = error.partition(" failed: ")
-    if detail.startswith(("NonRetryableError: ", "StepTimeoutError: ")):
-        detail = detail.split(": ", 1)[1]
-    stage = step.removeprefix("step ").strip("'")
-    return f"{detail} (stage: {stage})" if detail else error
+def _patient_reason(failure: FailureContext) -> str:
+    """`<message> (stage: ocr)`; an unexpected error keeps its type in front of the message."""
+    expected = failure.error_type in ("NonRetryableError", "StepTimeoutError")
+    detail = failure.message if expected else f"{failure.error_type}: {failure.message}"
+    return f"{detail} (stage: {failure.step})" if failure.step else detail
 
 
 @workflow("document-analysis", on_failure=mark_document_failed)
