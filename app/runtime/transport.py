@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -92,9 +91,6 @@ class QStashClient:
         )
         return Published(data["messageId"], bool(data.get("deduplicated", False)))
 
-    async def publish_json(self, message: Message, body: Any) -> Published:
-        return await self.publish(_replace_body(message, json.dumps(body, separators=(",", ":"))))
-
     async def batch(self, messages: list[Message]) -> list[Published]:
         items = [{"destination": m.destination, "headers": m.headers(), "body": m.body_text()} for m in messages]
         data = await self._request("POST", "/v2/batch", json=items)
@@ -153,9 +149,3 @@ class QStashClient:
         if not response.is_success:
             raise TransportError(f"QStash {method} {path} answered {response.status_code}: {response.text[:500]}")
         return response.json() if parse and response.content else None
-
-
-def _replace_body(message: Message, body: str) -> Message:
-    from dataclasses import replace
-
-    return replace(message, body=body)
