@@ -109,7 +109,7 @@ async def _start_analysis(
 ) -> None:
     payload = {"document_id": document_id, "case_id": case_id}
     try:
-        await runtime.trigger(WORKFLOW, payload, run_id=run_id, case_id=case_id, document_id=document_id)
+        await runtime.trigger(WORKFLOW, payload, run_id=run_id, labels=payload)
     except TransportError:
         # The run is recorded; the watchdog publishes its first message once QStash answers.
         log.exception("could not publish the start of %s; the watchdog will retry", run_id)

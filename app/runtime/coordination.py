@@ -28,7 +28,7 @@ from app.runtime.models import (
     WorkflowWaiter,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RunBase
+from app.runtime.records import RunBase, add_labels
 
 
 class CoordinationStore(RunBase):
@@ -56,11 +56,12 @@ class CoordinationStore(RunBase):
             wake = None
             if child is None:
                 child = self._new_run(
-                    child_id, workflow, payload, case_id=parent.case_id, document_id=parent.document_id
+                    child_id, workflow, payload, labels=dict(parent.labels or {})
                 )
                 child.parent_run_id, child.parent_position = (run_id, position) if wait else (None, None)
                 session.add(child)
                 await session.flush()
+                add_labels(session, child_id, child.labels)
                 self._event(session, child, "workflow.started", {"workflow": workflow, "parent_run_id": run_id})
                 wake = await outbox.add(session, RunRef(child_id, workflow, 0), "start", now=self.clock())
             status = StepStatus.WAITING if wait else StepStatus.COMPLETED
@@ -212,9 +213,13 @@ class CoordinationStore(RunBase):
             await session.execute(delete(WorkflowNotification).where(WorkflowNotification.expires_at < cutoff))
 
     async def _lock_event(self, session: AsyncSession, event_id: str) -> None:
-        """Serialise waits and notifies of one event ID (SQLite: BEGIN IMMEDIATE already does)."""
+        """Serialise waits and notifies of one event ID."""
+        await self._lock(session, f"event:{event_id}")
+
+    async def _lock(self, session: AsyncSession, key: str) -> None:
+        """A transaction-long lock on `key` (Postgres; on SQLite, BEGIN IMMEDIATE already serialises)."""
         if session.bind.dialect.name == "postgresql":
-            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"event:{event_id}"})
+            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
     # -- cancel, resume, stuck runs ------------------------------------------------------
 

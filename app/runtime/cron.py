@@ -10,32 +10,28 @@ app's declared schedules (`app.state.schedules`; 404 when unknown):
   `CLOCK_SKEW`, for a tick delivered a moment early);
 - the run ID is `derived_run_id("schedule", name, <tick, ISO 8601 UTC>)`, so a duplicated
   delivery of a tick finds its run and starts nothing;
-- in one transaction, serialised per schedule (Postgres: `pg_advisory_xact_lock`; SQLite:
-  `BEGIN IMMEDIATE` already serialises writers), if a run of this schedule is unfinished the
-  tick is skipped and a `schedule.skipped` event is recorded on that run; otherwise the run is
-  created (`schedule_id=name`) with its `workflow.started` event. A tick therefore never
-  starts a second concurrent run of the same job.
+- `RunStore.start_exclusive` (one transaction, serialised per schedule): if a run of this
+  schedule is unfinished the tick is skipped and a `schedule.skipped` event is recorded on that
+  run; otherwise the run is created (`schedule_id=name`) with its `workflow.started` event and
+  its start in the outbox. A tick therefore never starts a second concurrent run of the job.
 - after the commit, the run's start is published (deduplicated, so publishing again after a
-  crash or for a duplicate of a still-pending run is harmless).
+  crash or for a duplicate of a still-pending run is harmless; the watchdog re-sends it if
+  QStash refused it).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import transaction
 from app.errors import BadRequest, NotFound
 from app.runtime.ids import derived_run_id
-from app.runtime.models import TERMINAL_RUN_STATUSES, Event, RunStatus, WorkflowRun
-from app.runtime.router import _verified_body
+from app.runtime.models import RunStatus
+from app.runtime.router import verified_body
 from app.runtime.runtime import Runtime
 from app.runtime.schedules import Schedule
 
@@ -60,25 +56,34 @@ class TickRead(BaseModel):
     running_run_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Started:
-    outcome: TickOutcome
-    run: WorkflowRun | None
-    running_run_id: str | None = None
-
-
 @router.post("/schedules/{name}")
 async def tick(name: str, request: Request) -> TickRead:
     """One tick of schedule `name`, delivered by QStash: start its run unless one is unfinished."""
-    await _verified_body(request)
+    await verified_body(request)
     runtime: Runtime = request.app.state.runtime
     schedule = declared_schedule(getattr(request.app.state, "schedules", []), name)
     moment = tick_time(schedule, request.headers.get(TICK_HEADER), now=runtime.clock())
     run_id = derived_run_id("schedule", name, moment.isoformat())
-    started = await start_scheduled_run(runtime, schedule, run_id=run_id, tick=moment)
-    if started.run is not None and started.run.status == RunStatus.PENDING:
-        await runtime.publish_continue(started.run, 0, "start", None)
-    return TickRead(status=started.outcome, run_id=run_id, tick=moment, running_run_id=started.running_run_id)
+    workflow = runtime.registry.get(schedule.workflow)
+    try:
+        workflow.parse_payload(schedule.payload)
+    except ValidationError as exc:
+        raise BadRequest(f"schedule {schedule.name!r}: invalid payload for workflow {workflow.name!r}: {exc}") from exc
+    tick_event = {"schedule": name, "tick": moment.isoformat()}
+    run, start, running = await runtime.store.start_exclusive(
+        run_id, workflow.name, schedule.payload, key=name, event=tick_event
+    )
+    if running is not None:
+        log.info("schedule %s: tick %s skipped, run %s is unfinished", name, moment.isoformat(), running)
+        return TickRead(status=TickOutcome.SKIPPED, run_id=run_id, tick=moment, running_run_id=running)
+    assert run is not None
+    if start is not None:
+        log.info("schedule %s: tick %s started %s run %s", name, moment.isoformat(), workflow.name, run_id)
+        await runtime.flush([start])
+        return TickRead(status=TickOutcome.STARTED, run_id=run_id, tick=moment)
+    if run.status == RunStatus.PENDING:  # a duplicated tick of a run whose start is still due
+        await runtime.publish_continue(run, 0, "start", None)
+    return TickRead(status=TickOutcome.DUPLICATE, run_id=run_id, tick=moment)
 
 
 def declared_schedule(schedules: list[Schedule], name: str) -> Schedule:
@@ -97,56 +102,3 @@ def tick_time(schedule: Schedule, header: str | None, *, now: datetime) -> datet
         return datetime.fromtimestamp(int(header), UTC)
     except (ValueError, OverflowError, OSError) as exc:
         raise BadRequest(f"Upstash-Schedule-Tick {header!r} must be unix seconds") from exc
-
-
-async def start_scheduled_run(runtime: Runtime, schedule: Schedule, *, run_id: str, tick: datetime) -> _Started:
-    """Create the tick's run unless it exists or another run of the schedule is unfinished."""
-    workflow = runtime.registry.get(schedule.workflow)
-    try:
-        workflow.parse_payload(schedule.payload)
-    except ValidationError as exc:
-        raise BadRequest(f"schedule {schedule.name!r}: invalid payload for workflow {workflow.name!r}: {exc}") from exc
-    async with transaction(runtime.store.sessions) as session:
-        await _lock_schedule(session, schedule.name)
-        existing = await session.get(WorkflowRun, run_id)
-        if existing is not None:
-            return _Started(TickOutcome.DUPLICATE, existing)
-        running = await session.scalar(
-            select(WorkflowRun.id)
-            .where(WorkflowRun.schedule_id == schedule.name, WorkflowRun.status.not_in(list(TERMINAL_RUN_STATUSES)))
-            .order_by(WorkflowRun.created_at)
-            .limit(1)
-        )
-        now = runtime.clock()  # read under the lock: a new run is created after the last one finished
-        if running is not None:
-            await _record_skip(session, running, schedule.name, run_id=run_id, tick=tick, now=now)
-            return _Started(TickOutcome.SKIPPED, None, running)
-        run = WorkflowRun(
-            id=run_id, workflow=workflow.name, status=RunStatus.PENDING, payload=schedule.payload,
-            schedule_id=schedule.name, created_at=now, updated_at=now,
-        )  # fmt: skip
-        session.add(run)
-        started = {"workflow": workflow.name, "schedule": schedule.name, "tick": tick.isoformat()}
-        session.add(Event(workflow_id=run_id, type="workflow.started", payload=started, created_at=now))
-    log.info("schedule %s: tick %s started %s run %s", schedule.name, tick.isoformat(), workflow.name, run_id)
-    return _Started(TickOutcome.STARTED, run)
-
-
-async def _lock_schedule(session: AsyncSession, name: str) -> None:
-    """Serialise the ticks of one schedule (SQLite: BEGIN IMMEDIATE already does)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"schedule:{name}"})
-
-
-async def _record_skip(
-    session: AsyncSession, running: str, name: str, *, run_id: str, tick: datetime, now: datetime
-) -> None:
-    """A `schedule.skipped` event on the unfinished run, once per skipped tick."""
-    recorded = await session.scalars(
-        select(Event.payload).where(Event.workflow_id == running, Event.type == "schedule.skipped")
-    )
-    if any(payload.get("skipped_run_id") == run_id for payload in recorded):
-        return
-    payload = {"schedule": name, "tick": tick.isoformat(), "skipped_run_id": run_id, "running_run_id": running}
-    session.add(Event(workflow_id=running, type="schedule.skipped", payload=payload, created_at=now))
-    log.info("schedule %s: tick %s skipped, run %s is unfinished", name, tick.isoformat(), running)

@@ -1,6 +1,7 @@
 """Tables of the workflow runtime and the Curaway `events` table (names are a contract).
 
-- `workflow_runs`: one row per run, keyed by its `wfr_` ID; carries the per-run lease
+- `workflow_runs`: one row per run, keyed by its `wfr_` ID, with the labels its workflow set;
+  carries the per-run lease
   (`lease_owner`, `lease_expires_at`) that serialises deliveries across processes.
 - `workflow_steps`: one row per step, unique on `(run_id, position)`: a step can be recorded
   once only, however many deliveries race for it.
@@ -69,8 +70,9 @@ class WorkflowRun(Base):
     result: Mapped[Any | None] = mapped_column(JSONType, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     failure: Mapped[Any | None] = mapped_column(JSONType, nullable=True)  # errors.Failure's fields
-    case_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
-    document_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Correlation keys the workflow sets (`trigger(labels=...)`), inherited by child runs; also
+    # in `workflow_run_labels`, indexed, to find runs by them.
+    labels: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     parent_run_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     parent_position: Mapped[int | None] = mapped_column(Integer, nullable=True)
     schedule_id: Mapped[str | None] = mapped_column(String(100), index=True, nullable=True)
@@ -101,6 +103,22 @@ class WorkflowStep(Base):
     wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WorkflowRunLabel(Base):
+    """One label of a run, for finding runs by label (`RunStore.runs_labelled`)."""
+
+    __tablename__ = "workflow_run_labels"
+    __table_args__ = (Index("ix_workflow_run_labels_key_value", "key", "value"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("workflow_runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+
+
+# Run labels with these names are copied onto every event row of the run, into the `events`
+# table's correlation columns of the same name (a contract of the table, DESIGN 3.3).
+EVENT_LABELS = ("case_id", "document_id")
 
 
 class Event(Base):

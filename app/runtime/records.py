@@ -16,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.db import utcnow
 from app.runtime.errors import Failure, LeaseLostError, RunCancelledError
 from app.runtime.models import (
+    EVENT_LABELS,
     TERMINAL_RUN_STATUSES,
     Event,
     RunStatus,
     StepKind,
     StepStatus,
     WorkflowRun,
+    WorkflowRunLabel,
     WorkflowStep,
 )
 
@@ -58,7 +60,7 @@ class RunBase:
 
     # -- helpers ------------------------------------------------------------------------
     def _new_run(
-        self, run_id: str, workflow: str, payload: Any, *, case_id: str | None, document_id: str | None
+        self, run_id: str, workflow: str, payload: Any, *, labels: dict[str, str]
     ) -> WorkflowRun:
         now = self.clock()
         return WorkflowRun(
@@ -66,8 +68,7 @@ class RunBase:
             workflow=workflow,
             status=RunStatus.PENDING,
             payload=payload,
-            case_id=case_id,
-            document_id=document_id,
+            labels=labels,
             created_at=now,
             updated_at=now,
         )
@@ -139,8 +140,7 @@ class RunBase:
         session.add(
             Event(
                 workflow_id=run.id,
-                case_id=run.case_id,
-                document_id=run.document_id,
+                **{name: (run.labels or {}).get(name) for name in EVENT_LABELS},
                 type=type_,
                 payload=payload,
                 created_at=self.clock(),
@@ -151,3 +151,8 @@ class RunBase:
 def failed_step(step: WorkflowStep) -> Failure:
     """The failure a failed step's row records."""
     return Failure.recorded(step.name, step.error, step.error_type, step.attempts)
+
+
+def add_labels(session: AsyncSession, run_id: str, labels: dict[str, str]) -> None:
+    """Index a new run's labels (`workflow_run_labels`)."""
+    session.add_all(WorkflowRunLabel(run_id=run_id, key=key, value=value) for key, value in labels.items())

@@ -16,7 +16,8 @@ from app.runtime.signing import SignatureError
 router = APIRouter(tags=["workflows"])
 
 
-async def _verified_body(request: Request) -> bytes:
+async def verified_body(request: Request) -> bytes:
+    """The request's body, once its `Upstash-Signature` is checked (401 `Unauthorized` otherwise)."""
     runtime: Runtime = request.app.state.runtime
     body = await request.body()
     url = runtime.base_url + request.url.path
@@ -43,14 +44,14 @@ def _respond(answer: Answer) -> JSONResponse:
 @router.post("/workflows/{name}")
 async def deliver(name: str, request: Request) -> JSONResponse:
     """A QStash delivery that continues a run of workflow `name`."""
-    body = await _verified_body(request)
+    body = await verified_body(request)
     return _respond(await request.app.state.runtime.handle_delivery(name, body))
 
 
 @router.post("/workflows/{name}/call-result")
 async def call_result(name: str, run_id: str, position: int, request: Request) -> JSONResponse:
     """QStash's callback with the answer to a `ctx.call` step."""
-    body = await _verified_body(request)
+    body = await verified_body(request)
     runtime: Runtime = request.app.state.runtime
     runtime.registry.get(name)
     return _respond(await runtime.handle_call_result(name, run_id, position, body))

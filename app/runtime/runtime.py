@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -125,10 +125,14 @@ class Runtime:
         payload: Any,
         *,
         run_id: str | None = None,
-        case_id: str | None = None,
-        document_id: str | None = None,
+        labels: Mapping[str, str | None] | None = None,
     ) -> str:
-        """Start a run and return its ID; the same `run_id` twice starts it once."""
+        """Start a run and return its ID; the same `run_id` twice starts it once.
+
+        `labels` are the run's correlation keys (`{"case_id": ...}`; None values are left out):
+        kept on the run, indexed to find runs by them, inherited by child runs, and copied onto
+        the run's event rows where the events table has a column of that name.
+        """
         wf = self.registry.get(workflow if isinstance(workflow, str) else workflow.name)
         if isinstance(payload, BaseModel):
             payload = payload.model_dump(mode="json")
@@ -137,7 +141,8 @@ class Runtime:
         except ValidationError as exc:
             raise BadRequest(f"invalid payload for workflow {wf.name!r}: {exc}") from exc
         run_id = run_id or new_run_id()
-        run, start = await self.store.create_run(run_id, wf.name, payload, case_id=case_id, document_id=document_id)
+        kept = {key: str(value) for key, value in (labels or {}).items() if value is not None}
+        run, start = await self.store.create_run(run_id, wf.name, payload, labels=kept)
         if run.workflow != wf.name:
             raise Conflict(f"run {run_id} already exists for workflow {run.workflow!r}")
         if start is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import transaction
 from app.runtime import outbox
@@ -24,13 +25,16 @@ from app.runtime.coordination import CoordinationStore
 from app.runtime.errors import Failure, LeaseLostError
 from app.runtime.models import (
     TERMINAL_RUN_STATUSES,
+    Event,
     RunStatus,
     StepKind,
     StepStatus,
     WorkflowRun,
+    WorkflowRunLabel,
     WorkflowStep,
 )
 from app.runtime.outbox import RunRef, Wake
+from app.runtime.records import add_labels
 
 
 class RunStore(CoordinationStore):
@@ -42,28 +46,87 @@ class RunStore(CoordinationStore):
         workflow: str,
         payload: Any,
         *,
-        case_id: str | None = None,
-        document_id: str | None = None,
-        schedule_id: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> tuple[WorkflowRun, Wake | None]:
-        """Insert the run, its `workflow.started` event and the outbox row that starts it.
+        """Insert the run, its labels, its `workflow.started` event and the outbox row that starts it.
 
         Returns `(run, wake)`, or `(existing run, None)` if the run already exists.
         """
-        run = self._new_run(run_id, workflow, payload, case_id=case_id, document_id=document_id)
-        run.schedule_id = schedule_id
         try:
             async with transaction(self.sessions) as session:
-                session.add(run)
-                await session.flush()
-                self._event(session, run, "workflow.started", {"workflow": workflow})
-                wake = await outbox.add(session, RunRef(run_id, workflow, 0), "start", now=self.clock())
+                run, wake = await self._insert_run(session, run_id, workflow, payload, labels or {})
             return run, wake
         except IntegrityError:
             existing = await self.get_run(run_id)
             if existing is None:
                 raise
             return existing, None
+
+    async def start_exclusive(
+        self, run_id: str, workflow: str, payload: Any, *, key: str, event: dict[str, Any]
+    ) -> tuple[WorkflowRun | None, Wake | None, str | None]:
+        """Create the run unless it exists or another run with the same `key` is unfinished.
+
+        Serialised per key (Postgres: an advisory lock; SQLite: `BEGIN IMMEDIATE`). Returns
+        `(run, wake, None)` for a new run, `(existing, None, None)` if `run_id` exists, and
+        `(None, None, unfinished run ID)` when another run holds the key: that run gets a
+        `schedule.skipped` event naming `run_id`, once. The key is kept as the run's
+        `schedule_id`: cron ticks (`cron.py`) use the schedule's name.
+        """
+        async with transaction(self.sessions) as session:
+            await self._lock(session, f"exclusive:{key}")
+            existing = await session.get(WorkflowRun, run_id)
+            if existing is not None:
+                return existing, None, None
+            running = await session.scalar(
+                select(WorkflowRun)
+                .where(WorkflowRun.schedule_id == key, WorkflowRun.status.not_in(list(TERMINAL_RUN_STATUSES)))
+                .order_by(WorkflowRun.created_at)
+                .limit(1)
+            )
+            if running is not None:
+                skipped = {**event, "skipped_run_id": run_id, "running_run_id": running.id}
+                await self._event_once(session, running, "schedule.skipped", skipped)
+                return None, None, running.id
+            run, wake = await self._insert_run(session, run_id, workflow, payload, {}, schedule_id=key, event=event)
+            return run, wake, None
+
+    async def _insert_run(
+        self,
+        session: AsyncSession,
+        run_id: str,
+        workflow: str,
+        payload: Any,
+        labels: dict[str, str],
+        *,
+        schedule_id: str | None = None,
+        event: dict[str, Any] | None = None,
+    ) -> tuple[WorkflowRun, Wake]:
+        run = self._new_run(run_id, workflow, payload, labels=labels)
+        run.schedule_id = schedule_id
+        session.add(run)
+        await session.flush()
+        add_labels(session, run_id, labels)
+        self._event(session, run, "workflow.started", {"workflow": workflow, **(event or {})})
+        return run, await outbox.add(session, RunRef(run_id, workflow, 0), "start", now=self.clock())
+
+    async def _event_once(self, session: AsyncSession, run: WorkflowRun, type_: str, payload: dict[str, Any]) -> None:
+        """Record `type_` on the run unless an event of that type with this payload exists."""
+        recorded = await session.scalars(select(Event.payload).where(Event.workflow_id == run.id, Event.type == type_))
+        if payload not in list(recorded):
+            self._event(session, run, type_, payload)
+
+    async def runs_labelled(self, key: str, value: str, *, limit: int = 100) -> list[WorkflowRun]:
+        """The runs carrying label `key=value`, newest first (an indexed look-up)."""
+        query = (
+            select(WorkflowRun)
+            .join(WorkflowRunLabel, WorkflowRunLabel.run_id == WorkflowRun.id)
+            .where(WorkflowRunLabel.key == key, WorkflowRunLabel.value == value)
+            .order_by(WorkflowRun.created_at.desc())
+            .limit(limit)
+        )
+        async with self.sessions() as session:
+            return list(await session.scalars(query))
 
     async def get_run(self, run_id: str) -> WorkflowRun | None:
         async with self.sessions() as session:

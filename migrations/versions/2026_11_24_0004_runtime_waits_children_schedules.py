@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import app.db
-from sqlalchemy.dialects import postgresql
 
 revision: str = '0004'
 down_revision: str | None = '0003'

@@ -83,7 +83,7 @@ def _bad_signatures(url: str, body: bytes) -> dict[str, str | None]:
 async def test_workflow_endpoint_answers_401_and_changes_nothing_on_every_bad_signature(database_url):
     recorder = Recorder()
     async with live_service(database_url, ALL, deps=recorder) as svc:
-        run, _ = await svc.runtime.store.create_run("wfr_sigtest", "seven-steps", {}, case_id=None, document_id=None)
+        run, _ = await svc.runtime.store.create_run("wfr_sigtest", "seven-steps", {})
         url = f"{svc.base_url}/workflows/seven-steps"
         body = b'{"run_id":"wfr_sigtest","position":0}'
         async with httpx.AsyncClient() as client:
