@@ -84,6 +84,7 @@ class RunBase:
         *,
         result: Any = None,
         wake_at: datetime | None = None,
+        attempts: int = 1,
     ) -> None:
         finished = self.clock() if status in (StepStatus.COMPLETED, StepStatus.FAILED) else None
         session.add(
@@ -93,7 +94,7 @@ class RunBase:
                 name=name,
                 kind=kind,
                 status=status,
-                attempts=1,
+                attempts=attempts,
                 result=result,
                 wake_at=wake_at,
                 started_at=self.clock(),

@@ -242,17 +242,7 @@ class RunStore(CoordinationStore):
             await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
             step = await self._step(session, run_id, position)
             if step is None:
-                session.add(
-                    WorkflowStep(
-                        run_id=run_id,
-                        position=position,
-                        name=name,
-                        kind=kind,
-                        status=StepStatus.RUNNING,
-                        attempts=attempt,
-                        started_at=self.clock(),
-                    )
-                )
+                self._add_step(session, run_id, position, name, StepKind(kind), StepStatus.RUNNING, attempts=attempt)
             else:
                 step.status, step.attempts, step.wake_at = StepStatus.RUNNING, attempt, None
 
