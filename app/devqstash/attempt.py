@@ -22,14 +22,31 @@ from app.devqstash.spec import canonical
 
 USER_AGENT = "Upstash-QStash"
 HOP_BY_HOP = frozenset(
-    {"host", "content-length", "connection", "accept-encoding", "transfer-encoding", "keep-alive",
-     "upgrade", "te", "trailer", "trailers"}
-)  # fmt: skip
+    {
+        "host",
+        "content-length",
+        "connection",
+        "accept-encoding",
+        "transfer-encoding",
+        "keep-alive",
+        "upgrade",
+        "te",
+        "trailer",
+        "trailers",
+    }
+)
 ABANDONED = "the previous attempt was abandoned: its deliverer died (its claim lapsed) before it answered"
 QSTASH_OWNED = frozenset(
-    {"upstash-signature", "upstash-message-id", "upstash-retried", "upstash-schedule-id",
-     "upstash-caller-ip", "upstash-topic-name", "user-agent"}
-)  # fmt: skip
+    {
+        "upstash-signature",
+        "upstash-message-id",
+        "upstash-retried",
+        "upstash-schedule-id",
+        "upstash-caller-ip",
+        "upstash-topic-name",
+        "user-agent",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

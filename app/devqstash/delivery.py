@@ -146,8 +146,9 @@ class DeliveryLoop:
                     lapsed = await store.claim_expired(session, now=now, limit=free, token=token, claimed_until=until)
             due: list[QStashMessage] = []
             if free > len(lapsed):
-                due = await store.claim_due(session, now=now, limit=free - len(lapsed), token=token,
-                                            claimed_until=until)  # fmt: skip
+                due = await store.claim_due(
+                    session, now=now, limit=free - len(lapsed), token=token, claimed_until=until
+                )
         if check:
             self._last_claim_check = self._clock()
             self._drop_lost(held_before, held or set())
@@ -221,8 +222,15 @@ class DeliveryLoop:
         if settled.published:
             self._background.wake()
         level = logging.DEBUG if settled.result is Result.DELIVERED else logging.WARNING
-        logger.log(level, "message %s to %s attempt %d: %s (%s)", message.id, message.url, message.retried,
-                   settled.result, outcome.status if outcome.status is not None else outcome.error)  # fmt: skip
+        logger.log(
+            level,
+            "message %s to %s attempt %d: %s (%s)",
+            message.id,
+            message.url,
+            message.retried,
+            settled.result,
+            outcome.status if outcome.status is not None else outcome.error,
+        )
 
     async def _maybe_prune(self) -> None:
         if self._clock() - self._last_prune < PRUNE_INTERVAL_S:
@@ -230,7 +238,10 @@ class DeliveryLoop:
         self._last_prune = self._clock()
         now = self.now()
         async with transaction(self._sessions) as session:
-            counts = (await events.prune(session, now=now), await store.prune_dedup(session, now=now),
-                      await dlq.prune(session, now=now))  # fmt: skip
+            counts = (
+                await events.prune(session, now=now),
+                await store.prune_dedup(session, now=now),
+                await dlq.prune(session, now=now),
+            )
         if any(counts):
             logger.info("pruned %d events, %d dedup keys, %d DLQ entries", *counts)

@@ -55,10 +55,15 @@ def add(
     dlq_id = new_dlq_id(now)
     session.add(
         QStashDlqEntry(
-            dlq_id=dlq_id, message_id=message.id, response_status=status, response_headers=headers,
-            response_body=body[:MAX_RESPONSE_BODY], error=error, created_at=now,
+            dlq_id=dlq_id,
+            message_id=message.id,
+            response_status=status,
+            response_headers=headers,
+            response_body=body[:MAX_RESPONSE_BODY],
+            error=error,
+            created_at=now,
         )
-    )  # fmt: skip
+    )
     return dlq_id
 
 

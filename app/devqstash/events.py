@@ -79,10 +79,7 @@ async def usage_per_day(session: AsyncSession, *, since: datetime) -> list[dict[
     for url, created_at in await session.execute(query):
         parts = urlsplit(url)
         counts[(created_at.date().isoformat(), f"{parts.scheme}://{parts.netloc}{parts.path}")] += 1
-    return [
-        {"day": day, "destination": destination, "messages": n}
-        for (day, destination), n in sorted(counts.items())
-    ]
+    return [{"day": day, "destination": destination, "messages": n} for (day, destination), n in sorted(counts.items())]
 
 
 async def prune(session: AsyncSession, *, now: datetime) -> int:

@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from app.devqstash import dlq, events
-from app.devqstash.schedules import schedule_view
+from app.devqstash.scheduler import schedule_view
 from app.devqstash.spec import MessageSpec
 from app.devqstash.views import dlq_view, event_view, message_view
 from app.errors import BadRequest, HTTPFacingError, NotFound
@@ -83,8 +83,9 @@ def _message_routes(router: APIRouter, devq: DevQStash) -> None:
     @router.post("/v2/enqueue/{queue}/{destination:path}", status_code=201)
     async def enqueue(request: Request, queue: str) -> JSONResponse:
         destination = destination_of(request, "/v2/enqueue/", skip_segments=1)
-        spec = devq.parse(destination, request.headers.items(), await request.body(), queue_name=queue,
-                          caller_ip=_ip(request))  # fmt: skip
+        spec = devq.parse(
+            destination, request.headers.items(), await request.body(), queue_name=queue, caller_ip=_ip(request)
+        )
         return _published(*(await devq.publish([spec]))[0])
 
     @router.post("/v2/batch")
@@ -122,11 +123,15 @@ def _dlq_routes(router: APIRouter, devq: DevQStash) -> None:
         query = request.query_params
         count = _int(query, "count", default=dlq.MAX_DLQ_PAGE, low=1, high=dlq.MAX_DLQ_PAGE)
         filters = dlq.DlqFilter(
-            message_id=query.get("messageId"), url=query.get("url"),
-            response_status=_int(query, "responseStatus", default=None), label=query.get("label"),
-            queue_name=query.get("queueName"), schedule_id=query.get("scheduleId"),
-            from_date=_ms(query, "fromDate"), to_date=_ms(query, "toDate"),
-        )  # fmt: skip
+            message_id=query.get("messageId"),
+            url=query.get("url"),
+            response_status=_int(query, "responseStatus", default=None),
+            label=query.get("label"),
+            queue_name=query.get("queueName"),
+            schedule_id=query.get("scheduleId"),
+            from_date=_ms(query, "fromDate"),
+            to_date=_ms(query, "toDate"),
+        )
         rows, cursor = await devq.list_dlq(filters=filters, cursor=query.get("cursor"), count=count)
         return JSONResponse(_page("messages", [dlq_view(entry, message) for entry, message in rows], cursor))
 
@@ -155,8 +160,9 @@ def _schedule_routes(router: APIRouter, devq: DevQStash) -> None:
     @router.post("/v2/schedules/{destination:path}")
     async def create_schedule(request: Request) -> JSONResponse:
         destination = destination_of(request, "/v2/schedules/")
-        schedule_id = await devq.create_schedule(destination, request.headers.items(), await request.body(),
-                                                 caller_ip=_ip(request))  # fmt: skip
+        schedule_id = await devq.create_schedule(
+            destination, request.headers.items(), await request.body(), caller_ip=_ip(request)
+        )
         return JSONResponse({"scheduleId": schedule_id})
 
     @router.get("/v2/schedules")
@@ -202,9 +208,12 @@ def _other_routes(router: APIRouter, devq: DevQStash) -> None:
         count = _int(query, "count", default=100, low=1, high=events.MAX_EVENTS_PAGE)
         cursor = _int(query, "cursor", default=None)
         filters = events.EventFilter(
-            message_id=query.get("messageId"), state=query.get("state"), url=query.get("url"),
-            from_date=_ms(query, "fromDate"), to_date=_ms(query, "toDate"),
-        )  # fmt: skip
+            message_id=query.get("messageId"),
+            state=query.get("state"),
+            url=query.get("url"),
+            from_date=_ms(query, "fromDate"),
+            to_date=_ms(query, "toDate"),
+        )
         rows, next_cursor = await devq.list_events(filters=filters, cursor=cursor, count=count)
         return JSONResponse(_page("events", [event_view(row) for row in rows], next_cursor))
 
@@ -225,9 +234,10 @@ def destination_of(request: Request, marker: str, *, skip_segments: int = 0) -> 
         if destination.startswith(scheme) and not destination.startswith(scheme + "/"):
             destination = scheme + "/" + destination[len(scheme) :]
     query = "&".join(
-        part for part in request.scope.get("query_string", b"").decode("latin-1").split("&")
+        part
+        for part in request.scope.get("query_string", b"").decode("latin-1").split("&")
         if part and part.split("=", 1)[0] != TOKEN_PARAM
-    )  # fmt: skip
+    )
     return f"{destination}?{query}" if query else destination
 
 

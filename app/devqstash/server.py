@@ -3,7 +3,7 @@
 It answers the QStash REST v2 routes of `router` (mounted by the app at `/qstash`), keeps
 every message and schedule in the app's own database, delivers messages from a background
 loop (`delivery.DeliveryLoop`) over real, signed HTTP, and fires cron schedules from another
-(`schedules.CronLoop`), which publishes each tick through the same message path. The
+(`scheduler.CronLoop`), which publishes each tick through the same message path. The
 official `qstash` client pointed at `<base>/qstash` works against it unchanged.
 
 The methods below are the service layer the router calls; each runs in one transaction that
@@ -27,7 +27,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
-from app.devqstash import dlq, events, schedules, store
+from app.devqstash import dlq, events, scheduler, store
 from app.devqstash.delivery import DeliveryLoop
 from app.devqstash.models import QStashDlqEntry, QStashEvent, QStashMessage, QStashSchedule
 from app.devqstash.spec import MessageSpec, parse_spec, spec_headers
@@ -56,11 +56,16 @@ class DevQStash:
         self.signing_keys = signing_keys
         self._default_retries = default_retries
         self._loop = DeliveryLoop(
-            sessions=sessions, http=http, signing_key=lambda: self.signing_keys[0],
-            retry_scale=retry_scale, delivery_timeout_s=delivery_timeout_s,
-            poll_interval_s=poll_interval_s, concurrency=concurrency, clock=clock,
-        )  # fmt: skip
-        self._cron = schedules.CronLoop(
+            sessions=sessions,
+            http=http,
+            signing_key=lambda: self.signing_keys[0],
+            retry_scale=retry_scale,
+            delivery_timeout_s=delivery_timeout_s,
+            poll_interval_s=poll_interval_s,
+            concurrency=concurrency,
+            clock=clock,
+        )
+        self._cron = scheduler.CronLoop(
             sessions=sessions, published=self._loop.wake, poll_interval_s=poll_interval_s, clock=clock
         )
 
@@ -92,8 +97,15 @@ class DevQStash:
         caller_ip: str | None = None,
     ) -> MessageSpec:
         """A message spec from a publish request's destination, headers and body."""
-        return parse_spec(destination, headers, body, default_retries=self._default_retries, now=self.now(),
-                          queue_name=queue_name, caller_ip=caller_ip)  # fmt: skip
+        return parse_spec(
+            destination,
+            headers,
+            body,
+            default_retries=self._default_retries,
+            now=self.now(),
+            queue_name=queue_name,
+            caller_ip=caller_ip,
+        )
 
     async def publish(self, specs: Sequence[MessageSpec]) -> list[tuple[str, bool]]:
         """Store messages in one transaction; `(message_id, deduplicated)` for each, in order."""
@@ -142,8 +154,15 @@ class DevQStash:
                 raise NotFound(f"DLQ entry {dlq_id!r} not found")
             message = found[1]
             headers = _override(spec_headers(message), overrides)
-            spec = parse_spec(message.url, headers, message.body, default_retries=self._default_retries, now=now,
-                              queue_name=message.queue_name, caller_ip=caller_ip or message.caller_ip)  # fmt: skip
+            spec = parse_spec(
+                message.url,
+                headers,
+                message.body,
+                default_retries=self._default_retries,
+                now=now,
+                queue_name=message.queue_name,
+                caller_ip=caller_ip or message.caller_ip,
+            )
             message_id, _ = await store.publish(session, spec, now=now)
             await dlq.remove(session, [dlq_id])
         self._loop.wake(spec.not_before)
@@ -154,33 +173,34 @@ class DevQStash:
     ) -> str:
         """Create a schedule, or replace the one named by `Upstash-Schedule-Id`; returns its ID."""
         now = self.now()
-        spec = schedules.parse_schedule(destination, headers, body, default_retries=self._default_retries,
-                                        now=now, caller_ip=caller_ip)  # fmt: skip
+        spec = scheduler.parse_schedule(
+            destination, headers, body, default_retries=self._default_retries, now=now, caller_ip=caller_ip
+        )
         async with transaction(self._sessions) as session:
-            schedule_id = await schedules.upsert(session, spec, now=now)
+            schedule_id = await scheduler.upsert(session, spec, now=now)
         self._cron.wake()
         return schedule_id
 
     async def list_schedules(self) -> list[QStashSchedule]:
         async with transaction(self._sessions) as session:
-            return await schedules.list_all(session)
+            return await scheduler.list_all(session)
 
     async def get_schedule(self, schedule_id: str) -> QStashSchedule:
         async with transaction(self._sessions) as session:
-            schedule = await schedules.get(session, schedule_id)
+            schedule = await scheduler.get(session, schedule_id)
         if schedule is None:
             raise NotFound(f"schedule {schedule_id!r} not found")
         return schedule
 
     async def delete_schedule(self, schedule_id: str) -> None:
         async with transaction(self._sessions) as session:
-            if not await schedules.remove(session, schedule_id):
+            if not await scheduler.remove(session, schedule_id):
                 raise NotFound(f"schedule {schedule_id!r} not found")
 
     async def pause_schedule(self, schedule_id: str, *, paused: bool) -> None:
         """Pause a schedule, or resume it from its next fire time after now."""
         async with transaction(self._sessions) as session:
-            if not await schedules.set_paused(session, schedule_id, paused, now=self.now()):
+            if not await scheduler.set_paused(session, schedule_id, paused, now=self.now()):
                 raise NotFound(f"schedule {schedule_id!r} not found")
         self._cron.wake()
 

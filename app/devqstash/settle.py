@@ -68,9 +68,17 @@ async def settle(
         due = now + timedelta(seconds=retry_delay_s(message, outcome, scale=retry_scale))
         if not await store.settle_retry(session, message, token, retried=message.retried + 1, due=due):
             return Settled(Result.LOST)
-        events.record(session, message_id=message.id, state=EventState.RETRY, url=message.url, now=now,
-                      retried=message.retried, responseStatus=outcome.status, error=outcome.error,
-                      nextDeliveryTime=ms(due))  # fmt: skip
+        events.record(
+            session,
+            message_id=message.id,
+            state=EventState.RETRY,
+            url=message.url,
+            now=now,
+            retried=message.retried,
+            responseStatus=outcome.status,
+            error=outcome.error,
+            nextDeliveryTime=ms(due),
+        )
         return await _with_callbacks(session, message, outcome, Settled(Result.RETRY, due), now=now)
     return await _fail(session, message, token, outcome, now=now)
 
@@ -95,18 +103,41 @@ async def _fail(
 ) -> Settled:
     if not await store.settle_failed(session, message, token, retried=message.retried):
         return Settled(Result.LOST)
-    dlq_id = dlq.add(session, message, now=now, status=outcome.status or 0, headers=outcome.headers,
-                     body=outcome.body, error=outcome.error)  # fmt: skip
-    events.record(session, message_id=message.id, state=EventState.FAILED, url=message.url, now=now,
-                  retried=message.retried, responseStatus=outcome.status, error=outcome.error, dlqId=dlq_id)
-    logger.warning("message %s to %s failed for good after %d retries (%s); DLQ entry %s",
-                   message.id, message.url, message.retried, outcome.status or outcome.error, dlq_id)
+    dlq_id = dlq.add(
+        session,
+        message,
+        now=now,
+        status=outcome.status or 0,
+        headers=outcome.headers,
+        body=outcome.body,
+        error=outcome.error,
+    )
+    events.record(
+        session,
+        message_id=message.id,
+        state=EventState.FAILED,
+        url=message.url,
+        now=now,
+        retried=message.retried,
+        responseStatus=outcome.status,
+        error=outcome.error,
+        dlqId=dlq_id,
+    )
+    logger.warning(
+        "message %s to %s failed for good after %d retries (%s); DLQ entry %s",
+        message.id,
+        message.url,
+        message.retried,
+        outcome.status or outcome.error,
+        dlq_id,
+    )
     settled = await _with_callbacks(session, message, outcome, Settled(Result.FAILED), now=now)
     if message.failure_callback is None:
         return settled
     body = {**callback_body(message, outcome), "dlqId": dlq_id}
-    due = await _publish_callback(session, message, message.failure_callback,
-                                  message.failure_callback_headers, body, now=now)  # fmt: skip
+    due = await _publish_callback(
+        session, message, message.failure_callback, message.failure_callback_headers, body, now=now
+    )
     return Settled(Result.FAILED, _earliest(settled.next_due, due), published=settled.published or due is not None)
 
 
@@ -156,8 +187,7 @@ async def _publish_callback(
     headers = [("Content-Type", "application/json"), *config.items()]
     data = json.dumps(body, separators=(",", ":")).encode()
     try:
-        spec = parse_spec(url, headers, data, default_retries=message.max_retries, now=now,
-                          caller_ip=message.caller_ip)  # fmt: skip
+        spec = parse_spec(url, headers, data, default_retries=message.max_retries, now=now, caller_ip=message.caller_ip)
     except BadRequest as exc:  # checked at publish; only a changed server could get here
         logger.error("callback of message %s to %s not sent: %s", message.id, url, exc)
         return None

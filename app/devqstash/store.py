@@ -56,8 +56,15 @@ async def publish(session: AsyncSession, spec: MessageSpec, *, now: datetime) ->
         if owner != message_id:
             return owner, True
     session.add(_row(spec, message_id, now=now))
-    events.record(session, message_id=message_id, state=EventState.CREATED, url=spec.url, now=now,
-                  label=spec.label, queueName=spec.queue_name)
+    events.record(
+        session,
+        message_id=message_id,
+        state=EventState.CREATED,
+        url=spec.url,
+        now=now,
+        label=spec.label,
+        queueName=spec.queue_name,
+    )
     await session.flush()
     return message_id, False
 
@@ -79,15 +86,30 @@ async def _take_dedup_key(session: AsyncSession, key: str, message_id: str, *, n
 def _row(spec: MessageSpec, message_id: str, *, now: datetime) -> QStashMessage:
     due = spec.not_before or now
     return QStashMessage(
-        id=message_id, url=spec.url, queue_name=spec.queue_name, method=spec.method, body=spec.body,
-        content_type=spec.content_type, forward_headers=spec.forward_headers,
-        control_headers=spec.control_headers, callback=spec.callback,
-        callback_headers=spec.callback_headers, failure_callback=spec.failure_callback,
-        failure_callback_headers=spec.failure_callback_headers, max_retries=spec.max_retries,
-        retry_delay=spec.retry_delay, timeout_s=spec.timeout_s, label=spec.label,
-        schedule_id=spec.schedule_id, caller_ip=spec.caller_ip, state=MessageState.PENDING,
-        retried=0, not_before=due, next_delivery_at=due, created_at=now,
-    )  # fmt: skip
+        id=message_id,
+        url=spec.url,
+        queue_name=spec.queue_name,
+        method=spec.method,
+        body=spec.body,
+        content_type=spec.content_type,
+        forward_headers=spec.forward_headers,
+        control_headers=spec.control_headers,
+        callback=spec.callback,
+        callback_headers=spec.callback_headers,
+        failure_callback=spec.failure_callback,
+        failure_callback_headers=spec.failure_callback_headers,
+        max_retries=spec.max_retries,
+        retry_delay=spec.retry_delay,
+        timeout_s=spec.timeout_s,
+        label=spec.label,
+        schedule_id=spec.schedule_id,
+        caller_ip=spec.caller_ip,
+        state=MessageState.PENDING,
+        retried=0,
+        not_before=due,
+        next_delivery_at=due,
+        created_at=now,
+    )
 
 
 async def active_message(session: AsyncSession, message_id: str) -> QStashMessage | None:
@@ -158,8 +180,9 @@ async def settle_delivered(session: AsyncSession, message: QStashMessage, token:
     )
     if result.rowcount != 1:
         return False
-    events.record(session, message_id=message.id, state=EventState.DELIVERED, url=message.url, now=now,
-                  retried=message.retried)
+    events.record(
+        session, message_id=message.id, state=EventState.DELIVERED, url=message.url, now=now, retried=message.retried
+    )
     return True
 
 
@@ -168,10 +191,15 @@ async def settle_retry(
 ) -> bool:
     """Put a failed message back as pending, due at `due`, with `retried` retries made."""
     return await _update_claimed(
-        session, message, token,
-        state=MessageState.PENDING, retried=retried, next_delivery_at=due,
-        claim_token=None, claimed_until=None,
-    )  # fmt: skip
+        session,
+        message,
+        token,
+        state=MessageState.PENDING,
+        retried=retried,
+        next_delivery_at=due,
+        claim_token=None,
+        claimed_until=None,
+    )
 
 
 async def settle_failed(session: AsyncSession, message: QStashMessage, token: str, *, retried: int) -> bool:

@@ -74,8 +74,13 @@ def dlq_view(entry: QStashDlqEntry, message: QStashMessage) -> dict[str, Any]:
 
 
 def event_view(event: QStashEvent) -> dict[str, Any]:
-    return {"time": ms(event.created_at), "messageId": event.message_id, "state": event.state,
-            "url": event.url, **event.details}  # fmt: skip
+    return {
+        "time": ms(event.created_at),
+        "messageId": event.message_id,
+        "state": event.state,
+        "url": event.url,
+        **event.details,
+    }
 
 
 def _body_fields(name: str, data: bytes) -> dict[str, str]:

@@ -55,9 +55,7 @@ class CoordinationStore(RunBase):
             child = await session.get(WorkflowRun, child_id)
             wake = None
             if child is None:
-                child = self._new_run(
-                    child_id, workflow, payload, labels=dict(parent.labels or {})
-                )
+                child = self._new_run(child_id, workflow, payload, labels=dict(parent.labels or {}))
                 child.parent_run_id, child.parent_position = (run_id, position) if wait else (None, None)
                 session.add(child)
                 await session.flush()

@@ -90,8 +90,10 @@ def declared_schedule(schedules: list[Schedule], name: str) -> Schedule:
     for schedule in schedules:
         if schedule.name == name:
             return schedule
-    raise NotFound(f"no schedule named {name!r} is declared (app.workflows.schedules.SCHEDULES); run "
-                   "`curaway schedules sync` to delete schedules that are no longer declared")  # fmt: skip
+    raise NotFound(
+        f"no schedule named {name!r} is declared (app.workflows.schedules.SCHEDULES); run "
+        "`curaway schedules sync` to delete schedules that are no longer declared"
+    )
 
 
 def tick_time(schedule: Schedule, header: str | None, *, now: datetime) -> datetime:

@@ -59,9 +59,7 @@ class RunBase:
         raise LeaseLostError("another delivery holds this run's lease", run_id=run_id)
 
     # -- helpers ------------------------------------------------------------------------
-    def _new_run(
-        self, run_id: str, workflow: str, payload: Any, *, labels: dict[str, str]
-    ) -> WorkflowRun:
+    def _new_run(self, run_id: str, workflow: str, payload: Any, *, labels: dict[str, str]) -> WorkflowRun:
         now = self.clock()
         return WorkflowRun(
             id=run_id,

@@ -26,7 +26,7 @@ RECEIVER = Receiver(current_signing_key=VECTOR_KEYS[0], next_signing_key=VECTOR_
 
 def test_the_signer_reproduces_the_protocol_test_vector():
     token = sign_delivery(b'{"hello":"world"}', VECTOR_URL, VECTOR_KEYS[0], now=1700000000,
-                          jti="jwt_testvector000000000000001")  # fmt: skip
+                          jti="jwt_testvector000000000000001")
     assert token == VECTOR_TOKEN
 
 

@@ -125,15 +125,30 @@ async def upsert(session: AsyncSession, spec: ScheduleSpec, *, now: datetime) ->
     schedule_id = spec.schedule_id or store.new_id("scd_")
     message = spec.message
     values = dict(
-        id=schedule_id, destination=message.url, cron=spec.cron, queue_name=message.queue_name,
-        method=message.method, body=message.body, content_type=message.content_type,
-        forward_headers=message.forward_headers, control_headers=message.control_headers,
-        callback=message.callback, callback_headers=message.callback_headers,
-        failure_callback=message.failure_callback, failure_callback_headers=message.failure_callback_headers,
-        max_retries=message.max_retries, retry_delay=message.retry_delay, timeout_s=message.timeout_s,
-        delay_s=spec.delay_s, label=message.label, caller_ip=message.caller_ip, is_paused=False,
-        next_fire_at=parse_cron(spec.cron).next_after(now), created_at=now, updated_at=now,
-    )  # fmt: skip
+        id=schedule_id,
+        destination=message.url,
+        cron=spec.cron,
+        queue_name=message.queue_name,
+        method=message.method,
+        body=message.body,
+        content_type=message.content_type,
+        forward_headers=message.forward_headers,
+        control_headers=message.control_headers,
+        callback=message.callback,
+        callback_headers=message.callback_headers,
+        failure_callback=message.failure_callback,
+        failure_callback_headers=message.failure_callback_headers,
+        max_retries=message.max_retries,
+        retry_delay=message.retry_delay,
+        timeout_s=message.timeout_s,
+        delay_s=spec.delay_s,
+        label=message.label,
+        caller_ip=message.caller_ip,
+        is_paused=False,
+        next_fire_at=parse_cron(spec.cron).next_after(now),
+        created_at=now,
+        updated_at=now,
+    )
     stmt = _insert(session).values(**values)
     kept = {"id", "created_at", "is_paused", "next_fire_at"}
     replaced: dict[str, Any] = {name: stmt.excluded[name] for name in values if name not in kept}
@@ -177,13 +192,26 @@ def tick_message(schedule: QStashSchedule, tick: datetime, *, now: datetime) -> 
     forward = {**schedule.forward_headers, TICK_HEADER: str(int(tick.timestamp()))}
     delay = None if not schedule.delay_s else now + timedelta(seconds=schedule.delay_s)
     return MessageSpec(
-        url=schedule.destination, body=schedule.body, method=schedule.method, content_type=schedule.content_type,
-        forward_headers=forward, control_headers=dict(schedule.control_headers), callback=schedule.callback,
-        callback_headers=dict(schedule.callback_headers), failure_callback=schedule.failure_callback,
-        failure_callback_headers=dict(schedule.failure_callback_headers), max_retries=schedule.max_retries,
-        retry_delay=schedule.retry_delay, timeout_s=schedule.timeout_s, not_before=delay, received_at=now,
-        label=schedule.label, schedule_id=schedule.id, queue_name=schedule.queue_name, caller_ip=schedule.caller_ip,
-    )  # fmt: skip
+        url=schedule.destination,
+        body=schedule.body,
+        method=schedule.method,
+        content_type=schedule.content_type,
+        forward_headers=forward,
+        control_headers=dict(schedule.control_headers),
+        callback=schedule.callback,
+        callback_headers=dict(schedule.callback_headers),
+        failure_callback=schedule.failure_callback,
+        failure_callback_headers=dict(schedule.failure_callback_headers),
+        max_retries=schedule.max_retries,
+        retry_delay=schedule.retry_delay,
+        timeout_s=schedule.timeout_s,
+        not_before=delay,
+        received_at=now,
+        label=schedule.label,
+        schedule_id=schedule.id,
+        queue_name=schedule.queue_name,
+        caller_ip=schedule.caller_ip,
+    )
 
 
 def schedule_view(schedule: QStashSchedule) -> dict[str, Any]:
@@ -192,10 +220,15 @@ def schedule_view(schedule: QStashSchedule) -> dict[str, Any]:
     if schedule.content_type:
         headers["Content-Type"] = schedule.content_type
     view: dict[str, Any] = {
-        "scheduleId": schedule.id, "destination": schedule.destination, "cron": schedule.cron,
-        "createdAt": ms(schedule.created_at), "method": schedule.method, "header": header_map(headers),
-        "retries": schedule.max_retries, "isPaused": schedule.is_paused,
-    }  # fmt: skip
+        "scheduleId": schedule.id,
+        "destination": schedule.destination,
+        "cron": schedule.cron,
+        "createdAt": ms(schedule.created_at),
+        "method": schedule.method,
+        "header": header_map(headers),
+        "retries": schedule.max_retries,
+        "isPaused": schedule.is_paused,
+    }
     if schedule.body:
         try:
             view["body"] = schedule.body.decode("utf-8")
