@@ -89,3 +89,23 @@ async def test_inline_continuation_cuts_messages_per_run(database_url):
             counts[budget] = await _messages_to(svc, "/workflows/seven-steps") - before
     assert counts[0] == 7  # one message per step
     assert counts[10_000] == 1  # the trigger's message carries all seven steps
+
+
+async def test_a_call_answer_over_the_output_limit_fails_the_call_step_clearly(database_url):
+    def large() -> FastAPI:
+        api = FastAPI()
+
+        @api.post("/ok")
+        async def ok() -> JSONResponse:
+            return JSONResponse({"blob": "x" * 4000})
+
+        return api
+
+    async with serve(lambda _: large()) as (third_party, _), live_service(
+        database_url, ALL, deps=Recorder(), workflow_max_step_output_bytes=2048
+    ) as svc:
+        run_id = await svc.runtime.trigger("caller", {"ok_url": f"{third_party}/ok", "broken_url": f"{third_party}/ok"})
+        run = await svc.wait(run_id)
+        assert run.status == "failed"
+        assert run.failure["step"] == "fetch" and run.failure["error_type"] == "CallFailed"
+        assert "WORKFLOW_MAX_STEP_OUTPUT_BYTES=2048" in run.error
