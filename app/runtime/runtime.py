@@ -298,6 +298,7 @@ class Runtime:
         if not isinstance(run, WorkflowRun):
             return run
         token = workflow_id_var.set(run_id)
+        released = False
         try:
             if run.workflow != workflow:
                 raise BadRequest(f"run {run_id} belongs to workflow {run.workflow!r}, not {workflow!r}")
@@ -305,6 +306,7 @@ class Runtime:
                 while run is not None:  # again while deliveries rang meanwhile
                     await self._driver(run, owner).drive()
                     run = await self.store.release_or_answer(run_id, owner)
+            released = True  # release_or_answer gave the lease back: no second UPDATE
             return DONE
         except LeaseLostError:
             log.warning("lost the lease while driving; another delivery carries on")
@@ -318,7 +320,8 @@ class Runtime:
             log.warning("delivery stopped by %s: %s; QStash will deliver it again", type(exc).__name__, exc)
             return RETRY
         finally:
-            await self._release(run_id, owner)
+            if not released:
+                await self._release(run_id, owner)
             workflow_id_var.reset(token)
 
     async def _release(self, run_id: str, owner: str) -> None:

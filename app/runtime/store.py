@@ -183,7 +183,10 @@ class RunStore(CoordinationStore):
             return result.rowcount == 1
 
     async def release_or_answer(self, run_id: str, owner: str) -> WorkflowRun | None:
-        """Give the lease back, unless a delivery rang meanwhile: then return the run to drive again."""
+        """Give the lease back, unless a delivery rang meanwhile: then return the run to drive again.
+
+        When it returns None the lease is no longer this delivery's (given back, or lost).
+        """
         async with transaction(self.sessions) as session:
             released = await session.execute(
                 update(WorkflowRun)
@@ -199,7 +202,14 @@ class RunStore(CoordinationStore):
                 .returning(WorkflowRun)
             )
             run = answered.scalar_one_or_none()
-            return None if run is None or run.status in TERMINAL_RUN_STATUSES else run
+            if run is not None and run.status in TERMINAL_RUN_STATUSES:  # nothing left to drive
+                await session.execute(
+                    update(WorkflowRun)
+                    .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
+                    .values(lease_owner=None, lease_expires_at=None)
+                )
+                return None
+            return run
 
     async def release_lease(self, run_id: str, owner: str) -> None:
         async with transaction(self.sessions) as session:
