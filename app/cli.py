@@ -252,7 +252,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         settings = Settings(**overrides)
     configure_logging(settings.log_level)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
     return 0
 
 

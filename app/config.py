@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     cors_allow_origins: str = ""
     # Rate limits: "[METHOD ]PATH_PATTERN=COUNT/SECONDS" rules, comma-separated; `*` matches one path
     # segment and a pattern matches as a prefix. Each rule counts per bearer token and per client IP.
+    # On SIGTERM, in-flight requests (QStash deliveries) get this long to finish; one still running
+    # then is cancelled: it gives its run's lease back and goes unanswered, so QStash delivers it again.
+    shutdown_grace_s: float = Field(default=8.0, ge=0)
     rate_limits: str = (
         "POST /auth/=20/60,POST /cases/*/documents=30/60,POST /cases/*/forwardings=30/60,POST /providers=30/60"
     )
