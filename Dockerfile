@@ -16,7 +16,8 @@ FROM python:3.11-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tesseract-ocr tesseract-ocr-eng tzdata libgl1 libglib2.0-0 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --create-home --home-dir /srv curaway
+ && useradd --system --uid 10001 --create-home --home-dir /srv curaway \
+ && install -d -o curaway -g curaway /srv/var
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /srv
 # Migrations are not package data: they sit here and MIGRATIONS_DIR says where.

@@ -216,6 +216,7 @@ class Settings(BaseSettings):
 
 
 MIN_AUTH_SECRET_BYTES = 32
+MIN_OPS_TOKEN_CHARS = 16
 
 
 def unsafe_settings(settings: Settings) -> list[str]:
@@ -232,6 +233,11 @@ def unsafe_settings(settings: Settings) -> list[str]:
     problems = []
     if len(settings.auth_secret.get_secret_value().encode()) < MIN_AUTH_SECRET_BYTES:
         problems.append(f"AUTH_SECRET is shorter than {MIN_AUTH_SECRET_BYTES} bytes: set a long random secret")
+    if len(settings.ops_token.get_secret_value()) < MIN_OPS_TOKEN_CHARS:
+        problems.append(f"OPS_TOKEN is shorter than {MIN_OPS_TOKEN_CHARS} characters: set a long random token")
+    for name in ("qstash_token", "qstash_current_signing_key", "qstash_next_signing_key"):
+        if not getattr(settings, name).get_secret_value():
+            problems.append(f"{name.upper()} is empty: copy it from the Upstash console")
     if settings.env is not Environment.PRODUCTION:
         return problems
     if settings.database_url.startswith("sqlite"):

@@ -46,6 +46,8 @@ def test_safe_production_settings_are_accepted():
         ({"auth_secret": DEV_AUTH_SECRET}, "AUTH_SECRET"),
         ({"ops_token": "dev-ops-token"}, "OPS_TOKEN"),
         ({"auth_secret": "x" * 31}, "AUTH_SECRET is shorter than 32 bytes"),
+        ({"ops_token": ""}, "OPS_TOKEN is shorter"),
+        ({"qstash_next_signing_key": ""}, "QSTASH_NEXT_SIGNING_KEY is empty"),
         ({"database_url": "sqlite+aiosqlite:///var/curaway.db"}, "DATABASE_URL is SQLite"),
         ({"public_base_url": ""}, "PUBLIC_BASE_URL"),
         ({"public_base_url": "http://pipelines.example.org"}, "PUBLIC_BASE_URL"),
