@@ -3,7 +3,7 @@
 HTTPFacingError, HTTPException (404, 405, 413) and validation errors (422) already answer JSON;
 this adds the last resort: an unhandled exception is logged with its traceback and answered
 `500 {"detail": "internal server error"}`. It also documents, on every operation, the answers the
-middleware may give before a route runs: 413 where a body is accepted, 429 where a rate limit applies.
+middleware may give before a route runs: 400 and 413 where a body is accepted, 429 where a rate limit applies.
 """
 
 from __future__ import annotations
@@ -14,23 +14,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
+from app.errors import ErrorBody
 from app.security.ratelimit import Rule
 
 log = logging.getLogger(__name__)
 ERROR_SCHEMA_REF = {"$ref": "#/components/schemas/ErrorBody"}
-
-
-class ErrorBody(BaseModel):
-    """What every error answers (422 validation errors give a list of problems as `detail`)."""
-
-    detail: str
-
-
-def error_response(description: str) -> dict[str, Any]:
-    """A `responses=` entry for routes: `responses={404: error_response("no such case")}`."""
-    return {"model": ErrorBody, "description": description}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -53,6 +42,7 @@ def document_error_responses(app: FastAPI, rules: tuple[Rule, ...]) -> None:
             for method, operation in operations.items():
                 responses = operation.setdefault("responses", {})
                 if "requestBody" in operation:
+                    responses.setdefault("400", _documented("the body cannot be parsed (not JSON, broken multipart)"))
                     responses.setdefault("413", _documented("the request body is over the size limit"))
                 if any(rule.route.matches(method.upper(), _example_path(path)) for rule in rules):
                     responses.setdefault("429", _documented("rate limited: retry after Retry-After seconds"))
