@@ -112,7 +112,9 @@ def fuzz(schema, fuzz_server: dict[str, str], who: str) -> list[str]:  # noqa: A
     return failures
 
 
-HYPOTHESIS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+HYPOTHESIS = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+)
 
 
 @pytest.mark.slow
