@@ -108,3 +108,11 @@ async def test_curaway_serve_outside_development_exits_naming_the_unsafe_setting
     assert result.returncode == 2, result.stderr
     assert "STORAGE_BACKEND=local" in result.stderr and "Traceback" not in result.stderr
     assert SAFE_PRODUCTION["auth_secret"] not in result.stderr + result.stdout
+
+
+def test_migrations_are_found_in_a_checkout_or_where_migrations_dir_says(tmp_path):
+    from app.migrate import MigrationsNotFound, locate_migrations
+
+    assert (locate_migrations() / "env.py").is_file()
+    with pytest.raises(MigrationsNotFound, match="set MIGRATIONS_DIR"):
+        locate_migrations(tmp_path)
