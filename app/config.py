@@ -3,7 +3,10 @@
 Every other module receives a `Settings` instance (or values taken from it) through a
 constructor or a FastAPI dependency. Outside `ENV=development` the public development
 credentials (Upstash's local QStash token and keys, the dev ops token and auth secret) are
-refused, so a production deployment can never run with secrets printed in documentation.
+refused, so a production deployment can never run with secrets printed in documentation;
+`unsafe_settings` adds what else is refused (short secrets; with ENV=production SQLite, the
+embedded QStash, local storage, a PUBLIC_BASE_URL that is not https). Secrets are `SecretStr`:
+read them with `.get_secret_value()` where they are used, never log the settings' values.
 """
 
 from __future__ import annotations
