@@ -35,6 +35,7 @@ from app.runtime.router import router as workflow_router
 from app.runtime.runtime import Runtime, SignatureConfig
 from app.runtime.schedules import Schedule
 from app.runtime.transport import QStashClient
+from app.security import install as install_security
 from app.services import Services
 from app.storage import ObjectStorage, build_storage
 from app.workflows.deps import PipelineDeps, build_pipeline_deps
@@ -66,7 +67,7 @@ def build_storage_from(settings: Settings) -> ObjectStorage:
         s3_endpoint_url=settings.s3_endpoint_url,
         s3_bucket=settings.s3_bucket,
         s3_access_key_id=settings.s3_access_key_id,
-        s3_secret_access_key=settings.s3_secret_access_key,
+        s3_secret_access_key=settings.s3_secret_access_key.get_secret_value(),
         s3_region=settings.s3_region,
     )
 
@@ -76,7 +77,7 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-    qstash = QStashClient(settings.qstash_base_url, settings.qstash_token, http)
+    qstash = QStashClient(settings.qstash_base_url, settings.qstash_token.get_secret_value(), http)
     storage = build_storage_from(settings)
     if deps is None:
         deps = build_pipeline_deps(settings, sessions, http, storage)
@@ -94,7 +95,7 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
         devqstash = DevQStash(
             sessions=sessions,
             http=http,
-            token=settings.qstash_token,
+            token=settings.qstash_token.get_secret_value(),
             signing_keys=settings.signing_keys,
             retry_scale=settings.devqstash_retry_scale,
             default_retries=settings.devqstash_default_retries,
@@ -102,7 +103,11 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
             poll_interval_s=settings.devqstash_poll_interval_s,
             concurrency=settings.devqstash_concurrency,
         )
-    tokens = TokenService(secret=settings.auth_secret, ops_token=settings.ops_token, ttl_s=settings.patient_token_ttl_s)
+    tokens = TokenService(
+        secret=settings.auth_secret.get_secret_value(),
+        ops_token=settings.ops_token.get_secret_value(),
+        ttl_s=settings.patient_token_ttl_s,
+    )
     # Postgres makes rows visible at commit, not in ID order: let the feed wait for stragglers.
     settle_s = 0.5 if engine.dialect.name == "postgresql" else 0.0
     progress = ProgressFeed(sessions, poll_s=settings.progress_poll_s, settle_s=settle_s)
@@ -172,6 +177,7 @@ def create_app(
         app.include_router(router)
     if services.devqstash is not None:
         app.include_router(build_router(services.devqstash), prefix="/qstash", include_in_schema=False)
+    install_security(app, settings)
     return app
 
 
