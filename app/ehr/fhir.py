@@ -83,11 +83,14 @@ UCUM_UNITS = {
     "mL/min/{1.73_m2}",
     "{INR}",
     "1",
+    "U/mL",
+    "m[IU]/mL",
 }
 UNIT_DISPLAY = {
     "10*9/L": "10^9/L",
     "10*12/L": "10^12/L",
     "m[IU]/L": "mIU/L",
+    "m[IU]/mL": "mIU/mL",
     "umol/L": "µmol/L",
     "mL/min/{1.73_m2}": "mL/min/1.73m2",
     "{INR}": "INR",
