@@ -46,6 +46,7 @@ _LABEL = re.compile(r"(?i:\b[il1]cd[ -]*(?:10|x)(?:[ -]*(?:cm|gm))?|\bci[ed][ -]
 _CODE = re.compile(r"([A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?)(?![A-Za-z0-9])")
 _MORE = re.compile(r"[ ]*(?:,|/|;|\band\b|\bund\b|\bet\b|\by\b|\bve\b)[ ]*")
 _BARE = re.compile(r"\([ ]*([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})[ ]*\)")
+_CONTEXT_WORD = re.compile(r"[a-z0-9]+")
 _DISPLAY_JUNK = re.compile(r"^[\s\-\d.)]*|[\s,:;(\-]*$")
 SITE_WINDOW = 60
 SIDE_WINDOW = 30
@@ -220,10 +221,13 @@ def _modifies(doc: Document, cue: str, hit: Hit) -> bool:
 
 
 def _history_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
-    """Past conditions that have a status code ("MI in 2015, resolved" -> I25.2 old MI)."""
+    """Past conditions that have a status code ("MI in 2015, resolved" -> I25.2 old MI, "breast
+    cancer treated in 2015, no recurrence" -> Z85.3): the code's own entry, else its category's."""
     found = []
-    for hit in doc.found("condition"):
-        code = vocabulary.history_codes.get(hit.key or "")
+    mentions = [(hit, hit.key or "") for hit in doc.found("condition")]
+    mentions += [(hit, _site_code(doc, vocabulary, hit) or "") for hit in doc.found("site_condition")]
+    for hit, condition in mentions:
+        code = vocabulary.history_codes.get(condition) or vocabulary.history_codes.get(condition[:3])
         if code and context_of(doc, hit.start, hit.end) == "resolved" and not about_family(doc, hit.start):
             found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "history-code"))
     return found
@@ -252,7 +256,29 @@ def _site_code(doc: Document, vocabulary: Vocabulary, hit: Hit) -> str | None:
     if "*" in sides:
         return sides["*"]
     plural = bool(site_hit and site_hit.key and site_hit.key.endswith("*"))
-    return sides.get(_side(doc, site_hit or hit, plural)) or sides.get("unspecified")
+    side = _side(doc, site_hit or hit, plural)
+    if "tabular" in sides:
+        return _tabular_code(doc, vocabulary, hit, sides["tabular"], side) or sides.get("unspecified")
+    return sides.get(side) or sides.get("unspecified")
+
+
+def _tabular_code(doc: Document, vocabulary: Vocabulary, hit: Hit, category: str, side: str) -> str | None:
+    """The billable code under `category` that the sentence supports, walking the tabular list down
+    by the words of each child's description ("upper outer quadrant" -> C50.4-, "left" -> C50.412).
+    Words in the supported languages are put in the list's English first (`tabular_words`), and
+    the side and the patient's sex are added as the list writes them."""
+    s0, s1 = doc.sentence(hit.start)
+    words = _CONTEXT_WORD.findall(doc.text[s0:s1].lower())
+    english = [vocabulary.tabular_words.get(word, word) for word in words]
+    sides = [side] if side != "unspecified" else []
+    context = " ".join([*english, *sides, *_sex(doc)])
+    return billable_code(category, context)
+
+
+def _sex(doc: Document) -> list[str]:
+    """"female" or "male" when the document's words say which (first mention wins), else nothing."""
+    hits = doc.found("sex")
+    return [hits[0].key] if hits and hits[0].key else []
 
 
 def _nearest_site(doc: Document, hit: Hit, codes: dict[str, dict[str, str]]) -> Hit | None:

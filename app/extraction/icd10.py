@@ -89,7 +89,7 @@ def _integral(code: str, codes: list[str], integral: Iterable[IntegralSymptom]) 
 def _longest_valid_prefix(code: str) -> str | None:
     while code and not cm.is_valid_item(code):
         code = code[:-1].rstrip(".")
-    return code if code and not cm.is_chapter_or_block(code) else None
+    return code if code and (cm.is_category(code) or not cm.is_chapter_or_block(code)) else None  # C50 is both
 
 
 def _words(text: str) -> set[str]:

@@ -188,6 +188,7 @@ class Vocabulary:
     overrides: dict[str, dict[str, str]]
     sections: list[tuple[str, list[str]]]
     lab_report_titles: list[str]
+    tabular_words: dict[str, str] = field(default_factory=dict)  # folded word -> the tabular list's English
 
     @classmethod
     def from_file(cls, path: Path = VOCABULARY_PATH, context: Path = CONTEXT_PATH) -> Vocabulary:
@@ -224,6 +225,7 @@ def _compile(data: dict[str, Any], context: dict[str, Any]) -> Vocabulary:
         overrides=data["imaging"]["overrides"],
         sections=[(kind, [_words(k) for k in keywords]) for kind, keywords in sections],
         lab_report_titles=[fold(t).lower() for t in data["lab_report_titles"]],
+        tabular_words=data["tabular_words"],
     )
 
 
@@ -260,7 +262,7 @@ def _index_terms(index: TermIndex, data: dict[str, Any]) -> None:
 
 
 def _index_context(index: TermIndex, data: dict[str, Any]) -> None:
-    by_section = {section: category for category, section in _NAMED.items()}
+    by_section = {section: category for category, section in _NAMED.items()} | {"site_conditions": "site_condition"}
     for section, phrases in data["blockers"].items():
         _add_all(index, by_section.get(section, "condition"), None, phrases)
     for cue, phrases in data["cues"].items():
@@ -300,5 +302,7 @@ def _index_places(index: TermIndex, data: dict[str, Any]) -> None:
         _add_all(index, "site", f"{key}*", site["plural"])
     for side, words in data["sides"].items():
         _add_all(index, "side", side, words)
+    for sex, words in data["sexes"].items():
+        _add_all(index, "sex", sex, words)
     for modality in data["imaging"]["modalities"]:
         _add_all(index, "modality", modality["key"], modality["terms"])
