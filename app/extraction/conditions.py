@@ -37,7 +37,7 @@ from app.extraction.context import (
 from app.extraction.document import Document
 from app.extraction.icd10 import Combination, billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
-from app.extraction.status import bmi_code
+from app.extraction.status import bmi_code, long_term_codes, pattern_codes
 from app.extraction.studies import historical
 from app.extraction.vocabulary import CONTEXT_KINDS, Hit, Vocabulary, trigger_cue
 
@@ -63,8 +63,11 @@ class _Found(NamedTuple):
     rule: str
 
 
-def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: bool) -> list[Condition]:
-    """Conditions in document order, one per code."""
+def extract_conditions(
+    doc: Document, vocabulary: Vocabulary, *, lab_report: bool, drugs: frozenset[str] = frozenset()
+) -> list[Condition]:
+    """Conditions in document order, one per code; `drugs` are the current medications (for the
+    long-term drug therapy codes)."""
     explicit = _explicit(doc, vocabulary)
     derived = [] if lab_report else _derived(doc, vocabulary, explicit)
     combinations, absorbed = _respect_stated({f.code for f in explicit}, derived, vocabulary.combinations)
@@ -72,10 +75,15 @@ def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: boo
     for found in sorted(explicit + [f for f in derived if f.code not in absorbed], key=lambda f: f.start):
         first.setdefault(found.code, found)
     codes = coherent_codes(list(first), combinations, vocabulary.integral_symptoms)
-    bmi = None if lab_report else bmi_code(doc.text, codes)
-    if bmi and bmi[0] not in codes:
-        first[bmi[0]] = _Found(bmi[1], bmi[2], bmi[0], _display(bmi[0], vocabulary), "bmi")
-        codes.append(bmi[0])
+    if not lab_report:
+        bmi = bmi_code(doc.text, codes)
+        supplementary = [(bmi, "bmi")] if bmi else []
+        supplementary += [(found, "status-pattern") for found in pattern_codes(doc, vocabulary, codes)]
+        supplementary += [(found, "long-term-therapy") for found in long_term_codes(doc, vocabulary, set(drugs))]
+        for (code, start, end), rule in supplementary:
+            if code not in codes:
+                first[code] = _Found(start, end, code, _display(code, vocabulary), rule)
+                codes.append(code)
     return [_condition(doc, vocabulary, code, first) for code in codes]
 
 

@@ -1,16 +1,28 @@
-"""Supplementary ICD-10-CM status codes read from values in the text.
+"""Supplementary ICD-10-CM status codes read from values and phrases in the text.
 
 BMI (Z68.-): an adult's body-mass index ("BMI 43", "IMC 31,5", "VKI 36") is coded only next to a
 diagnosis it qualifies - obesity or overweight (E66.-), as the ICD-10-CM guidelines require
 (I.B.14: BMI codes are secondary codes). A lab report or a document without such a diagnosis
 gives none.
+
+Receptor status (Z17.-) and the like (`vocabulary.json` `icd10_status_patterns`): a pattern on the
+folded text, coded only when a diagnosis it qualifies is coded (Z17.0 "ER positive" with a breast
+malignancy C50.-); the first matching pattern of each code counts.
+
+Long-term drug therapy (Z79.-, `icd10_long_term_therapy`): a current medication whose class has a
+Z79 code, when its own sentence says the therapy is long-term or maintenance ("long-term
+anticoagulation with apixaban", "adjuvant endocrine therapy with anastrozole", "Dauertherapie",
+"au long cours"). A drug merely listed gives none: the list's guideline codes Z79 for therapy the
+record says is ongoing, and a list cannot say so.
 """
 
 from __future__ import annotations
 
 import re
 
+from app.extraction.document import Document
 from app.extraction.text import parse_number
+from app.extraction.vocabulary import Vocabulary
 
 _BMI = re.compile(r"\b(?:BMI|IMC|VKI|body mass index)\b\s*(?:of|de|von|:|=)?\s*(\d{2}(?:[.,]\d{1,2})?)(?!\d)",
                   re.IGNORECASE)
@@ -41,3 +53,30 @@ def _z68(bmi: float) -> str:
         if bmi < upper:
             return code
     return "Z68.45"
+
+
+def pattern_codes(doc: Document, vocabulary: Vocabulary, codes: list[str]) -> list[tuple[str, int, int]]:
+    """(code, start, end) of each status pattern found whose qualifying diagnosis is in `codes`."""
+    lowered = doc.text.lower()
+    found = []
+    for status in vocabulary.status_patterns:
+        if status.code in codes or not any(code.startswith(status.with_codes) for code in codes):
+            continue
+        matches = [m for pattern in status.patterns if (m := pattern.search(lowered))]
+        if matches:
+            first = min(matches, key=lambda m: m.start())
+            found.append((status.code, first.start(), first.end()))
+    return found
+
+
+def long_term_codes(doc: Document, vocabulary: Vocabulary, drugs: set[str]) -> list[tuple[str, int, int]]:
+    """(Z79 code, start, end of the drug's mention) for current drugs whose sentence says long-term."""
+    found: dict[str, tuple[str, int, int]] = {}
+    for hit in doc.found("medication"):
+        code = vocabulary.long_term_codes.get(hit.key or "")
+        if not code or hit.key not in drugs or code in found:
+            continue
+        s0, s1 = doc.sentence(hit.start)
+        if doc.cues("long_term", s0, s1):
+            found[code] = (code, hit.start, hit.end)
+    return list(found.values())

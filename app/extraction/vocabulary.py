@@ -164,6 +164,16 @@ class SiteCondition:
 
 
 @dataclass(frozen=True)
+class StatusPattern:
+    """A supplementary code written as a pattern (on folded, lower-case text), coded only next to a
+    diagnosis it qualifies (`with`: code prefixes), e.g. ER positive -> Z17.0 with a C50 code."""
+
+    code: str
+    with_codes: tuple[str, ...]
+    patterns: tuple[re.Pattern[str], ...]
+
+
+@dataclass(frozen=True)
 class Modality:
     key: str
     template: str
@@ -189,6 +199,8 @@ class Vocabulary:
     sections: list[tuple[str, list[str]]]
     lab_report_titles: list[str]
     tabular_words: dict[str, str] = field(default_factory=dict)  # folded word -> the tabular list's English
+    status_patterns: list[StatusPattern] = field(default_factory=list)
+    long_term_codes: dict[str, str] = field(default_factory=dict)  # drug name -> Z79 code
 
     @classmethod
     def from_file(cls, path: Path = VOCABULARY_PATH, context: Path = CONTEXT_PATH) -> Vocabulary:
@@ -226,6 +238,11 @@ def _compile(data: dict[str, Any], context: dict[str, Any]) -> Vocabulary:
         sections=[(kind, [_words(k) for k in keywords]) for kind, keywords in sections],
         lab_report_titles=[fold(t).lower() for t in data["lab_report_titles"]],
         tabular_words=data["tabular_words"],
+        status_patterns=[
+            StatusPattern(p["code"], tuple(p["with"]), tuple(re.compile(x) for x in p["patterns"]))
+            for p in data["icd10_status_patterns"]
+        ],
+        long_term_codes=data["icd10_long_term_therapy"]["codes"],
     )
 
 
@@ -269,6 +286,7 @@ def _index_context(index: TermIndex, data: dict[str, Any]) -> None:
         _add_all(index, f"cue.{cue}", cue, phrases)
     for modifier in data["icd10_modifiers"]:
         _add_all(index, f"cue.{modifier['cue']}", modifier["cue"], modifier["terms"])
+    _add_all(index, "cue.long_term", "long_term", data["icd10_long_term_therapy"]["cues"])
     for reaction in data["reactions"]:
         index.add("reaction", reaction, reaction)
 
