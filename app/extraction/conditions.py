@@ -186,10 +186,19 @@ def _display_from_text(doc: Document, start: int) -> str:
 def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     found = []
     for hit in doc.found("condition"):
-        if hit.key and diagnosed(doc, hit):
+        if hit.key and diagnosed(doc, hit) and not _a_reaction(doc, hit):
             code = _modified(doc, vocabulary, hit)
             found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "vocabulary-term"))
     return found + _history_terms(doc, vocabulary) + _implant_terms(doc, vocabulary)
+
+
+def _a_reaction(doc: Document, hit: Hit) -> bool:
+    """A condition word that is an allergy's reaction ("Allergies: penicillin (urticaria)", "allergy
+    to latex (hives)"): a reaction word in the allergies section or in a sentence about an allergy."""
+    if not any(r.start <= hit.start and hit.end <= r.end for r in doc.within("reaction", hit.start, hit.end)):
+        return False
+    s0, s1 = doc.sentence(hit.start)
+    return doc.section(hit.start) == "allergies" or bool(doc.cues("allergy", s0, s1))
 
 
 def _implant_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
