@@ -257,7 +257,7 @@ def _site_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
             continue
         code = _site_code(doc, vocabulary, hit)
         if code:
-            found.append(_Found(hit.start, hit.end, code, vocabulary.displays.get(code, code), "site-term"))
+            found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "site-term"))
     return found
 
 

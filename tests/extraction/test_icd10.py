@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+import simple_icd_10_cm as cm
 
 from app.extraction.canonical import canonicalise
 from app.extraction.icd10 import billable_code, coherent_codes, is_billable
 from app.extraction.schemas import Condition, Extraction
-from app.extraction.vocabulary import VOCABULARY_PATH, default_vocabulary
+from app.extraction.vocabulary import TERMS_PATH, VOCABULARY_PATH, default_vocabulary
 from tests.extraction.support import codes, expected, extract, pdf_pages
 from tests.extraction.test_fixtures import SCANNED_NOTE_OCR
 
@@ -20,13 +21,27 @@ TEXT_FIXTURES = sorted(name for name, want in expected().items() if isinstance(w
 def vocabulary_codes() -> set[str]:
     data = json.loads(VOCABULARY_PATH.read_text(encoding="utf-8"))
     found = {c["code"] for c in data["conditions"]} | set(data["icd10_displays"])
-    found |= {code for s in data["site_conditions"] for sides in s["codes"].values() for code in sides.values()}
+    found |= {code for s in data["site_conditions"] for sides in s["codes"].values()
+              for key, code in sides.items() if key != "tabular"}
+    found |= {code for code in data["icd10_history_codes"].values()}
+    found |= {p["code"] for p in data["icd10_status_patterns"]}
+    found |= set(data["icd10_long_term_therapy"]["codes"].values())
+    found |= set(json.loads(TERMS_PATH.read_text(encoding="utf-8"))["terms"].values())
     return found | {c["code"] for c in data["icd10_combinations"]}
 
 
 def test_every_vocabulary_code_is_billable() -> None:
     invalid = sorted(code for code in vocabulary_codes() if not is_billable(code))
     assert invalid == []
+
+
+def test_tabular_site_codes_are_categories_that_refine_to_billable_codes() -> None:
+    data = json.loads(VOCABULARY_PATH.read_text(encoding="utf-8"))
+    categories = [sides["tabular"] for s in data["site_conditions"] for sides in s["codes"].values() if "tabular" in sides]
+    assert categories
+    for category in categories:
+        assert cm.is_category(category), category
+        assert is_billable(billable_code(category, "right upper lobe female") or ""), category
 
 
 @pytest.mark.parametrize("name", TEXT_FIXTURES)
