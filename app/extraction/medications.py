@@ -49,7 +49,13 @@ def extract_medications(doc: Document, vocabulary: Vocabulary) -> list[Medicatio
         known = meds.get(med.name)
         if known is None or (known.dose is None and med.dose):
             meds[med.name] = med
-    return list(meds.values())
+    return [med for name, med in meds.items() if not _named_more_precisely(name, meds, vocabulary)]
+
+
+def _named_more_precisely(name: str, meds: dict[str, Medication], vocabulary: Vocabulary) -> bool:
+    """A class name ("insulin") when a member of the class is also listed ("insulin detemir"): the
+    same drug mentioned once by its class ("sous insuline") and once by name."""
+    return any(member in meds for member in vocabulary.medication_classes.get(name, ()))
 
 
 def _current(doc: Document, hit: Hit, previous_end: int, end: int) -> bool:

@@ -204,6 +204,7 @@ class Vocabulary:
     tabular_words: dict[str, str] = field(default_factory=dict)  # folded word -> the tabular list's English
     status_patterns: list[StatusPattern] = field(default_factory=list)
     long_term_codes: dict[str, str] = field(default_factory=dict)  # drug name -> Z79 code
+    medication_classes: dict[str, list[str]] = field(default_factory=dict)  # class name -> member names
 
     @classmethod
     def from_file(
@@ -250,6 +251,7 @@ def _compile(data: dict[str, Any], context: dict[str, Any], tabular_terms: dict[
             for p in data["icd10_status_patterns"]
         ],
         long_term_codes=data["icd10_long_term_therapy"]["codes"],
+        medication_classes=data["medication_classes"],
     )
 
 
