@@ -136,6 +136,8 @@ def _less_specific(code: str, codes: list[str]) -> bool:
     as many but deeper under the same parent (K05.30 "chronic periodontitis, unspecified" next to K05.329)."""
     text = cm.get_description(code).lower()
     siblings = [c for c in codes if c != code and c[:3] == code[:3]]
+    if _is_combination(code):  # "with" codes of one category code different complications (E10.319, E10.22)
+        siblings = [c for c in siblings if not _is_combination(c)]
     unspecified = text.count("unspecified")
     parent = cm.get_parent(code)
     if unspecified and any(
