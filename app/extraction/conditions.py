@@ -75,6 +75,7 @@ def extract_conditions(
     for found in sorted(explicit + [f for f in derived if f.code not in absorbed], key=lambda f: f.start):
         first.setdefault(found.code, found)
     codes = coherent_codes(list(first), combinations, vocabulary.integral_symptoms)
+    codes = _past_malignancies(doc, vocabulary, codes, first)
     if not lab_report:
         bmi = bmi_code(doc.text, codes)
         supplementary = [(bmi, "bmi")] if bmi else []
@@ -235,6 +236,28 @@ def _modifies(doc: Document, cue: str, hit: Hit) -> bool:
         if not between and not next_condition:
             return True
     return False
+
+
+def _past_malignancies(doc: Document, vocabulary: Vocabulary, codes: list[str], first: dict[str, _Found]) -> list[str]:
+    """A malignancy the document says has not recurred ("sin evidencia de recidiva del adenocarcinoma
+    de colon", "in complete remission") is coded by its personal-history code (Z85.-), wherever it is
+    named: the guideline's "excised or eradicated, no evidence of any existing malignancy"."""
+    past: dict[str, Hit] = {}
+    for hit in doc.found("site_condition"):
+        s0, s1 = doc.sentence(hit.start)
+        code = _site_code(doc, vocabulary, hit) if hit.key == "malignancy" else None
+        if code and doc.cues("no_recurrence", s0, s1) and not about_family(doc, hit.start):
+            past.setdefault(code[:3], hit)
+    kept: list[str] = []
+    for code in codes:
+        history = vocabulary.history_codes.get(code[:3]) if code[:3] in past else None
+        if history is None:
+            kept.append(code)
+        elif history not in kept:
+            hit = past[code[:3]]
+            first[history] = _Found(hit.start, hit.end, history, _display(history, vocabulary), "history-code")
+            kept.append(history)
+    return kept
 
 
 def _history_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
