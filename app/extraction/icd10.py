@@ -37,6 +37,7 @@ _SYMPTOM_CHAPTER = "R"
 # A child the context does not choose: the "unspecified" one, the "without ..." one, and for the 7th
 # character of injuries the initial encounter (the patient is in active treatment).
 _DEFAULT_CHILD = ({"unspecified"}, {"without"}, {"initial", "encounter"})
+_INJURY_CHAPTERS = ("S", "T")
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def _best_child(code: str, context: set[str]) -> str | None:
     if best and sum(1 for score, _ in scores if score == best) == 1:
         return next(c for score, c in scores if score == best)
     own = {c: _words(cm.get_description(c)) - parent_words for c in children}
-    for default in _DEFAULT_CHILD:
+    for default in _DEFAULT_CHILD if code.startswith(_INJURY_CHAPTERS) else _DEFAULT_CHILD[:2]:
         found = [c for c in children if default <= own[c]]
         if found:
             return found[0]

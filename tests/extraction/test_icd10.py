@@ -35,13 +35,17 @@ def test_every_vocabulary_code_is_billable() -> None:
     assert invalid == []
 
 
-def test_tabular_site_codes_are_categories_that_refine_to_billable_codes() -> None:
+def test_tabular_site_codes_are_parent_codes_that_refine_to_billable_codes() -> None:
     data = json.loads(VOCABULARY_PATH.read_text(encoding="utf-8"))
     categories = [sides["tabular"] for s in data["site_conditions"] for sides in s["codes"].values() if "tabular" in sides]
     assert categories
     for category in categories:
-        assert cm.is_category(category), category
-        assert is_billable(billable_code(category, "right upper lobe female") or ""), category
+        assert cm.is_valid_item(category) and not cm.is_leaf(category), category
+        assert billable_code(category, "") is None or is_billable(billable_code(category, "") or ""), category
+    for sides in (sides for s in data["site_conditions"] for sides in s["codes"].values() if "tabular" in sides):
+        assert sides["unspecified"].startswith(sides["tabular"]) and is_billable(sides["unspecified"]), sides
+    assert billable_code("C50", "left breast upper outer quadrant female") == "C50.412"
+    assert billable_code("S83.2", "bucket handle tear of the medial meniscus right knee") == "S83.211A"
 
 
 @pytest.mark.parametrize("name", TEXT_FIXTURES)

@@ -151,7 +151,8 @@ def test_short_modality_abbreviation_needs_its_own_site() -> None:
 
 def test_problem_list_abbreviations() -> None:
     text = "PMH: Type 2 DM, HLD, hypothyroid, CKD stage 3, OSA on CPAP, CHF, COPD, BPH."
-    assert codes(extract(text)) == {"E11.9", "E78.5", "E03.9", "N18.9", "G47.33", "I50.9", "J44.9", "N40.0"}
+    # diabetes and CKD are linked by the list's "with" convention (guideline I.A.15): E11.22 + N18.-
+    assert codes(extract(text)) == {"E11.22", "E78.5", "E03.9", "N18.9", "G47.33", "I50.9", "J44.9", "N40.0"}
 
 
 def test_allergy_list_with_reactions_and_a_medication_list_below_it() -> None:
