@@ -232,7 +232,10 @@ def _modifies(doc: Document, cue: str, hit: Hit) -> bool:
             return True
     for after in doc.cues(cue, hit.end, min(s1, hit.end + MODIFIER_AFTER)):
         between = doc.within("condition", hit.end, after.start)
-        next_condition = any(after.end <= h.start <= after.end + 2 for h in doc.found("condition"))
+        next_condition = any(
+            after.end <= h.start <= after.end + 2 and not doc.text[after.end : h.start].strip()
+            for h in doc.found("condition")
+        )  # "evre 3a, diyabetik retinopati": the comma ends the modifier's reach
         if not between and not next_condition:
             return True
     return False

@@ -6,7 +6,7 @@ import json
 
 from app.extraction.icd10 import is_billable
 from app.extraction.vocabulary import default_vocabulary
-from bench.extraction_eval import EVAL_SET, evaluate
+from bench.extraction_eval import EVAL_SET, HELDOUT_SET, evaluate
 
 
 def test_the_eval_set_has_25_documents_in_six_languages_with_billable_codes() -> None:
@@ -22,6 +22,25 @@ def test_the_eval_set_has_25_documents_in_six_languages_with_billable_codes() ->
 def test_the_offline_agent_keeps_its_figures_on_the_eval_set() -> None:
     result = evaluate(EVAL_SET, misses=False)
     assert result["clinical"]["f1"] >= 0.97
+    assert result["labs"]["recall"] >= 0.95
+    assert result["procedure"]["invented"] == 0
+    assert result["procedure"]["accuracy"] >= 0.9
+
+
+def test_the_heldout_set_is_well_formed_in_six_languages_with_billable_codes() -> None:
+    expected = {k: v for k, v in json.loads((HELDOUT_SET / "expected.json").read_text()).items() if not k.startswith("_")}
+    assert len(expected) >= 12
+    assert {doc["language"] for doc in expected.values()} == {"en", "es", "de", "fr", "pt", "tr"}
+    assert all((HELDOUT_SET / name).is_file() for name in expected)
+    assert all(is_billable(code) for doc in expected.values() for code in doc["conditions"])
+
+
+def test_the_offline_agent_keeps_its_figures_on_the_heldout_set() -> None:
+    """Floors a little under the figures recorded in bench/README.md (after the fixes the set showed;
+    the first, truly held-out run is recorded there too)."""
+    result = evaluate(HELDOUT_SET, misses=False)
+    assert result["clinical"]["f1"] >= 0.93
+    assert result["conditions"]["precision"] >= 0.95
     assert result["labs"]["recall"] >= 0.95
     assert result["procedure"]["invented"] == 0
     assert result["procedure"]["accuracy"] >= 0.9
