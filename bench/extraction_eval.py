@@ -56,8 +56,14 @@ class Score:
         precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
         recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3),
-                "tp": self.tp, "fp": self.fp, "fn": self.fn}
+        return {
+            "precision": round(precision, 3),
+            "recall": round(recall, 3),
+            "f1": round(f1, 3),
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+        }
 
 
 def found_sets(extraction: Extraction) -> dict[str, set[str]]:
@@ -72,8 +78,13 @@ def found_sets(extraction: Extraction) -> dict[str, set[str]]:
 def lab_matches(found: Iterable[tuple[str, float, str]], wanted: list[list[Any]]) -> tuple[int, int]:
     """(wanted labs found with value and unit, found labs not wanted)."""
     found = list(found)
-    hits = sum(1 for name, value, unit in wanted if any(
-        n == name and u == unit and math.isclose(v, value, rel_tol=LAB_TOLERANCE, abs_tol=1e-9) for n, v, u in found))
+    hits = sum(
+        1
+        for name, value, unit in wanted
+        if any(
+            n == name and u == unit and math.isclose(v, value, rel_tol=LAB_TOLERANCE, abs_tol=1e-9) for n, v, u in found
+        )
+    )
     return hits, len(found) - hits
 
 
@@ -91,8 +102,15 @@ def evaluate(directory: Path, misses: bool) -> dict[str, Any]:
     return _summary(len(names), scores, labs, procedure)
 
 
-def _score_document(name: str, want: dict[str, Any], extraction: Extraction, scores: dict[str, Score],
-                    labs: dict[str, int], procedure: dict[str, int], misses: bool) -> None:
+def _score_document(
+    name: str,
+    want: dict[str, Any],
+    extraction: Extraction,
+    scores: dict[str, Score],
+    labs: dict[str, int],
+    procedure: dict[str, int],
+    misses: bool,
+) -> None:
     found = found_sets(extraction)
     for field in SET_FIELDS:
         wanted = set(want[field])
@@ -115,14 +133,21 @@ def _score_document(name: str, want: dict[str, Any], extraction: Extraction, sco
         print(f"  {name} procedure: wanted {wanted_procedure!r}, got {got!r}")
 
 
-def _summary(documents: int, scores: dict[str, Score], labs: dict[str, int], procedure: dict[str, int]) -> dict[str, Any]:
+def _summary(
+    documents: int, scores: dict[str, Score], labs: dict[str, int], procedure: dict[str, int]
+) -> dict[str, Any]:
     return {
         "documents": documents,
         **{field: score.figures() for field, score in scores.items()},
-        "labs": {"recall": round(labs["right"] / labs["wanted"], 3) if labs["wanted"] else 1.0,
-                 "precision": round(labs["right"] / labs["found"], 3) if labs["found"] else 1.0, **labs},
-        "procedure": {**procedure, "accuracy": round(procedure["right"] / procedure["recommended"], 3)
-                      if procedure["recommended"] else 1.0},
+        "labs": {
+            "recall": round(labs["right"] / labs["wanted"], 3) if labs["wanted"] else 1.0,
+            "precision": round(labs["right"] / labs["found"], 3) if labs["found"] else 1.0,
+            **labs,
+        },
+        "procedure": {
+            **procedure,
+            "accuracy": round(procedure["right"] / procedure["recommended"], 3) if procedure["recommended"] else 1.0,
+        },
     }
 
 
@@ -133,10 +158,14 @@ def print_table(result: dict[str, Any]) -> None:
         f = result[field]
         print(f"{field:<12} {f['precision']:>9.3f} {f['recall']:>7.3f} {f['f1']:>6.3f}   {f['tp']}/{f['fp']}/{f['fn']}")
     labs, proc = result["labs"], result["procedure"]
-    print(f"{'labs':<12} {labs['precision']:>9.3f} {labs['recall']:>7.3f}          {labs['right']} of {labs['wanted']} "
-          "with value and unit")
-    print(f"procedure    right in {proc['right']} of {proc['recommended']} that recommend one, "
-          f"invented in {proc['invented']}")
+    print(
+        f"{'labs':<12} {labs['precision']:>9.3f} {labs['recall']:>7.3f}          {labs['right']} of {labs['wanted']} "
+        "with value and unit"
+    )
+    print(
+        f"procedure    right in {proc['right']} of {proc['recommended']} that recommend one, "
+        f"invented in {proc['invented']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -24,8 +24,9 @@ from app.extraction.document import Document
 from app.extraction.text import parse_number
 from app.extraction.vocabulary import Vocabulary
 
-_BMI = re.compile(r"\b(?:BMI|IMC|VKI|body mass index)\b\s*(?:of|de|von|:|=)?\s*(\d{2}(?:[.,]\d{1,2})?)(?!\d)",
-                  re.IGNORECASE)
+_BMI = re.compile(
+    r"\b(?:BMI|IMC|VKI|body mass index)\b\s*(?:of|de|von|:|=)?\s*(\d{2}(?:[.,]\d{1,2})?)(?!\d)", re.IGNORECASE
+)
 BMI_QUALIFIES = ("E66.",)
 ADULT_BMI_RANGE = (10.0, 90.0)
 

@@ -28,7 +28,9 @@ def test_the_offline_agent_keeps_its_figures_on_the_eval_set() -> None:
 
 
 def test_the_heldout_set_is_well_formed_in_six_languages_with_billable_codes() -> None:
-    expected = {k: v for k, v in json.loads((HELDOUT_SET / "expected.json").read_text()).items() if not k.startswith("_")}
+    expected = {
+        k: v for k, v in json.loads((HELDOUT_SET / "expected.json").read_text()).items() if not k.startswith("_")
+    }
     assert len(expected) >= 12
     assert {doc["language"] for doc in expected.values()} == {"en", "es", "de", "fr", "pt", "tr"}
     assert all((HELDOUT_SET / name).is_file() for name in expected)

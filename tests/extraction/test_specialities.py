@@ -12,7 +12,10 @@ from tests.extraction.support import codes, extract, labs, med_names
 @pytest.mark.parametrize(
     ("text", "code"),
     [
-        ("Diagnosis: invasive ductal carcinoma of the left breast, upper outer quadrant. 54-year-old woman.", "C50.412"),
+        (
+            "Diagnosis: invasive ductal carcinoma of the left breast, upper outer quadrant. 54-year-old woman.",
+            "C50.412",
+        ),
         ("Diagnóstico: carcinoma ductal infiltrante de mama derecha en una mujer de 60 años.", "C50.911"),
         ("Diagnose: Mammakarzinom links, Patientin 58 Jahre.", "C50.912"),
         ("Diagnostic : adénocarcinome pulmonaire du lobe supérieur droit.", "C34.11"),
@@ -29,19 +32,25 @@ def test_a_malignancy_is_coded_by_organ_side_and_subsite_in_every_language(text:
 def test_a_malignancy_without_an_organ_or_in_the_family_gives_no_code() -> None:
     assert not {c for c in codes(extract("Family history: mother had ovarian cancer at 60.")) if c.startswith("C")}
     assert not {c for c in codes(extract("Cancer screening discussed.")) if c.startswith("C")}
-    assert not {c for c in codes(extract("Pathology: ductal carcinoma in situ of the left breast.")) if c.startswith("C")}
+    assert not {
+        c for c in codes(extract("Pathology: ductal carcinoma in situ of the left breast.")) if c.startswith("C")
+    }
 
 
 def test_a_malignancy_that_has_not_recurred_is_a_personal_history_code() -> None:
-    text = ("Antecedentes: adenocarcinoma de colon sigmoide intervenido en 2019.\n"
-            "Juicio clínico: sin evidencia de recidiva del adenocarcinoma de colon.")
+    text = (
+        "Antecedentes: adenocarcinoma de colon sigmoide intervenido en 2019.\n"
+        "Juicio clínico: sin evidencia de recidiva del adenocarcinoma de colon."
+    )
     found = codes(extract(text))
     assert "Z85.038" in found and not any(c.startswith("C18") for c in found)
     assert "C18.7" in codes(extract("Diagnóstico: adenocarcinoma de colon sigmoide."))
 
 
 def test_receptor_status_is_coded_only_with_a_breast_malignancy() -> None:
-    assert {"C50.912", "Z17.0"} <= codes(extract("Carcinoma of the left breast in a woman, ER positive, HER2 negative."))
+    assert {"C50.912", "Z17.0"} <= codes(
+        extract("Carcinoma of the left breast in a woman, ER positive, HER2 negative.")
+    )
     assert "Z17.1" in codes(extract("Triple negative carcinoma of the right breast, female patient."))
     assert not {c for c in codes(extract("ER positive. Hypertension.")) if c.startswith("Z17")}
 
@@ -98,7 +107,9 @@ def test_unspecified_codes_give_way_to_the_specific_one_of_the_same_condition() 
 
 
 def test_diabetes_complications_become_combination_codes() -> None:
-    text = "Tanılar: Tip 1 diabetes mellitus, diyabetik nefropati, kronik böbrek hastalığı evre 3a, diyabetik retinopati."
+    text = (
+        "Tanılar: Tip 1 diabetes mellitus, diyabetik nefropati, kronik böbrek hastalığı evre 3a, diyabetik retinopati."
+    )
     assert {"E10.22", "N18.31", "E10.319"} <= codes(extract(text))
     assert "E10.649" in codes(extract("Type 1 diabetes mellitus with recurrent hypoglycaemia."))
 

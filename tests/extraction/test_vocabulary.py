@@ -40,7 +40,20 @@ def test_every_condition_code_is_icd10_cm_with_a_display() -> None:
 def test_section_kinds_and_imaging_templates_are_usable() -> None:
     vocabulary = default_vocabulary()
     kinds = {kind for kind, _ in vocabulary.sections}
-    assert kinds == {"family", "differential", "discontinued", "other", "allergies", "medications", "pmh", "procedures", "diagnoses", "assessment", "plan", "labs"}
+    assert kinds == {
+        "family",
+        "differential",
+        "discontinued",
+        "other",
+        "allergies",
+        "medications",
+        "pmh",
+        "procedures",
+        "diagnoses",
+        "assessment",
+        "plan",
+        "labs",
+    }
     for modality in vocabulary.modalities.values():
         assert modality.template.format(site="knee")
     for overrides in vocabulary.overrides.values():
