@@ -10,6 +10,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from app.ehr.fhir import ICD10_CM_SYSTEM, SOURCE_DOCUMENT, UCUM_SYSTEM, provenance_of, to_fhir
 from app.extraction.offline import extract_text
 from app.extraction.schemas import Allergy, Condition, Extraction, Lab, Medication, Provenance
+from bench.extraction_eval import EVAL_SET, HELDOUT_SET
 from tests.extraction.support import expected, pdf_pages
 from tests.extraction.test_fixtures import ANALYZED, SCANNED_NOTE_OCR
 
@@ -53,6 +54,17 @@ def test_each_fixture_expected_extraction_maps_to_valid_resources(name: str) -> 
 def test_each_fixture_offline_extraction_maps_without_issues(name: str) -> None:
     resources, issues = to_fhir(extract_text(pdf_pages(name)), patient_ref=PATIENT, document_id="doc_1")
     assert issues == [] and resources
+
+
+@pytest.mark.parametrize("directory", [EVAL_SET, HELDOUT_SET], ids=["eval", "heldout"])
+def test_every_evaluation_document_maps_to_valid_resources_with_provenance(directory) -> None:
+    for path in sorted(directory.glob("*.txt")):
+        pages = path.read_text(encoding="utf-8").split("\f")
+        resources, issues = to_fhir(extract_text(pages), patient_ref=PATIENT, document_id=path.stem)
+        assert issues == [], (path.name, issues)
+        for resource in resources:
+            [where] = provenance_of(resource)
+            assert pages[where["page"] - 1][where["start"] : where["end"]] == where["text"], (path.name, resource)
 
 
 def test_scanned_note_ocr_extraction_maps_without_issues() -> None:
