@@ -150,3 +150,9 @@ def test_a_class_name_gives_way_to_the_named_drug() -> None:
 def test_tumour_markers_and_hormones_in_ucum_converted_from_si(text: str, name: str, value: float, unit: str) -> None:
     found = labs(extract(text))
     assert found[name][1] == unit and found[name][0] == pytest.approx(value, rel=0.01)
+
+
+def test_the_patients_sex_picks_the_breast_code_and_abbreviations_do_not_decide_it() -> None:
+    assert "C50.912" in codes(extract("Echo: moderate MR. Carcinoma of the left breast in a 60-year-old woman."))
+    assert "C50.922" in codes(extract("Mr Smith, carcinoma of the left breast."))
+    assert "C50.912" in codes(extract("Man sieht ein Mammakarzinom links bei der Patientin."))
