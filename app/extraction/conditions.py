@@ -37,7 +37,7 @@ from app.extraction.context import (
 from app.extraction.document import Document
 from app.extraction.icd10 import Combination, billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
-from app.extraction.status import bmi_code, long_term_codes, pattern_codes
+from app.extraction.status import bmi_code, long_term_codes, pattern_codes, pregnancy_codes
 from app.extraction.studies import historical
 from app.extraction.vocabulary import CONTEXT_KINDS, Hit, Vocabulary, trigger_cue
 
@@ -85,6 +85,12 @@ def extract_conditions(
             if code not in codes:
                 first[code] = _Found(start, end, code, _display(code, vocabulary), rule)
                 codes.append(code)
+        for code, accompanied, start, end in pregnancy_codes(doc, vocabulary, codes):
+            if code not in codes:
+                at = first.get(accompanied) if accompanied else None  # an O99 code is read where its condition is
+                span = (at.start, at.end) if at else (start, end)
+                first[code] = _Found(*span, code, _display(code, vocabulary), "pregnancy")
+                codes.insert(codes.index(accompanied) if accompanied else len(codes), code)
     return [_condition(doc, vocabulary, code, first) for code in codes]
 
 

@@ -9,6 +9,11 @@ Receptor status (Z17.-) and the like (`vocabulary.json` `icd10_status_patterns`)
 folded text, coded only when a diagnosis it qualifies is coded (Z17.0 "ER positive" with a breast
 malignancy C50.-); the first matching pattern of each code counts.
 
+Pregnancy (`icd10_pregnancy`), when a pregnancy code (chapter O) is coded: the weeks of gestation
+("28 SA", "28 weeks", "28. SSW", "28/40") give Z3A.-, and each condition of another chapter that
+complicates the pregnancy gets its O99 companion by trimester (iron deficiency anaemia at 28 weeks
+-> O99.013 next to D50.9; asthma -> O99.51-), as guideline I.C.15.a asks (chapter 15 codes first).
+
 Long-term drug therapy (Z79.-, `icd10_long_term_therapy`): a current medication whose class has a
 Z79 code, when its own sentence says the therapy is long-term or maintenance ("long-term
 anticoagulation with apixaban", "adjuvant endocrine therapy with anastrozole", "Dauertherapie",
@@ -21,6 +26,7 @@ from __future__ import annotations
 import re
 
 from app.extraction.document import Document
+from app.extraction.icd10 import is_billable
 from app.extraction.text import parse_number
 from app.extraction.vocabulary import Vocabulary
 
@@ -81,3 +87,31 @@ def long_term_codes(doc: Document, vocabulary: Vocabulary, drugs: set[str]) -> l
         if doc.cues("long_term", s0, s1):
             found[code] = (code, hit.start, hit.end)
     return list(found.values())
+
+
+def pregnancy_codes(doc: Document, vocabulary: Vocabulary, codes: list[str]) -> list[tuple[str, str | None, int, int]]:
+    """(code, the condition it accompanies or None, start, end of the weeks) for a pregnancy:
+    Z3A weeks of gestation and the O99 companions of conditions from other chapters."""
+    if not any(code.startswith("O") for code in codes):
+        return []
+    weeks, start, end = _weeks(doc, vocabulary)
+    found: list[tuple[str, str | None, int, int]] = []
+    if weeks is not None:
+        z3a = "Z3A.01" if weeks < 8 else "Z3A.49" if weeks > 42 else f"Z3A.{weeks:02d}"
+        if is_billable(z3a):
+            found.append((z3a, None, start, end))
+    first, second = vocabulary.pregnancy["trimester_weeks"]
+    trimester = "9" if weeks is None else "1" if weeks < first else "2" if weeks < second else "3"
+    for code in codes:
+        rule = next((r for r in vocabulary.pregnancy["complicating"] if code.startswith(tuple(r["prefixes"]))), None)
+        if rule and is_billable(rule["code"] + trimester):
+            found.append((rule["code"] + trimester, code, start, end))
+    return found
+
+
+def _weeks(doc: Document, vocabulary: Vocabulary) -> tuple[int | None, int, int]:
+    for pattern in vocabulary.pregnancy["weeks"]:
+        m = pattern.search(doc.text)
+        if m and 1 <= int(m.group(1)) <= 45:
+            return int(m.group(1)), m.start(), m.end()
+    return None, 0, 0

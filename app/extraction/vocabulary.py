@@ -209,6 +209,7 @@ class Vocabulary:
     status_patterns: list[StatusPattern] = field(default_factory=list)
     long_term_codes: dict[str, str] = field(default_factory=dict)  # drug name -> Z79 code
     medication_classes: dict[str, list[str]] = field(default_factory=dict)  # class name -> member names
+    pregnancy: dict[str, Any] = field(default_factory=dict)  # icd10_pregnancy: weeks, O99 companions
 
     @classmethod
     def from_file(
@@ -256,6 +257,8 @@ def _compile(data: dict[str, Any], context: dict[str, Any], tabular_terms: dict[
         ],
         long_term_codes=data["icd10_long_term_therapy"]["codes"],
         medication_classes=data["medication_classes"],
+        pregnancy=data["icd10_pregnancy"]
+        | {"weeks": [re.compile(p, re.IGNORECASE) for p in data["icd10_pregnancy"]["weeks_patterns"]]},
     )
 
 

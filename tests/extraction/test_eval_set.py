@@ -41,7 +41,7 @@ def test_the_offline_agent_keeps_its_figures_on_the_heldout_set() -> None:
     """Floors a little under the figures recorded in bench/README.md (after the fixes the set showed;
     the first, truly held-out run is recorded there too)."""
     result = evaluate(HELDOUT_SET, misses=False)
-    assert result["clinical"]["f1"] >= 0.93
+    assert result["clinical"]["f1"] >= 0.95
     assert result["conditions"]["precision"] >= 0.95
     assert result["labs"]["recall"] >= 0.95
     assert result["procedure"]["invented"] == 0

@@ -156,3 +156,16 @@ def test_the_patients_sex_picks_the_breast_code_and_abbreviations_do_not_decide_
     assert "C50.912" in codes(extract("Echo: moderate MR. Carcinoma of the left breast in a 60-year-old woman."))
     assert "C50.922" in codes(extract("Mr Smith, carcinoma of the left breast."))
     assert "C50.912" in codes(extract("Man sieht ein Mammakarzinom links bei der Patientin."))
+
+
+def test_a_pregnancy_gets_its_weeks_and_the_chapter_15_codes_of_its_other_conditions() -> None:
+    text = (
+        "Patiente de 31 ans, grossesse de 28 SA. Antécédents : césarienne en 2021 (utérus cicatriciel). "
+        "Asthme intermittent.\nDiabète gestationnel.\nAnémie ferriprive : Hb 10,4 g/dL."
+    )
+    assert {"O24.419", "Z3A.28", "O34.219", "O99.513", "J45.20", "O99.013", "D50.9"} <= codes(extract(text))
+    assert not codes(extract("Asthma. Previous caesarean section 2019. 28 weeks of physiotherapy.")) & {
+        "Z3A.28",
+        "O34.219",
+        "O99.513",
+    }
