@@ -169,3 +169,21 @@ def test_a_pregnancy_gets_its_weeks_and_the_chapter_15_codes_of_its_other_condit
         "O34.219",
         "O99.513",
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted"),
+    [
+        ("Sol over kaynaklı seröz karsinom; omental tutulum ve asit.", {"C56.2", "C78.6", "R18.0"}),
+        ("Adenocarcinoma of the colon with liver metastases.", {"C18.9", "C78.7"}),
+        ("Mammakarzinom rechts, Patientin, ossäre Metastasen.", {"C50.911", "C79.51"}),
+        ("Cirrhosis with ascites.", {"R18.8"}),
+    ],
+)
+def test_metastases_by_site_and_malignant_ascites(text: str, wanted: set[str]) -> None:
+    assert wanted <= codes(extract(text))
+
+
+def test_no_metastases_no_ascites_and_acids_are_not_coded() -> None:
+    found = codes(extract("Staging CT: no metastases. Exercise test: 10 METs. Ürik asit 6,1 mg/dL, folik asit 5 mg."))
+    assert not {c for c in found if c.startswith(("C7", "R18"))}
