@@ -3,7 +3,8 @@
 The sets are `tests/fixtures/documents/eval/` (`--set eval`, the default: the documents the rules
 were written on) and `tests/fixtures/documents/heldout/` (`--set heldout`: documents of other
 specialities written after the rules, see bench/README.md for the figures before and after the
-fixes they showed): synthetic documents (`*.txt`, pages separated by form feeds) and
+fixes they showed) and `tests/fixtures/documents/heldout2/` (`--set heldout2`: written after every
+change and never tuned on): synthetic documents (`*.txt`, pages separated by form feeds) and
 `expected.json`, what a correct extraction finds in each. Per field it counts true
 positives, false positives and false negatives over all documents (micro-averaged):
 
@@ -35,7 +36,8 @@ from app.extraction.schemas import Extraction  # noqa: E402
 
 EVAL_SET = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "documents" / "eval"
 HELDOUT_SET = EVAL_SET.parent / "heldout"
-SETS = {"eval": EVAL_SET, "heldout": HELDOUT_SET}
+HELDOUT2_SET = EVAL_SET.parent / "heldout2"
+SETS = {"eval": EVAL_SET, "heldout": HELDOUT_SET, "heldout2": HELDOUT2_SET}
 SET_FIELDS = ("conditions", "medications", "allergies", "studies")
 CLINICAL = ("conditions", "medications", "allergies")
 LAB_TOLERANCE = 0.01
@@ -173,8 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--set",
         default="eval",
-        help="eval (the set the rules were written on), heldout (documents written after them), or a "
-        "directory with *.txt and expected.json",
+        help="eval (the set the rules were written on), heldout (documents written after them, then used "
+        "to fix general patterns), heldout2 (written after every change, never tuned on), or a directory "
+        "with *.txt and expected.json",
     )
     parser.add_argument("--misses", action="store_true", help="print each document's misses and extras")
     args = parser.parse_args(argv)
