@@ -255,7 +255,7 @@ def _past_malignancies(doc: Document, vocabulary: Vocabulary, codes: list[str], 
     past: dict[str, Hit] = {}
     for hit in doc.found("site_condition"):
         s0, s1 = doc.sentence(hit.start)
-        code = _site_code(doc, vocabulary, hit) if hit.key == "malignancy" else None
+        code = _site_code(doc, vocabulary, hit) if (hit.key or "").partition("@")[0] == "malignancy" else None
         if code and doc.cues("no_recurrence", s0, s1) and not about_family(doc, hit.start):
             past.setdefault(code[:3], hit)
     kept: list[str] = []
@@ -265,6 +265,11 @@ def _past_malignancies(doc: Document, vocabulary: Vocabulary, codes: list[str], 
             kept.append(code)
         elif history not in kept:
             hit = past[code[:3]]
+            first[history] = _Found(hit.start, hit.end, history, _display(history, vocabulary), "history-code")
+            kept.append(history)
+    for category, hit in past.items():  # named only in the past ("TUR-B 2018, seither rezidivfrei")
+        history = vocabulary.history_codes.get(category)
+        if history and history not in kept:
             first[history] = _Found(hit.start, hit.end, history, _display(history, vocabulary), "history-code")
             kept.append(history)
     return kept

@@ -187,3 +187,26 @@ def test_metastases_by_site_and_malignant_ascites(text: str, wanted: set[str]) -
 def test_no_metastases_no_ascites_and_acids_are_not_coded() -> None:
     found = codes(extract("Staging CT: no metastases. Exercise test: 10 METs. Ürik asit 6,1 mg/dL, folik asit 5 mg."))
     assert not {c for c in found if c.startswith(("C7", "R18"))}
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Patiente suivie pour une épilepsie généralisée.", "G40.309"),
+        ("Migraine sans aura, 2 crises par mois.", "G43.009"),
+        ("41-year-old man with ileal Crohn's disease.", "K50.00"),
+        ("Artrite reumatoide soropositiva há 10 anos.", "M05.9"),
+        ("Diagnosen: Nierenstein rechts.", "N20.0"),
+        ("Miocardiopatía isquémica.", "I25.5"),
+        ("Decompensated chronic heart failure with reduced ejection fraction.", "I50.23"),
+        ("Nicht-invasives Urothelkarzinom der Harnblase, TUR-B 2018, seither rezidivfrei.", "Z85.51"),
+    ],
+)
+def test_more_common_conditions_in_the_supported_languages(text: str, code: str) -> None:
+    assert code in codes(extract(text))
+
+
+def test_a_supplement_is_not_a_lab_result() -> None:
+    found = extract("Kullandığı ilaçlar: kalsiyum/D vitamini günde 1 kez.")
+    assert "vitamin d" not in labs(found)
+    assert med_names(found) == {"calcium carbonate/colecalciferol"}
