@@ -40,17 +40,33 @@ async def seed(
 ) -> list[str]:
     """`cases` cases of one patient each (IDs `<prefix>-case-00001`...), optionally with documents
     (and their files under `storage_dir`), inserted in bulk; returns the case IDs."""
-    patients = [{"id": f"{prefix}-pat-{i:05d}", "name": "P", "email": "p@example.org", "created_at": created}
-                for i in range(cases)]
-    case_rows = [{"id": f"{prefix}-case-{i:05d}", "patient_id": p["id"], "procedure": "cabg", "created_at": created}
-                 for i, p in enumerate(patients)]
+    patients = [
+        {"id": f"{prefix}-pat-{i:05d}", "name": "P", "email": "p@example.org", "created_at": created}
+        for i in range(cases)
+    ]
+    case_rows = [
+        {"id": f"{prefix}-case-{i:05d}", "patient_id": p["id"], "procedure": "cabg", "created_at": created}
+        for i, p in enumerate(patients)
+    ]
     docs = []
     for case in case_rows:
         for j in range(documents_per_case):
             key = f"cases/{case['id']}/{case['id']}-doc-{j}.pdf"
-            docs.append({"id": f"{case['id']}-doc-{j}", "case_id": case["id"], "filename": "a.pdf",
-                         "content_type": "application/pdf", "size_bytes": 4, "sha256": "0" * 64, "storage_key": key,
-                         "status": status, "issues": [], "created_at": created, "updated_at": created})
+            docs.append(
+                {
+                    "id": f"{case['id']}-doc-{j}",
+                    "case_id": case["id"],
+                    "filename": "a.pdf",
+                    "content_type": "application/pdf",
+                    "size_bytes": 4,
+                    "sha256": "0" * 64,
+                    "storage_key": key,
+                    "status": status,
+                    "issues": [],
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            )
             if storage_dir is not None:
                 path = storage_dir / key
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,16 +74,19 @@ async def seed(
     async with transaction(sessions) as session:
         for table, rows in ((Patient, patients), (Case, case_rows), (Document, docs)):
             for start in range(0, len(rows), 2000):
-                if rows[start:start + 2000]:
-                    await session.execute(insert(table), rows[start:start + 2000])
+                if rows[start : start + 2000]:
+                    await session.execute(insert(table), rows[start : start + 2000])
     return [c["id"] for c in case_rows]
 
 
 async def post_tick(base_url: str, name: str, tick: datetime) -> httpx.Response:
     """One tick of schedule `name`, signed as QStash signs it, with the embedded server's tick header."""
     url = f"{base_url}/schedules/{name}"
-    headers = {"Upstash-Signature": sign(b"{}", url, DEV_CURRENT_SIGNING_KEY), "Content-Type": "application/json",
-               "Upstash-Schedule-Tick": str(int(tick.timestamp()))}
+    headers = {
+        "Upstash-Signature": sign(b"{}", url, DEV_CURRENT_SIGNING_KEY),
+        "Content-Type": "application/json",
+        "Upstash-Schedule-Tick": str(int(tick.timestamp())),
+    }
     async with httpx.AsyncClient(timeout=30) as http:
         response = await http.post(url, content=b"{}", headers=headers)
     assert response.status_code == 200, response.text
@@ -93,4 +112,6 @@ async def events(sessions: async_sessionmaker[AsyncSession], type_: str) -> list
 
 
 async def job_runs(sessions: async_sessionmaker[AsyncSession], name: str) -> list[WorkflowRun]:
-    return await rows(sessions, select(WorkflowRun).where(WorkflowRun.schedule_id == name).order_by(WorkflowRun.created_at))
+    return await rows(
+        sessions, select(WorkflowRun).where(WorkflowRun.schedule_id == name).order_by(WorkflowRun.created_at)
+    )

@@ -62,7 +62,9 @@ async def test_reminders_and_digests_are_sent_exactly_once_across_duplicated_rep
             assert sorted(e.case_id for e in shown) == due  # on each case's SSE stream, once
 
             digest_tick = TICK + timedelta(days=1)
-            ticks = await asyncio.gather(*(post_tick(svc.base_url, "notification-digest", digest_tick) for _ in range(2)))
+            ticks = await asyncio.gather(
+                *(post_tick(svc.base_url, "notification-digest", digest_tick) for _ in range(2))
+            )
             run = await svc.wait(ticks[0].json()["run_id"])
             assert run.status == "completed" and run.result == {"digests": 3, "sent": 3}
             again = await post_tick(svc.base_url, "notification-digest", digest_tick + timedelta(days=1))

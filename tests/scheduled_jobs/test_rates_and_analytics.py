@@ -20,7 +20,10 @@ from tests.support.live import serve
 from tests.support.service import live_service
 
 TICK = datetime(2026, 6, 1, 6, 15, tzinfo=UTC)
-GOOD = {"base": "USD", "rates": {"EUR": 0.9, "GBP": 0.8, "INR": 80.0, "TRY": 30.0, "THB": 35.0, "AED": 3.67, "JPY": 150}}
+GOOD = {
+    "base": "USD",
+    "rates": {"EUR": 0.9, "GBP": 0.8, "INR": 80.0, "TRY": 30.0, "THB": 35.0, "AED": 3.67, "JPY": 150},
+}
 
 
 class RatesSource:
@@ -87,7 +90,12 @@ async def test_analytics_reflect_new_cases_after_a_refresh_and_rates_come_from_t
             await svc.wait(rates.json()["run_id"])
             offline = (await client.get("/rates")).json()
         old_day = {"day": earlier.date().isoformat(), "cases": 3, "documents": {"analyzed": 6}, "forwardings": {}}
-        new_day = {"day": datetime.now(UTC).date().isoformat(), "cases": 2, "documents": {"uploaded": 2}, "forwardings": {}}
+        new_day = {
+            "day": datetime.now(UTC).date().isoformat(),
+            "cases": 2,
+            "documents": {"uploaded": 2},
+            "forwardings": {},
+        }
         assert before == stale == [old_day]
         assert after == [old_day, new_day] and since["days"] == [new_day]
         assert refused.status_code == 401
