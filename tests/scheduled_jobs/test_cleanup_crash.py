@@ -39,7 +39,6 @@ async def _seed(sessions, storage: Path) -> tuple[set[str], set[str]]:  # noqa: 
     for case_id in case_ids:
         for j in range(STALE_PER_CASE):
             key = f"cases/{case_id}/stale-{j:03d}.pdf"
-            (storage / key).write_bytes(b"%PDF")
             stale.append(
                 {
                     "id": f"{case_id}-stale-{j:03d}",
@@ -55,11 +54,18 @@ async def _seed(sessions, storage: Path) -> tuple[set[str], set[str]]:  # noqa: 
                     "updated_at": old,
                 }
             )
+    written = asyncio.create_task(asyncio.to_thread(_write_files, storage, [row["storage_key"] for row in stale]))
     async with transaction(sessions) as session:
         for start in range(0, len(stale), 2000):
             await session.execute(insert(Document), stale[start : start + 2000])
+    await written
     kept = {f"cases/{c}/{c}-doc-0.pdf" for c in case_ids + fresh}
     return {row["storage_key"] for row in stale}, kept
+
+
+def _write_files(storage: Path, keys: list[str]) -> None:
+    for key in keys:
+        (storage / key).write_bytes(b"%PDF")
 
 
 def _files(storage: Path) -> set[str]:
