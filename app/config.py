@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         return self.ocr_engine_names if self.ocr_enabled else ()
 
     @model_validator(mode="after")
+    def _sender_needs_a_url(self) -> Settings:
+        if self.notify_sender == "http" and not self.notify_http_url:
+            raise ValueError("NOTIFY_SENDER=http needs NOTIFY_HTTP_URL (the mail/SMS gateway to post digests to)")
+        return self
+
+    @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:
         if self.env is Environment.DEVELOPMENT:
             return self
