@@ -59,7 +59,11 @@ async def test_reminders_and_digests_are_sent_exactly_once_across_duplicated_rep
             reminders = await rows(sessions, select(Notification).where(Notification.kind == "intake_reminder"))
             assert sorted(n.case_id for n in reminders) == due
             shown = await events(sessions, "notification.intake_reminder")
-            assert sorted(e.case_id for e in shown) == due  # on each case's SSE stream, once
+            assert sorted(e.case_id for e in shown) == due  # once per case
+            stream = svc.services.progress.stream(due[0], 0)  # what GET /cases/{id}/events serves
+            first = await asyncio.wait_for(anext(stream), timeout=10)
+            await stream.aclose()
+            assert (first["type"], first["payload"]["case_id"]) == ("notification.intake_reminder", due[0])
 
             digest_tick = TICK + timedelta(days=1)
             ticks = await asyncio.gather(
