@@ -49,25 +49,48 @@ CHUNK = 5000
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test", help="Postgres server for --db postgres (a scratch database is created on it)")
-    parser.add_argument("--rows", type=int, default=10_000, help="stale rows (orphaned uploads with files) to remove (default 10000)")
+    parser.add_argument(
+        "--dsn",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="Postgres server for --db postgres (a scratch database is created on it)",
+    )
+    parser.add_argument(
+        "--rows", type=int, default=10_000, help="stale rows (orphaned uploads with files) to remove (default 10000)"
+    )
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed for the run (default 3600)")
     return parser.parse_args(argv)
 
 
 def _rows(count: int, created: datetime) -> tuple[list[dict], list[dict], list[dict], list[str], list[str]]:
     cases = max(1, -(-count // PER_CASE))
-    patients = [{"id": f"bp-{i:06d}", "name": "B", "email": "b@example.org", "created_at": created} for i in range(cases)]
-    case_rows = [{"id": f"bc-{i:06d}", "patient_id": f"bp-{i:06d}", "procedure": "cabg", "created_at": created} for i in range(cases)]
+    patients = [
+        {"id": f"bp-{i:06d}", "name": "B", "email": "b@example.org", "created_at": created} for i in range(cases)
+    ]
+    case_rows = [
+        {"id": f"bc-{i:06d}", "patient_id": f"bp-{i:06d}", "procedure": "cabg", "created_at": created}
+        for i in range(cases)
+    ]
     documents, stale, kept = [], [], []
     for i in range(count + cases):
         case_id = case_rows[i % cases]["id"]
         keep = i >= count
         key = f"cases/{case_id}/bd-{i:07d}.pdf"
         (kept if keep else stale).append(key)
-        documents.append({"id": f"bd-{i:07d}", "case_id": case_id, "filename": "a.pdf", "content_type": "application/pdf",
-                          "size_bytes": 4, "sha256": "0" * 64, "storage_key": key,
-                          "status": "analyzed" if keep else "uploaded", "issues": [], "created_at": created, "updated_at": created})
+        documents.append(
+            {
+                "id": f"bd-{i:07d}",
+                "case_id": case_id,
+                "filename": "a.pdf",
+                "content_type": "application/pdf",
+                "size_bytes": 4,
+                "sha256": "0" * 64,
+                "storage_key": key,
+                "status": "analyzed" if keep else "uploaded",
+                "issues": [],
+                "created_at": created,
+                "updated_at": created,
+            }
+        )
     return patients, case_rows, documents, stale, kept
 
 
@@ -105,15 +128,27 @@ async def main(argv: list[str] | None = None) -> dict:
                 sessions = holder["app"].state.services.sessions
                 seeded = time.perf_counter()
                 stale, kept = await _seed(sessions, storage, args.rows)
-                print(f"seeded {len(stale)} stale and {len(kept)} kept documents in {time.perf_counter() - seeded:.1f} s", file=sys.stderr)
+                print(
+                    f"seeded {len(stale)} stale and {len(kept)} kept documents in {time.perf_counter() - seeded:.1f} s",
+                    file=sys.stderr,
+                )
                 result = await _run(base_url, sessions, args.timeout)
             left = sum(1 for key in stale if (storage / key).exists())
             missing = sum(1 for key in kept if not (storage / key).exists())
     if left or missing:
         raise SystemExit(f"cleanup wrong: {left} stale files left, {missing} kept files missing")
-    figures = {"db": args.db, "rows": args.rows, **result, "rows_per_s": round(args.rows / result["seconds"], 1), "files_left": left}
-    print(f"{args.db}: {args.rows} rows in {result['seconds']:.1f} s ({figures['rows_per_s']} rows/s), "
-          f"{result['batch_steps']} batch steps, {result['deliveries_per_run']} deliveries", file=sys.stderr)
+    figures = {
+        "db": args.db,
+        "rows": args.rows,
+        **result,
+        "rows_per_s": round(args.rows / result["seconds"], 1),
+        "files_left": left,
+    }
+    print(
+        f"{args.db}: {args.rows} rows in {result['seconds']:.1f} s ({figures['rows_per_s']} rows/s), "
+        f"{result['batch_steps']} batch steps, {result['deliveries_per_run']} deliveries",
+        file=sys.stderr,
+    )
     print(json.dumps(figures))
     return figures
 
@@ -138,10 +173,17 @@ async def _run(base_url: str, sessions, timeout: float) -> dict:  # noqa: ANN001
     if run.status != "completed":
         raise SystemExit(f"run {run_id} ended {run.status}: {run.error}")
     async with sessions() as session:
-        steps = await session.scalar(select(func.count()).select_from(WorkflowStep).where(WorkflowStep.run_id == run_id))
+        steps = await session.scalar(
+            select(func.count()).select_from(WorkflowStep).where(WorkflowStep.run_id == run_id)
+        )
         bodies = await session.scalars(select(QStashMessage.body))
         deliveries = sum(1 for body in bodies if run_id.encode() in body)
-    return {"seconds": round(seconds, 2), "batch_steps": run.result["batches"], "steps_per_run": steps, "deliveries_per_run": deliveries}
+    return {
+        "seconds": round(seconds, 2),
+        "batch_steps": run.result["batches"],
+        "steps_per_run": steps,
+        "deliveries_per_run": deliveries,
+    }
 
 
 if __name__ == "__main__":
