@@ -8,7 +8,7 @@ and the clock stops when the run is completed. Checked afterwards: every stale r
 gone, every kept one there.
 
 Prints a summary and, as its last line, one JSON object with rows, seconds, rows_per_s,
-batch_steps, steps_per_run, deliveries_per_run (QStash messages of the run) and files_left.
+batch_steps, steps_per_run, messages_per_run (QStash messages published for the run) and files_left.
 
     .venv/bin/python bench/cleanup.py --db sqlite --rows 10000
     .venv/bin/python bench/cleanup.py --db postgres --dsn postgresql://postgres@127.0.0.1:5432/test --rows 100000
@@ -33,7 +33,7 @@ from sqlalchemy import func, insert, select  # noqa: E402
 from app.cases.models import Case  # noqa: E402
 from app.config import DEV_CURRENT_SIGNING_KEY  # noqa: E402
 from app.db import transaction  # noqa: E402
-from app.devqstash.models import QStashMessage  # noqa: E402
+from app.devqstash.models import EventState, QStashEvent  # noqa: E402
 from app.documents.models import Document  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.patients.models import Patient  # noqa: E402
@@ -146,7 +146,7 @@ async def main(argv: list[str] | None = None) -> dict:
     }
     print(
         f"{args.db}: {args.rows} rows in {result['seconds']:.1f} s ({figures['rows_per_s']} rows/s), "
-        f"{result['batch_steps']} batch steps, {result['deliveries_per_run']} deliveries",
+        f"{result['batch_steps']} batch steps, {result['messages_per_run']} QStash messages",
         file=sys.stderr,
     )
     print(json.dumps(figures))
@@ -176,13 +176,16 @@ async def _run(base_url: str, sessions, timeout: float) -> dict:  # noqa: ANN001
         steps = await session.scalar(
             select(func.count()).select_from(WorkflowStep).where(WorkflowStep.run_id == run_id)
         )
-        bodies = await session.scalars(select(QStashMessage.body))
-        deliveries = sum(1 for body in bodies if run_id.encode() in body)
+        deliveries = await session.scalar(
+            select(func.count())
+            .select_from(QStashEvent)
+            .where(QStashEvent.state == EventState.CREATED, QStashEvent.url.like("%/workflows/stale-session-cleanup"))
+        )
     return {
         "seconds": round(seconds, 2),
         "batch_steps": run.result["batches"],
         "steps_per_run": steps,
-        "deliveries_per_run": deliveries,
+        "messages_per_run": deliveries,
     }
 
 

@@ -20,6 +20,7 @@ file goes only after no row points at it, and no file is left behind.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ from app.workflows.deps import PipelineDeps
 
 DOCUMENTS, CASES = "documents", "cases"
 START: dict[str, str] = {"phase": DOCUMENTS, "after": ""}
+FILE_DELETES_AT_ONCE = 16
 
 
 async def plan(deps: PipelineDeps) -> dict[str, Any]:
@@ -51,13 +53,23 @@ async def run_batch(
         result = {"cursor": record.cursor, "documents": record.documents, "cases": record.cases}
         keys, finished = list(record.file_keys), record.files_deleted_at is not None
     if not finished:
-        for key in keys:
-            await deps.storage.delete(key)
+        await _delete_files(deps, keys)
         async with transaction(deps.sessions) as session:
             await retention.files_deleted(session, run_id=run_id, batch=batch)
     async with deps.sessions() as session:
         result["more"] = bool(await _candidates(session, before, result["cursor"], 1))
     return result
+
+
+async def _delete_files(deps: PipelineDeps, keys: list[str]) -> None:
+    """Delete the files, `FILE_DELETES_AT_ONCE` at a time (S3 deletes are one request each)."""
+    limit = asyncio.Semaphore(FILE_DELETES_AT_ONCE)
+
+    async def delete(key: str) -> None:
+        async with limit:
+            await deps.storage.delete(key)
+
+    await asyncio.gather(*(delete(key) for key in keys))
 
 
 async def _candidates(session: Any, before: datetime, cursor: dict[str, str], limit: int) -> list[tuple[str, str]]:
