@@ -148,6 +148,17 @@ class Settings(BaseSettings):
     rate_limits: str = (
         "POST /auth/=20/60,POST /cases/*/documents=30/60,POST /cases/*/forwardings=30/60,POST /providers=30/60"
     )
+    # Scheduled jobs (app/workflows/scheduled_jobs, docs/scheduled-jobs.md).
+    cleanup_retention_days: float = Field(default=30.0, gt=0)  # stale intake sessions older than this go
+    cleanup_batch_size: int = Field(default=100, ge=1, le=1000)  # rows per cleanup step
+    reminder_after_hours: float = Field(default=24.0, gt=0)  # a case without documents this long is reminded
+    reminder_lookback_days: float = Field(default=7.0, gt=0)  # ... if opened within this many days before that
+    rates_url: str = ""  # the rates source; empty: this app's /dev/rates in development
+    rates_base: str = "USD"
+    rates_currencies: str = "EUR,GBP,INR,TRY,THB,AED"  # the currencies the platform quotes in
+    notify_sender: Literal["none", "http"] = "none"  # http: POST digests to NOTIFY_HTTP_URL (mail/SMS gateway)
+    notify_http_url: str = ""
+    notify_http_token: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _known_ocr_engines(self) -> Settings:
@@ -166,6 +177,12 @@ class Settings(BaseSettings):
     def active_ocr_engines(self) -> tuple[str, ...]:
         """The engines `extract_pages` may use: none when `ocr_enabled` is false."""
         return self.ocr_engine_names if self.ocr_enabled else ()
+
+    @model_validator(mode="after")
+    def _sender_needs_a_url(self) -> Settings:
+        if self.notify_sender == "http" and not self.notify_http_url:
+            raise ValueError("NOTIFY_SENDER=http needs NOTIFY_HTTP_URL (the mail/SMS gateway to post digests to)")
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:
@@ -212,6 +229,17 @@ class Settings(BaseSettings):
     @cached_property
     def qstash_base_url(self) -> str:
         return (self.qstash_url or f"{self.base_url}/qstash").rstrip("/")
+
+    @property
+    def rates_source_url(self) -> str:
+        """RATES_URL, or in development the app's own offline rates endpoint ("" otherwise)."""
+        if self.rates_url:
+            return self.rates_url
+        return f"{self.base_url}/dev/rates?base={self.rates_base}" if self.env is Environment.DEVELOPMENT else ""
+
+    @property
+    def rates_currency_codes(self) -> tuple[str, ...]:
+        return tuple(code.strip().upper() for code in self.rates_currencies.split(",") if code.strip())
 
     @property
     def signing_keys(self) -> tuple[str, str]:

@@ -208,6 +208,13 @@ def domain_routers(settings: Settings) -> list[APIRouter]:
     routers = [patients_router, cases_router, procedures_router, documents_router]
     if settings.env is Environment.DEVELOPMENT:
         routers.append(auth_router)
+    from app.analytics.router import router as analytics_router
+    from app.rates.router import dev_router as dev_rates_router
+    from app.rates.router import router as rates_router
+
+    routers += [rates_router, analytics_router]
+    if settings.env is Environment.DEVELOPMENT:
+        routers.append(dev_rates_router)
     return routers
 
 

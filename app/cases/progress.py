@@ -1,6 +1,7 @@
 """Live progress of a case's documents: one feed per process, fanned out to SSE clients.
 
-The `events` table is the source of truth; progress events are its `document.*` rows. One
+The `events` table is the source of truth; progress events are its `document.*` rows and the
+patient's notifications (`notification.*`, written by `app.notifications.service`). One
 `ProgressFeed` task per process polls for new rows (an indexed range scan on the ID) and hands
 each to the queues of the clients watching its case, so 500 clients cost one query per poll,
 not 500. Events written by any process are seen, because the feed reads the shared table.
@@ -29,7 +30,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
@@ -37,7 +38,7 @@ from app.runtime.models import Event
 
 log = logging.getLogger(__name__)
 
-PROGRESS_PREFIX = "document."
+PROGRESS_PREFIXES = ("document.", "notification.")
 BATCH = 500
 
 
@@ -75,7 +76,8 @@ class ProgressFeed:
 
     async def _settled(self, after: int, case_id: str | None = None) -> tuple[list[Event], bool]:
         """Progress rows after `after`, in ID order, up to the first unsettled one; (rows, more)."""
-        query = select(Event).where(Event.id > after, Event.type.startswith(PROGRESS_PREFIX))
+        shown = or_(*(Event.type.startswith(prefix) for prefix in PROGRESS_PREFIXES))
+        query = select(Event).where(Event.id > after, shown)
         if case_id is not None:
             query = query.where(Event.case_id == case_id)
         async with self._sessions() as session:

@@ -10,5 +10,6 @@ from app.runtime.registry import Workflow
 
 def default_workflows() -> list[Workflow]:
     from app.workflows.document_analysis import document_analysis
+    from app.workflows.scheduled_jobs import JOB_WORKFLOWS
 
-    return [document_analysis]
+    return [document_analysis, *JOB_WORKFLOWS]
