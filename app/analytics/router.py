@@ -10,9 +10,9 @@ from app.analytics import service
 from app.analytics.schemas import AnalyticsRead
 from app.auth.dependencies import OpsDep
 from app.dependencies import SessionDep
-from app.errors import BadRequest
+from app.errors import BadRequest, error_responses
 
-router = APIRouter(tags=["ops"])
+router = APIRouter(tags=["ops"], responses=error_responses(400, 401, 403))
 
 
 @router.get("/ops/analytics")

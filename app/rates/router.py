@@ -11,10 +11,11 @@ from fastapi import APIRouter, Query
 
 from app.auth.dependencies import PrincipalDep
 from app.dependencies import SessionDep
+from app.errors import error_responses
 from app.rates import service
 from app.rates.schemas import QuoteRead, RatesRead
 
-router = APIRouter(tags=["rates"])
+router = APIRouter(tags=["rates"], responses=error_responses(400, 401, 403, 404))
 dev_router = APIRouter(tags=["development"])
 
 DEV_RATES = {"EUR": 0.92, "GBP": 0.79, "INR": 83.2, "TRY": 32.4, "THB": 36.1, "AED": 3.6725}
