@@ -1,0 +1,66 @@
+"""The webhook-delivery pipeline (DESIGN 4): one packet to one provider, signed, retried, audited.
+
+    gate-1 -> send-1 -> [backoff-1 -> gate-2 -> send-2 -> ...] -> delivered | dead_lettered
+
+`gate` stops the run when the delivery is finished or its consent is gone (revoked or expired
+while it waited: nothing more is sent) and holds it, in durable sleeps, while the provider's
+circuit is open. `send` makes one attempt (stages.py); a retryable answer is followed by a
+durable sleep (`backoff-N`: exponential with jitter, or `Retry-After`), no process held.
+A replay (ops) is a new run with `series` + 1: new attempt numbers, the same `webhook-id`.
+
+Running runs replay by step name and position: never rename or reorder the steps here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from app.runtime.context import FailureContext, WorkflowContext
+from app.runtime.registry import workflow
+from app.workflows.deps import PipelineDeps
+from app.workflows.webhook_delivery import stages
+
+SEND_STEP_RETRIES = 2  # only for a process that died mid-attempt, or a database error
+
+
+class WebhookDeliveryInput(BaseModel):
+    delivery_id: str
+    series: int = 0
+
+
+async def mark_delivery_failed(failure: FailureContext) -> None:
+    payload = WebhookDeliveryInput.model_validate(failure.payload)
+    await stages.mark_failed(failure.deps, payload.delivery_id, failure.message or failure.error)
+
+
+@workflow("webhook-delivery", on_failure=mark_delivery_failed)
+async def webhook_delivery(ctx: WorkflowContext, payload: WebhookDeliveryInput) -> dict[str, Any]:
+    deps: PipelineDeps = ctx.deps
+    delivery_id, series = payload.delivery_id, payload.series
+    attempt, turn = 0, 0
+    timeout = deps.settings.webhook_timeout_s + 60
+    while True:
+        turn += 1
+        gate = await ctx.run(f"gate-{turn}", stages.gate, deps, delivery_id, ctx.run_id)
+        if gate["action"] == "stop":
+            return {"delivery_id": delivery_id, "status": gate["status"], "attempts": attempt}
+        if gate["action"] == "wait":
+            await ctx.sleep(f"circuit-wait-{turn}", gate["wait_s"])
+            continue
+        attempt += 1
+        sent = await ctx.run(
+            f"send-{attempt}",
+            stages.send_attempt,
+            deps,
+            delivery_id,
+            series,
+            attempt,
+            retries=SEND_STEP_RETRIES,
+            timeout=timeout,
+        )
+        if sent["outcome"] != "retry":
+            status = {"no_consent": "skipped_no_consent"}.get(sent["outcome"], sent["outcome"])
+            return {"delivery_id": delivery_id, "status": status, "attempts": attempt}
+        await ctx.sleep(f"backoff-{attempt}", sent["retry_in_s"])
