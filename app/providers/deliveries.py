@@ -19,7 +19,7 @@ from app.db import utcnow
 from app.errors import Conflict, NotFound
 from app.ids import new_id
 from app.providers.models import DeliveryStatus, ProviderWebhook, WebhookAttempt
-from app.providers.schemas import AttemptRead, DeliveryHistory
+from app.providers.schemas import AttemptRead, DeliveryHistory, DeliveryRead
 from app.runtime.events import record_event
 from app.runtime.ids import derived_run_id
 from app.runtime.runtime import Runtime
@@ -167,12 +167,7 @@ async def _with_history(session: AsyncSession, rows: list[ProviderWebhook]) -> l
     query = select(WebhookAttempt).where(WebhookAttempt.delivery_id.in_(ids)).order_by(WebhookAttempt.id)
     for attempt in await session.scalars(query):
         attempts[attempt.delivery_id].append(AttemptRead.model_validate(attempt))
-    return [
-        DeliveryHistory.model_validate(
-            {**DeliveryHistory.model_validate(row).model_dump(), "history": attempts[row.id]}
-        )
-        for row in rows
-    ]
+    return [DeliveryHistory(**DeliveryRead.model_validate(row).model_dump(), history=attempts[row.id]) for row in rows]
 
 
 async def provider_deliveries(
