@@ -27,7 +27,9 @@ async def register(api: Api, hooks: Receivers, *names: str) -> dict[str, str]:
     """A provider per receiver (ops); each receiver learns its secret. Returns name -> provider ID."""
     ids = {}
     for name in names:
-        response = await api.client.post("/providers", json={"name": name, "webhook_url": hooks.url(name)}, headers=api.ops)
+        response = await api.client.post(
+            "/providers", json={"name": name, "webhook_url": hooks.url(name)}, headers=api.ops
+        )
         assert response.status_code == 201, response.text
         body = response.json()
         assert body["webhook_secret"].startswith("whsec_")
@@ -36,10 +38,14 @@ async def register(api: Api, hooks: Receivers, *names: str) -> dict[str, str]:
     return ids
 
 
-async def consent(api: Api, case_id: str, token: str, provider_ids: list[str], seconds: float = 3600) -> list[dict[str, Any]]:
+async def consent(
+    api: Api, case_id: str, token: str, provider_ids: list[str], seconds: float = 3600
+) -> list[dict[str, Any]]:
     expires = (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat()
     response = await api.client.post(
-        f"/cases/{case_id}/consents", json={"provider_ids": provider_ids, "expires_at": expires}, headers=api.auth(token)
+        f"/cases/{case_id}/consents",
+        json={"provider_ids": provider_ids, "expires_at": expires},
+        headers=api.auth(token),
     )
     assert response.status_code == 201, response.text
     return response.json()["items"]

@@ -16,14 +16,18 @@ from tests.support.service import live_service
 
 async def test_consent_revoked_or_expired_while_a_delivery_waits_to_retry_stops_every_further_request(database_url):
     settings = {**SCENARIO, "webhook_max_attempts": 5, "webhook_backoff_initial_s": 4.0, "webhook_backoff_jitter": 0.0}
-    async with receivers(revoked=always(503), expiring=always(503)) as hooks, live_service(
-        database_url, None, **settings
-    ) as svc, httpx.AsyncClient(base_url=svc.base_url, timeout=30) as client:
+    async with (
+        receivers(revoked=always(503), expiring=always(503)) as hooks,
+        live_service(database_url, None, **settings) as svc,
+        httpx.AsyncClient(base_url=svc.base_url, timeout=30) as client,
+    ):
         api = Api(client)
         ids = await register(api, hooks, "revoked", "expiring")
         _, case, token = await api.new_case("cabg")
         granted = await consent(api, case["id"], token, [ids["revoked"]])
-        await consent(api, case["id"], token, [ids["expiring"]], seconds=4)  # expires before the retry, 4 s after the first attempt
+        await consent(
+            api, case["id"], token, [ids["expiring"]], seconds=4
+        )  # expires before the retry, 4 s after the first attempt
         accepted = await forward(api, case["id"], token, list(ids.values()))
 
         await hooks["revoked"].first_request.wait()
@@ -47,29 +51,38 @@ async def test_consent_revoked_or_expired_while_a_delivery_waits_to_retry_stops_
 
 
 async def test_consent_routes_check_the_patient_and_the_input(database_url):
-    async with receivers(a=always(200)) as hooks, live_service(database_url, None, **SCENARIO) as svc, httpx.AsyncClient(
-        base_url=svc.base_url
-    ) as client:
+    async with (
+        receivers(a=always(200)) as hooks,
+        live_service(database_url, None, **SCENARIO) as svc,
+        httpx.AsyncClient(base_url=svc.base_url) as client,
+    ):
         api = Api(client)
         ids = await register(api, hooks, "a")
         _, case, token = await api.new_case("cabg")
         _, _, stranger = await api.new_case("cabg", name="Someone Else")
         future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         url = f"/cases/{case['id']}/consents"
-        refused = await client.post(url, json={"provider_ids": [ids["a"]], "expires_at": future}, headers=api.auth(stranger))
+        refused = await client.post(
+            url, json={"provider_ids": [ids["a"]], "expires_at": future}, headers=api.auth(stranger)
+        )
         assert refused.status_code == 403
         past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
         stale = await client.post(url, json={"provider_ids": [ids["a"]], "expires_at": past}, headers=api.auth(token))
         assert stale.status_code == 400 and "past" in stale.json()["detail"]
-        unknown = await client.post(url, json={"provider_ids": ["prov_nope"], "expires_at": future}, headers=api.auth(token))
+        unknown = await client.post(
+            url, json={"provider_ids": ["prov_nope"], "expires_at": future}, headers=api.auth(token)
+        )
         assert unknown.status_code == 400 and "prov_nope" in unknown.json()["detail"]
         granted = await consent(api, case["id"], token, [ids["a"]])
         assert granted[0]["status"] == "active" and granted[0]["granted_by"].startswith("patient:")
         other = await client.delete(f"/consents/{granted[0]['id']}", headers=api.auth(stranger))
         assert other.status_code == 403
         assert (await client.get(url, headers=api.auth(stranger))).status_code == 403
-        forwarding = await client.post(f"/cases/{case['id']}/forwardings", json={"provider_ids": [ids["a"]]},
-                                       headers=api.auth(stranger))
+        forwarding = await client.post(
+            f"/cases/{case['id']}/forwardings", json={"provider_ids": [ids["a"]]}, headers=api.auth(stranger)
+        )
         assert forwarding.status_code == 403
-        as_patient = await client.post("/providers", json={"name": "x", "webhook_url": hooks.url("a")}, headers=api.auth(token))
+        as_patient = await client.post(
+            "/providers", json={"name": "x", "webhook_url": hooks.url("a")}, headers=api.auth(token)
+        )
         assert as_patient.status_code == 403

@@ -30,11 +30,18 @@ async def _outcomes_on_stream(client: httpx.AsyncClient, case_id: str, token: st
 
 async def test_five_receivers_and_one_without_consent_end_as_they_should(database_url):
     hooks_ctx = receivers(
-        ok=always(200), flaky=fails_then(2, 503), bad=always(400), down=always(500), slow=always(SLOW), nocon=always(200)
+        ok=always(200),
+        flaky=fails_then(2, 503),
+        bad=always(400),
+        down=always(500),
+        slow=always(SLOW),
+        nocon=always(200),
     )
-    async with hooks_ctx as hooks, live_service(database_url, None, **SCENARIO) as svc, httpx.AsyncClient(
-        base_url=svc.base_url, timeout=30
-    ) as client:
+    async with (
+        hooks_ctx as hooks,
+        live_service(database_url, None, **SCENARIO) as svc,
+        httpx.AsyncClient(base_url=svc.base_url, timeout=30) as client,
+    ):
         api = Api(client)
         ids = await register(api, hooks, "ok", "flaky", "bad", "down", "slow", "nocon")
         _, case, token = await api.new_case("cabg")
@@ -42,8 +49,9 @@ async def test_five_receivers_and_one_without_consent_end_as_they_should(databas
         stream = asyncio.create_task(_outcomes_on_stream(client, case["id"], token))
 
         accepted = await forward(api, case["id"], token, list(ids.values()))
-        again = await client.post(f"/cases/{case['id']}/forwardings", json={"provider_ids": [ids["down"]]},
-                                  headers=api.auth(token))
+        again = await client.post(
+            f"/cases/{case['id']}/forwardings", json={"provider_ids": [ids["down"]]}, headers=api.auth(token)
+        )
         assert again.status_code == 409 and "still running" in again.json()["detail"]
 
         await asyncio.wait_for(hooks["flaky"].first_request.wait(), 10)  # rotate between its attempts
@@ -95,7 +103,9 @@ async def test_five_receivers_and_one_without_consent_end_as_they_should(databas
         assert {d.provider_id for d in dead} == {ids["bad"], ids["down"], ids["slow"]}
         hooks["bad"].status_for = always(200)
         async with svc.services.sessions() as session:
-            replay = await deliveries.replay_dead_letter(session, runtime=svc.runtime, delivery_id=outcome["bad"]["delivery_id"])
+            replay = await deliveries.replay_dead_letter(
+                session, runtime=svc.runtime, delivery_id=outcome["bad"]["delivery_id"]
+            )
         await svc.wait(replay["workflow_run_id"])
         forwarding = await wait_forwarding(api, accepted["forwarding_id"], token)
         assert by_provider(forwarding, ids)["bad"]["status"] == "delivered"

@@ -43,9 +43,16 @@ async def test_public_addresses_pass_and_local_ones_pass_only_when_allowed():
 
 def test_private_webhook_urls_are_refused_as_a_setting_in_production():
     with pytest.raises(ValueError, match="WEBHOOK_ALLOW_PRIVATE_URLS"):
-        Settings(_env_file=None, env="production", webhook_allow_private_urls=True,  # type: ignore[call-arg]
-                 qstash_token="t", qstash_current_signing_key="a", qstash_next_signing_key="b", ops_token="o",
-                 auth_secret="s" * 40)
+        Settings(
+            _env_file=None,
+            env="production",
+            webhook_allow_private_urls=True,  # type: ignore[call-arg]
+            qstash_token="t",
+            qstash_current_signing_key="a",
+            qstash_next_signing_key="b",
+            ops_token="o",
+            auth_secret="s" * 40,
+        )
 
 
 async def test_the_url_is_checked_again_at_send_time_and_nothing_is_sent():
@@ -56,9 +63,10 @@ async def test_the_url_is_checked_again_at_send_time_and_nothing_is_sent():
 
 
 async def test_registering_a_provider_refuses_local_urls_outside_development_settings(database_url):
-    async with live_service(database_url, None, embedding_warm_up=False) as svc, httpx.AsyncClient(
-        base_url=svc.base_url
-    ) as client:
+    async with (
+        live_service(database_url, None, embedding_warm_up=False) as svc,
+        httpx.AsyncClient(base_url=svc.base_url) as client,
+    ):
         api = Api(client)
         for url in ("https://localhost/hook", "https://169.254.169.254/", "http://hospital.example.org/hook"):
             response = await client.post("/providers", json={"name": "H", "webhook_url": url}, headers=api.ops)

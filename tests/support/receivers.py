@@ -80,8 +80,9 @@ class Receiver:
         if accepted:
             self.accepted.append(webhook_id)
         self.seen.append(Seen(webhook_id, status, verified, accepted, json.loads(body)))
-        return JSONResponse({"status": status, "detail": f"{self.name} says {status}"}, status_code=status,
-                            headers=self.extra_headers)
+        return JSONResponse(
+            {"status": status, "detail": f"{self.name} says {status}"}, status_code=status, headers=self.extra_headers
+        )
 
 
 @dataclass
