@@ -50,7 +50,8 @@ async def provider_forwarding(ctx: WorkflowContext, payload: ProviderForwardingI
                 WebhookDeliveryInput(delivery_id=item["delivery_id"]),
             )
             for item in consent["eligible"]
-        )
+        ),
+        return_exceptions=True,  # a child that failed dead-lettered its delivery: report, not fail
     )
     counts = await ctx.run("notify-patient", stages.finish, deps, forwarding_id)
     return {"ehr_entries": ehr["entries"], "missing_tests": notice["missing"], "outcomes": counts}
