@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from app.auth.dependencies import OpsDep
-from app.dependencies import SessionDep, SettingsDep
-from app.providers import deliveries, service
+from app.dependencies import RuntimeDep, SessionDep, SettingsDep
+from app.providers import acks, deliveries, service
 from app.providers.schemas import (
+    AckAccepted,
+    AckCreate,
     DeliveryHistory,
     DeliveryList,
     ProviderCreate,
@@ -67,3 +69,14 @@ async def provider_deliveries(
 @router.get("/deliveries/{delivery_id}")
 async def read_delivery(delivery_id: str, session: SessionDep, _: OpsDep) -> DeliveryHistory:
     return await deliveries.delivery_history(session, delivery_id=delivery_id)
+
+
+@router.post("/webhooks/ack/{delivery_id}", status_code=202)
+async def acknowledge(
+    delivery_id: str, body: AckCreate, session: SessionDep, settings: SettingsDep, runtime: RuntimeDep
+) -> AckAccepted:
+    """A hospital acknowledges a delivery with the token its payload carried (`data.ack.token`)."""
+    await acks.acknowledge(
+        session, runtime=runtime, delivery_id=delivery_id, token=body.token, secret=settings.auth_secret
+    )
+    return AckAccepted(delivery_id=delivery_id)

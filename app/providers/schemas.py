@@ -84,3 +84,12 @@ class Replayed(BaseModel):
     delivery_id: str
     series: int
     workflow_run_id: str
+
+
+class AckCreate(BaseModel):
+    token: str = Field(min_length=1, max_length=200, description="the `ack.token` of the delivery's payload")
+
+
+class AckAccepted(BaseModel):
+    delivery_id: str
+    acknowledged: bool = True

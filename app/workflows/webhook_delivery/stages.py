@@ -17,7 +17,7 @@ from typing import Any
 from app.consents import service as consents
 from app.db import transaction, utcnow
 from app.forwardings import service as forwardings
-from app.providers import circuit, deliveries
+from app.providers import acks, circuit, deliveries
 from app.providers import service as providers
 from app.providers.models import TERMINAL_DELIVERY_STATUSES, DeliveryStatus
 from app.providers.sender import AttemptResult, send
@@ -53,16 +53,17 @@ async def gate(deps: PipelineDeps, delivery_id: str, run_id: str) -> dict[str, A
     return {"action": "send"}
 
 
-async def _body(deps: PipelineDeps, forwarding_id: str, provider_id: str) -> str:
+async def _body(deps: PipelineDeps, delivery_id: str, forwarding_id: str, provider_id: str, ack: bool) -> str:
+    """The payload, the same bytes on every attempt (the packet, and where to acknowledge)."""
     async with deps.sessions() as session:
         forwarding = await forwardings.get_forwarding(session, forwarding_id=forwarding_id)
         packet = forwarding.packet or {}
         created = forwarding.created_at.isoformat()
-    message = {
-        "type": "case.forwarded",
-        "timestamp": created,
-        "data": {"forwarding_id": forwarding_id, "provider_id": provider_id, **packet},
-    }
+    data = {"forwarding_id": forwarding_id, "provider_id": provider_id, **packet}
+    if ack:
+        url = f"{deps.settings.base_url}/webhooks/ack/{delivery_id}"
+        data["ack"] = {"url": url, "token": acks.ack_token(deps.settings.auth_secret, delivery_id)}
+    message = {"type": "case.forwarded", "timestamp": created, "data": data}
     return json.dumps(message, sort_keys=True, separators=(",", ":"))
 
 
@@ -70,15 +71,16 @@ async def send_attempt(deps: PipelineDeps, delivery_id: str, series: int, attemp
     """`send-N`: one signed POST (consent re-checked first), recorded with its outcome."""
     async with deps.sessions() as session:
         done = await deliveries.recorded_attempt(session, delivery_id=delivery_id, series=series, attempt=attempt)
-        if done is not None:
-            return {"outcome": done.outcome, "status_code": done.status_code, "retry_in_s": done.retry_in_s}
         row = await deliveries.get_delivery(session, delivery_id=delivery_id)
-        consent = await consents.check(session, case_id=row.case_id, provider_id=row.provider_id)
         provider = await providers.get_provider(session, provider_id=row.provider_id)
+        ack = provider.ack_required
+        if done is not None:
+            return _answer(done.outcome, done.status_code, done.retry_in_s, ack)
+        consent = await consents.check(session, case_id=row.case_id, provider_id=row.provider_id)
         url, signing_secrets = provider.webhook_url, providers.signing_secrets(provider, utcnow())
     if not consent.granted:
         return await _no_consent(deps, delivery_id, series, attempt, consent.reason)
-    body = await _body(deps, row.forwarding_id, row.provider_id)
+    body = await _body(deps, delivery_id, row.forwarding_id, row.provider_id, ack)
     settings = deps.settings
     result = await send(
         deps.http,
@@ -89,7 +91,12 @@ async def send_attempt(deps: PipelineDeps, delivery_id: str, series: int, attemp
         allow_private=settings.webhook_allow_private_urls,
         excerpt_chars=settings.webhook_response_excerpt_chars,
     )
-    return await _record(deps, delivery_id, series, attempt, result)
+    answer = await _record(deps, delivery_id, series, attempt, result)
+    return answer | {"ack_required": ack}
+
+
+def _answer(outcome: str, status_code: int | None, retry_in_s: float | None, ack: bool = False) -> dict[str, Any]:
+    return {"outcome": outcome, "status_code": status_code, "retry_in_s": retry_in_s, "ack_required": ack}
 
 
 async def _no_consent(
@@ -101,7 +108,7 @@ async def _no_consent(
         circuit.release_probe(provider, delivery_id)
         if row.status not in TERMINAL_DELIVERY_STATUSES:
             deliveries.finish(session, row, DeliveryStatus.SKIPPED_NO_CONSENT, reason=reason)
-    return {"outcome": "no_consent", "status_code": None, "retry_in_s": None}
+    return _answer("no_consent", None, None)
 
 
 async def _record(
@@ -139,7 +146,7 @@ async def _record(
             deliveries.finish(session, row, DeliveryStatus.DELIVERED)
         elif outcome == "dead_lettered":
             deliveries.finish(session, row, DeliveryStatus.DEAD_LETTERED, reason=_reason(result, attempt))
-    return {"outcome": outcome, "status_code": result.status_code, "retry_in_s": retry_in}
+    return _answer(outcome, result.status_code, retry_in)
 
 
 def _reason(result: AttemptResult, attempt: int) -> str:
@@ -155,3 +162,11 @@ async def mark_failed(deps: PipelineDeps, delivery_id: str, reason: str) -> None
         row = await deliveries.get_delivery(session, delivery_id=delivery_id, lock=True)
         if row.status not in TERMINAL_DELIVERY_STATUSES:
             deliveries.finish(session, row, DeliveryStatus.DEAD_LETTERED, reason=f"delivery failed: {reason}")
+
+
+async def record_ack(deps: PipelineDeps, delivery_id: str, acknowledged: bool) -> dict[str, bool]:
+    """`acknowledgement`: the hospital acknowledged, or the wait timed out (escalation event)."""
+    async with transaction(deps.sessions) as session:
+        row = await deliveries.get_delivery(session, delivery_id=delivery_id, lock=True)
+        acks.record_ack(session, row, acknowledged=acknowledged)
+    return {"acknowledged": acknowledged}

@@ -1,11 +1,14 @@
 """The webhook-delivery pipeline (DESIGN 4): one packet to one provider, signed, retried, audited.
 
     gate-1 -> send-1 -> [backoff-1 -> gate-2 -> send-2 -> ...] -> delivered | dead_lettered
+    (delivered to a provider with ack_required: -> await-ack -> acknowledgement)
 
 `gate` stops the run when the delivery is finished or its consent is gone (revoked or expired
 while it waited: nothing more is sent) and holds it, in durable sleeps, while the provider's
 circuit is open. `send` makes one attempt (stages.py); a retryable answer is followed by a
 durable sleep (`backoff-N`: exponential with jitter, or `Retry-After`), no process held.
+A provider that acknowledges (`ack_required`) is waited for (`await-ack`, at most
+WEBHOOK_ACK_TIMEOUT_S); a wait that times out records the escalation `webhook.ack_overdue`.
 A replay (ops) is a new run with `series` + 1: new attempt numbers, the same `webhook-id`.
 
 Running runs replay by step name and position: never rename or reorder the steps here.
@@ -17,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.providers.acks import ack_event_id
 from app.runtime.context import FailureContext, WorkflowContext
 from app.runtime.registry import workflow
 from app.workflows.deps import PipelineDeps
@@ -60,6 +64,10 @@ async def webhook_delivery(ctx: WorkflowContext, payload: WebhookDeliveryInput) 
             retries=SEND_STEP_RETRIES,
             timeout=timeout,
         )
+        if sent["outcome"] == "delivered" and sent["ack_required"]:
+            timeout_s = deps.settings.webhook_ack_timeout_s
+            ack = await ctx.wait_for_event("await-ack", ack_event_id(delivery_id), timeout=timeout_s)
+            await ctx.run("acknowledgement", stages.record_ack, deps, delivery_id, not ack["timed_out"])
         if sent["outcome"] != "retry":
             status = {"no_consent": "skipped_no_consent"}.get(sent["outcome"], sent["outcome"])
             return {"delivery_id": delivery_id, "status": status, "attempts": attempt}
