@@ -16,6 +16,7 @@ from app.providers.schemas import (
     ProviderCreated,
     ProviderList,
     ProviderRead,
+    Replayed,
     SecretRotated,
 )
 
@@ -80,3 +81,9 @@ async def acknowledge(
         session, runtime=runtime, delivery_id=delivery_id, token=body.token, secret=settings.auth_secret
     )
     return AckAccepted(delivery_id=delivery_id)
+
+
+@router.post("/deliveries/{delivery_id}/replay", status_code=202)
+async def replay_delivery(delivery_id: str, session: SessionDep, runtime: RuntimeDep, _: OpsDep) -> Replayed:
+    """Send a dead-lettered delivery again: a new attempt series, the same `webhook-id` (409 otherwise)."""
+    return Replayed(**await deliveries.replay_dead_letter(session, runtime=runtime, delivery_id=delivery_id))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import select
 
+from app.consents.models import Consent
+from app.db import transaction
 from app.runtime.models import Event
 from tests.providers.support import SCENARIO, by_provider, consent, forward, register, wait_forwarding
 from tests.support.api import Api
@@ -15,7 +18,7 @@ from tests.support.service import live_service
 
 
 async def test_consent_revoked_or_expired_while_a_delivery_waits_to_retry_stops_every_further_request(database_url):
-    settings = {**SCENARIO, "webhook_max_attempts": 5, "webhook_backoff_initial_s": 4.0, "webhook_backoff_jitter": 0.0}
+    settings = {**SCENARIO, "webhook_max_attempts": 5, "webhook_backoff_initial_s": 2.0, "webhook_backoff_jitter": 0.0}
     async with (
         receivers(revoked=always(503), expiring=always(503)) as hooks,
         live_service(database_url, None, **settings) as svc,
@@ -25,15 +28,18 @@ async def test_consent_revoked_or_expired_while_a_delivery_waits_to_retry_stops_
         ids = await register(api, hooks, "revoked", "expiring")
         _, case, token = await api.new_case("cabg")
         granted = await consent(api, case["id"], token, [ids["revoked"]])
-        await consent(
-            api, case["id"], token, [ids["expiring"]], seconds=4
-        )  # expires before the retry, 4 s after the first attempt
+        expiring = await consent(api, case["id"], token, [ids["expiring"]])
         accepted = await forward(api, case["id"], token, list(ids.values()))
 
-        await hooks["revoked"].first_request.wait()
+        # Both got their first attempt (503) and wait 2 s to retry; meanwhile one consent is
+        # revoked and the other's expiry passes (the row's end moved to the past: the clock moved on).
+        await asyncio.wait_for(asyncio.gather(*(hooks[n].first_request.wait() for n in ids)), 30)
         revoked = await client.delete(f"/consents/{granted[0]['id']}", headers=api.auth(token))
         assert revoked.status_code == 200, revoked.text
         assert revoked.json()["status"] == "revoked" and revoked.json()["revoked_by"].startswith("patient:")
+        async with transaction(svc.services.sessions) as session:
+            row = await session.get(Consent, expiring[0]["id"])
+            row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
 
         forwarding = await wait_forwarding(api, accepted["forwarding_id"], token)
         outcome = by_provider(forwarding, ids)
@@ -44,9 +50,6 @@ async def test_consent_revoked_or_expired_while_a_delivery_waits_to_retry_stops_
         assert sorted(c["status"] for c in listed) == ["expired", "revoked"]
         async with svc.services.sessions() as session:
             types = list(await session.scalars(select(Event.type).where(Event.case_id == case["id"])))
-        async with svc.services.sessions() as session:
-            for e in await session.scalars(select(Event).order_by(Event.id)):
-                print("DBG", e.created_at.time(), e.workflow_id, e.type, str(e.payload)[:90])
         assert types.count("consent.granted") == 2 and types.count("consent.revoked") == 1
 
 

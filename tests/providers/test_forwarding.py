@@ -102,10 +102,9 @@ async def test_five_receivers_and_one_without_consent_end_as_they_should(databas
             dead = await deliveries.list_dead_letters(session)
         assert {d.provider_id for d in dead} == {ids["bad"], ids["down"], ids["slow"]}
         hooks["bad"].status_for = always(200)
-        async with svc.services.sessions() as session:
-            replay = await deliveries.replay_dead_letter(
-                session, runtime=svc.runtime, delivery_id=outcome["bad"]["delivery_id"]
-            )
+        replay = (await client.post(f"/deliveries/{outcome['bad']['delivery_id']}/replay", headers=api.ops)).json()
+        again = await client.post(f"/deliveries/{outcome['ok']['delivery_id']}/replay", headers=api.ops)
+        assert again.status_code == 409 and "dead-lettered" in again.json()["detail"]
         await svc.wait(replay["workflow_run_id"])
         forwarding = await wait_forwarding(api, accepted["forwarding_id"], token)
         assert by_provider(forwarding, ids)["bad"]["status"] == "delivered"
