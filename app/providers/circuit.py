@@ -4,8 +4,10 @@ closed --N consecutive failed attempts--> open --cool-down over, one delivery ta
 half_open --probe delivered--> closed;  half_open --probe failed--> open (a new cool-down).
 
 While a provider's circuit is not closed, its deliveries do not send: `gate` tells them how long
-to wait, and they sleep durably (no process held) and ask again. Only the probe sends. A probe
-whose process died is given up after a lease (the cool-down), and another delivery takes it.
+to wait (until the cool-down ends; while a probe is out, a tenth of the cool-down, at least 1 s,
+so they drain soon after it succeeds), and they sleep durably (no process held) and ask again.
+Only the probe sends. A probe whose process died is given up after a lease (the cool-down), and
+another delivery takes it.
 Every function here runs inside the caller's transaction with the provider row locked.
 """
 
@@ -56,8 +58,10 @@ def gate(session: AsyncSession, provider: Provider, delivery_id: str, now: datet
         provider.probe_expires_at = now + timedelta(seconds=cooldown_s)
         _transition(session, provider, CircuitState.HALF_OPEN, probe_delivery_id=delivery_id)
         return Gate(True)
-    until = provider.probe_expires_at if provider.circuit_state == CircuitState.HALF_OPEN else reopen_at
-    return Gate(False, max(0.5, ((until or now) - now).total_seconds()))
+    if provider.circuit_state == CircuitState.HALF_OPEN:  # ask again soon: the probe may succeed
+        remaining = ((provider.probe_expires_at or now) - now).total_seconds()
+        return Gate(False, max(0.5, min(remaining, max(1.0, cooldown_s / 10))))
+    return Gate(False, max(0.5, (reopen_at - now).total_seconds()))
 
 
 def record_success(session: AsyncSession, provider: Provider) -> None:
