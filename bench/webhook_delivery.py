@@ -108,9 +108,12 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
         "circuit_failure_threshold": args.threshold if breaker else 1_000_000,
         "circuit_cooldown_s": args.cooldown_s,
     }
-    async with fresh_database(args.db, args.dsn) as url, serve_in_loop(lambda _: hospitals_app(hospitals)) as (
-        hooks_url,
-        _,
+    async with (
+        fresh_database(args.db, args.dsn) as url,
+        serve_in_loop(lambda _: hospitals_app(hospitals)) as (
+            hooks_url,
+            _,
+        ),
     ):
         holder: dict[str, Any] = {}
 
@@ -121,19 +124,31 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
         async with serve_in_loop(build) as (base_url, _), httpx.AsyncClient(base_url=base_url, timeout=60) as client:
             ids = []
             for i, hospital in enumerate(hospitals):
-                created = (await client.post("/providers", headers=OPS, json={"name": f"H{i}", "webhook_url": f"{hooks_url}/h/{i}"})).json()
+                created = (
+                    await client.post(
+                        "/providers", headers=OPS, json={"name": f"H{i}", "webhook_url": f"{hooks_url}/h/{i}"}
+                    )
+                ).json()
                 hospital.secret = created["webhook_secret"]
                 ids.append(created["id"])
             expires = (datetime.now(UTC) + timedelta(days=1)).isoformat()
             cases = []
             for i in range(forwardings):
-                patient = (await client.post("/patients", headers=OPS, json={"name": f"P{i}", "email": "p@example.org"})).json()
-                case = (await client.post("/cases", headers=OPS, json={"patient_id": patient["id"], "procedure": "cabg"})).json()
-                await client.post(f"/cases/{case['id']}/consents", headers=OPS, json={"provider_ids": ids, "expires_at": expires})
+                patient = (
+                    await client.post("/patients", headers=OPS, json={"name": f"P{i}", "email": "p@example.org"})
+                ).json()
+                case = (
+                    await client.post("/cases", headers=OPS, json={"patient_id": patient["id"], "procedure": "cabg"})
+                ).json()
+                await client.post(
+                    f"/cases/{case['id']}/consents", headers=OPS, json={"provider_ids": ids, "expires_at": expires}
+                )
                 cases.append(case["id"])
             started, requested_at = time.monotonic(), {}
             for case_id in cases:
-                answer = (await client.post(f"/cases/{case_id}/forwardings", headers=OPS, json={"provider_ids": ids})).json()
+                answer = (
+                    await client.post(f"/cases/{case_id}/forwardings", headers=OPS, json={"provider_ids": ids})
+                ).json()
                 requested_at[answer["forwarding_id"]] = time.monotonic()
             sessions = holder["app"].state.services.sessions
             deadline = started + args.timeout
@@ -148,7 +163,11 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
             waits = []
             for forwarding_id, at in requested_at.items():
                 answer = (await client.get(f"/forwardings/{forwarding_id}", headers=OPS)).json()
-                for provider, hospital in zip(answer["providers"], [hospitals[ids.index(p["provider_id"])] for p in answer["providers"]], strict=True):
+                for provider, hospital in zip(
+                    answer["providers"],
+                    [hospitals[ids.index(p["provider_id"])] for p in answer["providers"]],
+                    strict=True,
+                ):
                     delivered += provider["status"] == "delivered"
                     dead += provider["status"] == "dead_lettered"
                     if hospital.kind == "healthy" and provider["delivery_id"] in hospital.accepted_at:
@@ -173,18 +192,35 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test", help="Postgres server for --db postgres (a scratch database is created on it)")
-    parser.add_argument("--deliveries", type=int, default=1000, help="deliveries in all (default 1000), in forwardings to every receiver")
-    parser.add_argument("--receivers", type=int, default=20, help="receivers (default 20): one down, --flaky flaky, the rest healthy")
+    parser.add_argument(
+        "--dsn",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="Postgres server for --db postgres (a scratch database is created on it)",
+    )
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=1000,
+        help="deliveries in all (default 1000), in forwardings to every receiver",
+    )
+    parser.add_argument(
+        "--receivers", type=int, default=20, help="receivers (default 20): one down, --flaky flaky, the rest healthy"
+    )
     parser.add_argument("--flaky", type=int, default=5, help="receivers that fail transiently (default 5)")
-    parser.add_argument("--flaky-rate", type=float, default=0.2, help="share of a flaky receiver's requests answered 503 (default 0.2)")
+    parser.add_argument(
+        "--flaky-rate", type=float, default=0.2, help="share of a flaky receiver's requests answered 503 (default 0.2)"
+    )
     parser.add_argument("--max-attempts", type=int, default=5, help="WEBHOOK_MAX_ATTEMPTS (default 5)")
     parser.add_argument("--backoff-s", type=float, default=1.0, help="WEBHOOK_BACKOFF_INITIAL_S (default 1)")
     parser.add_argument("--timeout-s", type=float, default=5.0, help="WEBHOOK_TIMEOUT_S (default 5)")
-    parser.add_argument("--threshold", type=int, default=5, help="CIRCUIT_FAILURE_THRESHOLD with the breaker (default 5)")
+    parser.add_argument(
+        "--threshold", type=int, default=5, help="CIRCUIT_FAILURE_THRESHOLD with the breaker (default 5)"
+    )
     parser.add_argument("--cooldown-s", type=float, default=30.0, help="CIRCUIT_COOLDOWN_S (default 30)")
     parser.add_argument("--compare-breaker", action="store_true", help="run a second time without the breaker")
-    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed for a scenario to drain (default 1800)")
+    parser.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds allowed for a scenario to drain (default 1800)"
+    )
     return parser.parse_args(argv)
 
 
