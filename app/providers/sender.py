@@ -13,6 +13,7 @@ TLS SNI, so certificates are still checked against it): a second DNS answer cann
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from dataclasses import dataclass
@@ -83,28 +84,41 @@ async def send(
     extensions = {"sni_hostname": target.host} if request_url.scheme == "https" else {}
     started = time.perf_counter()
     try:
-        response = await http.post(
-            request_url,
-            content=body.encode(),
-            headers={**headers, "content-type": "application/json", "host": host_header},
-            timeout=timeout_s,
-            extensions=extensions,
-            follow_redirects=False,
-        )
-    except httpx.TimeoutException as exc:
-        return AttemptResult(
-            "retry", latency_ms=_ms(started), error=f"timeout after {timeout_s:g} s ({type(exc).__name__})"
-        )
+        async with asyncio.timeout(timeout_s):  # the whole exchange, however slowly it drips
+            async with http.stream(
+                "POST",
+                request_url,
+                content=body.encode(),
+                headers={**headers, "content-type": "application/json", "host": host_header},
+                timeout=timeout_s,
+                extensions=extensions,
+                follow_redirects=False,
+            ) as response:
+                excerpt = await _excerpt(response, excerpt_chars)
+    except (TimeoutError, httpx.TimeoutException) as exc:
+        error = f"timeout after {timeout_s:g} s ({type(exc).__name__})"
+        return AttemptResult("retry", latency_ms=_ms(started), error=error)
     except httpx.HTTPError as exc:
         return AttemptResult("retry", latency_ms=_ms(started), error=f"{type(exc).__name__}: {exc}"[:500])
-    retry_after = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
     return AttemptResult(
         classify(response.status_code),
         status_code=response.status_code,
         latency_ms=_ms(started),
-        excerpt=response.text[:excerpt_chars] if excerpt_chars else None,
-        retry_after_s=retry_after,
+        excerpt=excerpt,
+        retry_after_s=parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC)),
     )
+
+
+async def _excerpt(response: httpx.Response, chars: int) -> str | None:
+    """The start of the answer: at most about `chars` characters are read, never the whole body."""
+    if chars <= 0:
+        return None
+    data = b""
+    async for chunk in response.aiter_bytes():
+        data += chunk
+        if len(data) >= chars * 4:  # enough bytes for `chars` characters in any UTF-8
+            break
+    return data.decode(response.encoding or "utf-8", errors="replace")[:chars]
 
 
 def _ms(started: float) -> int:
