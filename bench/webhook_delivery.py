@@ -11,10 +11,12 @@ Fresh migrated SQLite or Postgres database, the embedded QStash, the service in 
 Each scenario runs once with the circuit breaker (`CIRCUIT_FAILURE_THRESHOLD=--threshold`) and,
 with `--compare-breaker`, once more without it (threshold out of reach), on a fresh database.
 
-Figures per scenario: drain_s (first forwarding request to the last forwarding completed),
-deliveries_per_s, accepted_twice (a receiver accepted a webhook-id twice: must be 0),
-healthy_wait_ms_p50/p95 (forwarding request to acceptance, at the always-healthy receivers),
-down_attempts (requests the down receiver got), delivered, dead_lettered.
+Figures per scenario: drain_s (first forwarding request until every delivery to the live
+receivers has ended; the down receiver's deliveries may still be held by its open circuit),
+deliveries_per_s (those deliveries / drain_s), accepted_twice (a receiver accepted a webhook-id
+twice: must be 0), healthy_wait_ms_p50/p95 (forwarding request to acceptance, at the
+always-healthy receivers), down_attempts (requests the down receiver got during the drain: the
+attempts wasted on it), down_deliveries_dead_lettered / _held, delivered, dead_lettered_live.
 
 Prints a summary and, as its last line, one JSON object (`with_breaker`, `without_breaker`).
 
@@ -48,7 +50,7 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from app.config import DEV_OPS_TOKEN  # noqa: E402
-from app.forwardings.models import Forwarding  # noqa: E402
+from app.providers.models import TERMINAL_DELIVERY_STATUSES, ProviderWebhook  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.serving import serve_in_loop  # noqa: E402
 from bench.support import bench_settings, fresh_database  # noqa: E402
@@ -78,7 +80,7 @@ class Hospital:
             return 500 if self.kind == "down" else 503
         webhook_id = headers["webhook-id"]
         if webhook_id in self.accepted:
-            self.accepted_twice += 0  # a repeat is answered 200 but not accepted again
+            self.accepted_twice += 1  # came again after it was accepted (answered 200, not accepted again)
         else:
             self.accepted.add(webhook_id)
             self.accepted_at[webhook_id] = time.monotonic()
@@ -151,40 +153,45 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
                 ).json()
                 requested_at[answer["forwarding_id"]] = time.monotonic()
             sessions = holder["app"].state.services.sessions
+            others = select(func.count()).where(
+                ProviderWebhook.provider_id != ids[0], ProviderWebhook.status.in_(TERMINAL_DELIVERY_STATUSES)
+            )
+            wanted = forwardings * (len(hospitals) - 1)
             deadline = started + args.timeout
-            while time.monotonic() < deadline:
+            while time.monotonic() < deadline:  # until every delivery to the live hospitals has ended
                 async with sessions() as session:
-                    done = await session.scalar(select(func.count()).where(Forwarding.status == "completed"))
-                if done == forwardings:
-                    break
+                    if await session.scalar(others) == wanted:
+                        break
                 await asyncio.sleep(0.2)
             drain_s = time.monotonic() - started
-            delivered, dead = 0, 0
-            waits = []
-            for forwarding_id, at in requested_at.items():
-                answer = (await client.get(f"/forwardings/{forwarding_id}", headers=OPS)).json()
-                for provider, hospital in zip(
-                    answer["providers"],
-                    [hospitals[ids.index(p["provider_id"])] for p in answer["providers"]],
-                    strict=True,
-                ):
-                    delivered += provider["status"] == "delivered"
-                    dead += provider["status"] == "dead_lettered"
-                    if hospital.kind == "healthy" and provider["delivery_id"] in hospital.accepted_at:
-                        waits.append((hospital.accepted_at[provider["delivery_id"]] - at) * 1000)
+            down_attempts = hospitals[0].requests  # wasted on the down hospital meanwhile
+            async with sessions() as session:
+                rows = (await session.execute(select(ProviderWebhook.provider_id, ProviderWebhook.status))).all()
+            delivered = sum(status == "delivered" for _, status in rows)
+            dead = sum(status == "dead_lettered" for p, status in rows if p != ids[0])
+            down = [status for p, status in rows if p == ids[0]]
+            waits = [
+                (hospital.accepted_at[delivery_id] - requested_at[forwarding_id]) * 1000
+                for hospital in hospitals
+                if hospital.kind == "healthy"
+                for delivery_id, forwarding_id in delivery_forwarding.items()
+                if delivery_id in hospital.accepted_at
+            ]
     total = forwardings * len(hospitals)
     waits.sort()
     return {
         "deliveries": total,
         "drain_s": round(drain_s, 2),
-        "deliveries_per_s": round(total / drain_s, 1),
+        "deliveries_per_s": round(forwardings * (len(hospitals) - 1) / drain_s, 1),
         "delivered": delivered,
-        "dead_lettered": dead,
+        "dead_lettered_live": dead,
         "accepted_twice": sum(h.accepted_twice for h in hospitals),
         "bad_signatures": sum(h.bad_signatures for h in hospitals),
         "healthy_wait_ms_p50": round(statistics.median(waits), 1) if waits else None,
         "healthy_wait_ms_p95": round(waits[int(len(waits) * 0.95) - 1], 1) if waits else None,
-        "down_attempts": hospitals[0].requests,
+        "down_attempts": down_attempts,
+        "down_deliveries_dead_lettered": sum(status == "dead_lettered" for status in down),
+        "down_deliveries_held": sum(status == "pending" for status in down),
         "flaky_requests": sum(h.requests for h in hospitals if h.kind == "flaky"),
     }
 
