@@ -50,8 +50,8 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from app.config import DEV_OPS_TOKEN  # noqa: E402
-from app.providers.models import TERMINAL_DELIVERY_STATUSES, ProviderWebhook  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.providers.models import TERMINAL_DELIVERY_STATUSES, ProviderWebhook  # noqa: E402
 from app.serving import serve_in_loop  # noqa: E402
 from bench.support import bench_settings, fresh_database  # noqa: E402
 
@@ -152,6 +152,10 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
                     await client.post(f"/cases/{case_id}/forwardings", headers=OPS, json={"provider_ids": ids})
                 ).json()
                 requested_at[answer["forwarding_id"]] = time.monotonic()
+            delivery_forwarding = {}
+            for forwarding_id in requested_at:
+                answer = (await client.get(f"/forwardings/{forwarding_id}", headers=OPS)).json()
+                delivery_forwarding.update({p["delivery_id"]: forwarding_id for p in answer["providers"]})
             sessions = holder["app"].state.services.sessions
             others = select(func.count()).where(
                 ProviderWebhook.provider_id != ids[0], ProviderWebhook.status.in_(TERMINAL_DELIVERY_STATUSES)
