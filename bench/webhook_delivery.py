@@ -13,8 +13,10 @@ with `--compare-breaker`, once more without it (threshold out of reach), on a fr
 
 Figures per scenario: drain_s (first forwarding request until every delivery to the live
 receivers has ended; the down receiver's deliveries may still be held by its open circuit),
-deliveries_per_s (those deliveries / drain_s), accepted_twice (a receiver accepted a webhook-id
-twice: must be 0), healthy_wait_ms_p50/p95 (forwarding request to acceptance, at the
+deliveries_per_s (those deliveries / drain_s), repeats_after_accept (requests for a webhook-id
+the receiver had already accepted: deliveries are at-least-once, so a repeat can happen when a
+step is re-run after its POST but before its commit; it carries the same webhook-id, and these
+receivers, deduplicating, accept it once: accepted twice is 0 by construction), healthy_wait_ms_p50/p95 (forwarding request to acceptance, at the
 always-healthy receivers), down_attempts (requests the down receiver got during the drain: the
 attempts wasted on it), down_deliveries_dead_lettered / _held, delivered, dead_lettered_live.
 
@@ -64,7 +66,7 @@ class Hospital:
     rate: float = 0.0
     secret: str = ""
     accepted: set[str] = field(default_factory=set)
-    accepted_twice: int = 0
+    repeats_after_accept: int = 0
     requests: int = 0
     accepted_at: dict[str, float] = field(default_factory=dict)
     bad_signatures: int = 0
@@ -80,7 +82,7 @@ class Hospital:
             return 500 if self.kind == "down" else 503
         webhook_id = headers["webhook-id"]
         if webhook_id in self.accepted:
-            self.accepted_twice += 1  # came again after it was accepted (answered 200, not accepted again)
+            self.repeats_after_accept += 1  # came again after it was accepted (answered 200, not accepted again)
         else:
             self.accepted.add(webhook_id)
             self.accepted_at[webhook_id] = time.monotonic()
@@ -189,7 +191,7 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
         "deliveries_per_s": round(forwardings * (len(hospitals) - 1) / drain_s, 1),
         "delivered": delivered,
         "dead_lettered_live": dead,
-        "accepted_twice": sum(h.accepted_twice for h in hospitals),
+        "repeats_after_accept": sum(h.repeats_after_accept for h in hospitals),
         "bad_signatures": sum(h.bad_signatures for h in hospitals),
         "healthy_wait_ms_p50": round(statistics.median(waits), 1) if waits else None,
         "healthy_wait_ms_p95": round(waits[int(len(waits) * 0.95) - 1], 1) if waits else None,
