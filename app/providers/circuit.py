@@ -4,8 +4,9 @@ closed --N consecutive failed attempts--> open --cool-down over, one delivery ta
 half_open --probe delivered--> closed;  half_open --probe failed--> open (a new cool-down).
 
 While a provider's circuit is not closed, its deliveries do not send: `gate` tells them how long
-to wait (until the cool-down ends; while a probe is out, a tenth of the cool-down, at least 1 s,
-so they drain soon after it succeeds), and they sleep durably (no process held) and ask again.
+to wait (until the cool-down ends; while a probe is out, a tenth of the cool-down, at least 1 s)
+and which event wakes them earlier: the probe's success notifies `closed_event_id`, so they
+drain at once. They wait durably (no process held) and ask again.
 Only the probe sends. A probe whose process died is given up after a lease (the cool-down), and
 another delivery takes it.
 Every function here runs inside the caller's transaction with the provider row locked.
@@ -26,6 +27,14 @@ from app.runtime.events import record_event
 class Gate:
     send: bool
     wait_s: float = 0.0
+    closed_event: str | None = None  # notified when this opening of the circuit closes
+
+
+def closed_event_id(provider: Provider) -> str:
+    """The event a probe's success notifies; one per opening, so a late waiter of an old one
+    cannot take a notification meant for another."""
+    opened = provider.circuit_opened_at
+    return f"circuit-closed:{provider.id}:{int(opened.timestamp() * 1000) if opened else 0}"
 
 
 async def lock_provider(session: AsyncSession, provider_id: str) -> Provider:
@@ -60,17 +69,21 @@ def gate(session: AsyncSession, provider: Provider, delivery_id: str, now: datet
         return Gate(True)
     if provider.circuit_state == CircuitState.HALF_OPEN:  # ask again soon: the probe may succeed
         remaining = ((provider.probe_expires_at or now) - now).total_seconds()
-        return Gate(False, max(0.5, min(remaining, max(1.0, cooldown_s / 10))))
-    return Gate(False, max(0.5, (reopen_at - now).total_seconds()))
+        return Gate(False, max(0.5, min(remaining, max(1.0, cooldown_s / 10))), closed_event_id(provider))
+    return Gate(False, max(0.5, (reopen_at - now).total_seconds()), closed_event_id(provider))
 
 
-def record_success(session: AsyncSession, provider: Provider) -> None:
+def record_success(session: AsyncSession, provider: Provider) -> str | None:
+    """Reset the count; if this closed the circuit, the event to notify its waiters with."""
     provider.consecutive_failures = 0
-    if provider.circuit_state != CircuitState.CLOSED:
-        provider.probe_delivery_id = None
-        provider.probe_expires_at = None
-        provider.circuit_opened_at = None
-        _transition(session, provider, CircuitState.CLOSED)
+    if provider.circuit_state == CircuitState.CLOSED:
+        return None
+    event = closed_event_id(provider)
+    provider.probe_delivery_id = None
+    provider.probe_expires_at = None
+    provider.circuit_opened_at = None
+    _transition(session, provider, CircuitState.CLOSED)
+    return event
 
 
 def record_failure(session: AsyncSession, provider: Provider, delivery_id: str, now: datetime, threshold: int) -> None:

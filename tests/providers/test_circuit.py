@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from sqlalchemy import select
 
-from app.runtime.models import Event
+from app.runtime.models import Event, WorkflowStep
 from tests.providers.support import SCENARIO, by_provider, consent, forward, register, wait_forwarding
 from tests.support.api import Api
 from tests.support.receivers import always, receivers
@@ -68,5 +68,9 @@ async def test_an_open_circuit_holds_a_down_providers_deliveries_until_one_probe
         assert failed_while_down <= 4, failed_while_down
         events = await _circuit_events(svc)
         assert events[-2:] == ["circuit.half_open", "circuit.closed"], events
+        async with svc.services.sessions() as session:  # the probe's success woke the held ones
+            names = list(await session.scalars(select(WorkflowStep.name).where(WorkflowStep.status == "completed")))
+        assert sum(n.startswith("circuit-closed-") for n in names) == 1
+        assert sum(n.startswith("circuit-wait-") for n in names) >= 2
         provider = (await client.get(f"/providers/{ids['down']}", headers=api.ops)).json()
         assert provider["circuit_state"] == "closed" and provider["consecutive_failures"] == 0

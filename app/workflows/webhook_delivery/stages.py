@@ -49,7 +49,7 @@ async def gate(deps: PipelineDeps, delivery_id: str, run_id: str) -> dict[str, A
             return {"action": "stop", "status": row.status}
         verdict = circuit.gate(session, provider, delivery_id, utcnow(), deps.settings.circuit_cooldown_s)
         if not verdict.send:
-            return {"action": "wait", "wait_s": verdict.wait_s}
+            return {"action": "wait", "wait_s": verdict.wait_s, "event": verdict.closed_event}
     return {"action": "send"}
 
 
@@ -96,7 +96,13 @@ async def send_attempt(deps: PipelineDeps, delivery_id: str, series: int, attemp
 
 
 def _answer(outcome: str, status_code: int | None, retry_in_s: float | None, ack: bool = False) -> dict[str, Any]:
-    return {"outcome": outcome, "status_code": status_code, "retry_in_s": retry_in_s, "ack_required": ack}
+    return {
+        "outcome": outcome,
+        "status_code": status_code,
+        "retry_in_s": retry_in_s,
+        "ack_required": ack,
+        "circuit_closed": None,  # the event to notify when this attempt, a probe, closed the circuit
+    }
 
 
 async def _no_consent(
@@ -115,7 +121,7 @@ async def _record(
     deps: PipelineDeps, delivery_id: str, series: int, attempt: int, result: AttemptResult
 ) -> dict[str, Any]:
     settings = deps.settings
-    outcome, retry_in = result.outcome, None
+    outcome, retry_in, closed = result.outcome, None, None
     if outcome == "retry":
         if attempt >= settings.webhook_max_attempts:
             outcome = "dead_lettered"
@@ -139,14 +145,14 @@ async def _record(
         if result.outcome == "retry":
             circuit.record_failure(session, provider, delivery_id, utcnow(), settings.circuit_failure_threshold)
         elif result.status_code is not None:  # the provider answered: it is up
-            circuit.record_success(session, provider)
+            closed = circuit.record_success(session, provider)
         else:
             circuit.release_probe(provider, delivery_id)
         if outcome == "delivered":
             deliveries.finish(session, row, DeliveryStatus.DELIVERED)
         elif outcome == "dead_lettered":
             deliveries.finish(session, row, DeliveryStatus.DEAD_LETTERED, reason=_reason(result, attempt))
-    return _answer(outcome, result.status_code, retry_in)
+    return _answer(outcome, result.status_code, retry_in) | {"circuit_closed": closed}
 
 
 def _reason(result: AttemptResult, attempt: int) -> str:

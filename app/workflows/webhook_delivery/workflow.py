@@ -4,8 +4,9 @@
     (delivered to a provider with ack_required: -> await-ack -> acknowledgement)
 
 `gate` stops the run when the delivery is finished or its consent is gone (revoked or expired
-while it waited: nothing more is sent) and holds it, in durable sleeps, while the provider's
-circuit is open. `send` makes one attempt (stages.py); a retryable answer is followed by a
+while it waited: nothing more is sent) and holds it, in durable waits, while the provider's
+circuit is open (`circuit-wait-N`); the probe that closes the circuit notifies them
+(`circuit-closed-N`). `send` makes one attempt (stages.py); a retryable answer is followed by a
 durable sleep (`backoff-N`: exponential with jitter, or `Retry-After`), no process held.
 A provider that acknowledges (`ack_required`) is waited for (`await-ack`, at most
 WEBHOOK_ACK_TIMEOUT_S); a wait that times out records the escalation `webhook.ack_overdue`.
@@ -50,8 +51,8 @@ async def webhook_delivery(ctx: WorkflowContext, payload: WebhookDeliveryInput) 
         gate = await ctx.run(f"gate-{turn}", stages.gate, deps, delivery_id, ctx.run_id)
         if gate["action"] == "stop":
             return {"delivery_id": delivery_id, "status": gate["status"], "attempts": attempt}
-        if gate["action"] == "wait":
-            await ctx.sleep(f"circuit-wait-{turn}", gate["wait_s"])
+        if gate["action"] == "wait":  # until the cool-down ends, or the probe's success wakes us
+            await ctx.wait_for_event(f"circuit-wait-{turn}", gate["event"], timeout=gate["wait_s"])
             continue
         attempt += 1
         sent = await ctx.run(
@@ -64,6 +65,8 @@ async def webhook_delivery(ctx: WorkflowContext, payload: WebhookDeliveryInput) 
             retries=SEND_STEP_RETRIES,
             timeout=timeout,
         )
+        if sent["circuit_closed"]:  # this attempt was the probe that closed the circuit
+            await ctx.notify(f"circuit-closed-{attempt}", sent["circuit_closed"], {"delivery_id": delivery_id})
         if sent["outcome"] == "delivered" and sent["ack_required"]:
             timeout_s = deps.settings.webhook_ack_timeout_s
             ack = await ctx.wait_for_event("await-ack", ack_event_id(delivery_id), timeout=timeout_s)
