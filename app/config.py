@@ -159,6 +159,34 @@ class Settings(BaseSettings):
     notify_sender: Literal["none", "http"] = "none"  # http: POST digests to NOTIFY_HTTP_URL (mail/SMS gateway)
     notify_http_url: str = ""
     notify_http_token: SecretStr = SecretStr("")
+    # Provider webhooks (app/providers, webhook-delivery). Timeouts and retries of one delivery:
+    # attempt n waits min(max, initial * factor^(n-1)) +-jitter before attempt n+1 (or Retry-After).
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_backoff_initial_s: float = Field(default=5.0, ge=0)
+    webhook_backoff_factor: float = Field(default=2.0, ge=1)
+    webhook_backoff_max_s: float = Field(default=3600.0, ge=0)
+    webhook_backoff_jitter: float = Field(default=0.2, ge=0, le=1)  # +- this fraction
+    webhook_response_excerpt_chars: int = Field(default=500, ge=0)
+    # After a rotation the old secret still signs (beside the new one) this long.
+    webhook_secret_grace_s: float = Field(default=86400.0, ge=0)
+    # Plain http and private/loopback/link-local webhook URLs: development and tests only.
+    webhook_allow_private_urls: bool = False
+    # Circuit breaker per provider: this many consecutive failed attempts open it; after the
+    # cool-down one probe is sent, and its success closes the circuit.
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown_s: float = Field(default=60.0, gt=0)
+    # Acknowledgements (providers with ack_required): wait this long, then escalate.
+    webhook_ack_timeout_s: float = Field(default=86400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _private_webhook_urls_only_in_development(self) -> Settings:
+        if self.webhook_allow_private_urls and self.env is Environment.PRODUCTION:
+            raise ValueError(
+                "WEBHOOK_ALLOW_PRIVATE_URLS lets webhooks reach plain http and private addresses; "
+                "it is refused when ENV=production"
+            )
+        return self
 
     @model_validator(mode="after")
     def _known_ocr_engines(self) -> Settings:

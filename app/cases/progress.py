@@ -1,9 +1,10 @@
 """Live progress of a case's documents: one feed per process, fanned out to SSE clients.
 
-The `events` table is the source of truth; progress events are its `document.*` rows and the
-patient's notifications (`notification.*`, written by `app.notifications.service`). One
-`ProgressFeed` task per process polls for new rows (an indexed range scan on the ID) and hands
-each to the queues of the clients watching its case, so 500 clients cost one query per poll,
+The `events` table is the source of truth; progress events are its `document.*`, `consent.*` and
+`forwarding.*` rows and the patient's notifications (`notification.*`, written by
+`app.notifications.service`). One `ProgressFeed` task per process polls for new rows (an indexed
+range scan on the ID) and hands each to the queues of the clients watching its case, so 500
+clients cost one query per poll,
 not 500. Events written by any process are seen, because the feed reads the shared table.
 
 A client first subscribes, then reads the backlog after its `Last-Event-ID` from the table,
@@ -38,7 +39,8 @@ from app.runtime.models import Event
 
 log = logging.getLogger(__name__)
 
-PROGRESS_PREFIXES = ("document.", "notification.")
+# What the patient sees on a case's stream: documents' progress, notifications, consents, forwardings.
+PROGRESS_PREFIXES = ("document.", "notification.", "consent.", "forwarding.")
 BATCH = 500
 
 
