@@ -8,8 +8,9 @@ from app.auth.dependencies import PrincipalDep
 from app.consents import service
 from app.consents.schemas import ConsentCreate, ConsentList, ConsentRead
 from app.dependencies import SessionDep
+from app.errors import error_responses
 
-router = APIRouter(tags=["consents"])
+router = APIRouter(tags=["consents"], responses=error_responses(400, 401, 403, 404, 409))
 
 
 @router.post("/cases/{case_id}/consents", status_code=201)

@@ -6,10 +6,11 @@ from fastapi import APIRouter
 
 from app.auth.dependencies import PrincipalDep
 from app.dependencies import RuntimeDep, SessionDep
+from app.errors import error_responses
 from app.forwardings import service
 from app.forwardings.schemas import ForwardingAccepted, ForwardingCreate, ForwardingRead
 
-router = APIRouter(tags=["forwardings"])
+router = APIRouter(tags=["forwardings"], responses=error_responses(400, 401, 403, 404, 409))
 
 
 @router.post("/cases/{case_id}/forwardings", status_code=202)

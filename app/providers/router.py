@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 
 from app.auth.dependencies import OpsDep
 from app.dependencies import RuntimeDep, SessionDep, SettingsDep
+from app.errors import error_responses
 from app.providers import acks, deliveries, service
 from app.providers.schemas import (
     AckAccepted,
@@ -20,7 +21,7 @@ from app.providers.schemas import (
     SecretRotated,
 )
 
-router = APIRouter(tags=["providers"])
+router = APIRouter(tags=["providers"], responses=error_responses(400, 401, 403, 404, 409))
 
 
 @router.post("/providers", status_code=201)
