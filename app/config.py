@@ -153,6 +153,7 @@ class Settings(BaseSettings):
     cleanup_batch_size: int = Field(default=100, ge=1, le=1000)  # rows per cleanup step
     reminder_after_hours: float = Field(default=24.0, gt=0)  # a case without documents this long is reminded
     reminder_lookback_days: float = Field(default=7.0, gt=0)  # ... if opened within this many days before that
+    consent_warning_days: float = Field(default=7.0, gt=0)  # a consent expiring this soon gets one warning
     rates_url: str = ""  # the rates source; empty: this app's /dev/rates in development
     rates_base: str = "USD"
     rates_currencies: str = "EUR,GBP,INR,TRY,THB,AED"  # the currencies the platform quotes in

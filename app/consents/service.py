@@ -124,3 +124,14 @@ async def check(session: AsyncSession, *, case_id: str, provider_id: str, now: d
     if latest.revoked_at is not None:
         return ConsentCheck(False, f"consent revoked at {latest.revoked_at.isoformat()} by {latest.revoked_by}")
     return ConsentCheck(False, f"consent expired at {latest.expires_at.isoformat()}")
+
+
+async def expiring(session: AsyncSession, *, now: datetime, until: datetime, after: str, limit: int) -> list[Consent]:
+    """Active consents (not revoked) that expire in (`now`, `until`], by ID after `after`."""
+    query = (
+        select(Consent)
+        .where(Consent.id > after, Consent.revoked_at.is_(None), Consent.expires_at > now, Consent.expires_at <= until)
+        .order_by(Consent.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))

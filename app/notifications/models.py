@@ -18,6 +18,7 @@ from app.db import Base, JSONType, UTCDateTime, utcnow
 
 class NotificationKind(StrEnum):
     INTAKE_REMINDER = "intake_reminder"
+    CONSENT_EXPIRY_WARNING = "consent_expiry_warning"
     DIGEST = "digest"
 
 

@@ -18,6 +18,7 @@ SCHEDULES: list[Schedule] = [
     Schedule("exchange-rate-refresh", "15 6 * * *", "exchange-rate-refresh", {}, timezone=ZONE),
     Schedule("intake-reminders", "5 * * * *", "intake-reminders", {}, timezone=ZONE),
     Schedule("stale-session-cleanup", "30 2 * * *", "stale-session-cleanup", {}, timezone=ZONE),
+    Schedule("consent-expiry-warnings", "0 7 * * *", "consent-expiry-warnings", {}, timezone=ZONE),
     Schedule("notification-digest", "0 8 * * *", "notification-digest", {}, timezone=ZONE),
     Schedule("analytics-refresh", "20 * * * *", "analytics-refresh", {}, timezone=ZONE),
 ]

@@ -8,13 +8,16 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app.consents.models import Consent
+from app.db import transaction
 from app.notifications.models import Notification
+from app.providers.models import Provider
 from tests.scheduled_jobs.support import JOB_SETTINGS, days_ago, events, post_tick, rows, seed
 from tests.support.live import serve
 from tests.support.service import live_service
@@ -83,3 +86,47 @@ async def test_reminders_and_digests_are_sent_exactly_once_across_duplicated_rep
         assert sorted(i for items in by_digest.values() for i in items) == sorted(n.id for n in reminders)
         assert all(n.state == "digested" and n.id in by_digest[n.digest_id] for n in reminders)
         assert len(await events(sessions, "notification.digest")) == 3
+
+
+async def test_each_consent_expiring_within_the_window_is_warned_once_across_duplicated_and_repeated_ticks(
+    database_url,
+):
+    async with live_service(database_url, None, **JOB_SETTINGS) as svc:
+        sessions = svc.services.sessions
+        [case] = await seed(sessions, prefix="cw", cases=1, created=days_ago(30))
+        now = datetime.now(UTC)
+        async with transaction(sessions) as session:
+            await session.execute(
+                insert(Provider),
+                [
+                    {"id": f"prv-{i}", "name": f"H{i}", "webhook_url": "https://h.example", "secret": "whsec_x"}
+                    for i in range(4)
+                ],
+            )
+            consent = {"case_id": case, "granted_by": "ops", "granted_at": now - timedelta(days=20)}
+            await session.execute(
+                insert(Consent),
+                [
+                    {**consent, "id": "cns-soon", "provider_id": "prv-0", "expires_at": now + timedelta(days=3)},
+                    {**consent, "id": "cns-later", "provider_id": "prv-1", "expires_at": now + timedelta(days=30)},
+                    {**consent, "id": "cns-gone", "provider_id": "prv-2", "expires_at": now - timedelta(days=1)},
+                    {
+                        **consent,
+                        "id": "cns-revoked",
+                        "provider_id": "prv-3",
+                        "expires_at": now + timedelta(days=2),
+                        "revoked_at": now - timedelta(days=1),
+                        "revoked_by": "ops",
+                    },
+                ],
+            )
+
+        ticks = await asyncio.gather(*(post_tick(svc.base_url, "consent-expiry-warnings", TICK) for _ in range(2)))
+        assert sorted(r.json()["status"] for r in ticks) == ["duplicate", "started"]
+        assert (await svc.wait(ticks[0].json()["run_id"])).result == {"warned": 1}
+        again = await post_tick(svc.base_url, "consent-expiry-warnings", TICK + timedelta(days=1))
+        assert (await svc.wait(again.json()["run_id"])).result == {"warned": 0}
+
+        warnings = await rows(sessions, select(Notification).where(Notification.kind == "consent_expiry_warning"))
+        assert [(w.case_id, w.payload["consent_id"]) for w in warnings] == [(case, "cns-soon")]
+        assert len(await events(sessions, "notification.consent_expiry_warning")) == 1

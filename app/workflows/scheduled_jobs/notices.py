@@ -4,6 +4,10 @@ Reminders: a case opened `REMINDER_AFTER_HOURS` ago (within `REMINDER_LOOKBACK_D
 that) that still has no document gets one `intake_reminder`, keyed `intake-reminder:<case>`:
 one per intake, ever, however often the job runs.
 
+Consent expiry warnings: each active consent expiring within `CONSENT_WARNING_DAYS` gets one
+`consent_expiry_warning` to its case's patient, keyed `consent-expiry:<consent>`: one per
+consent, however often the job runs (a renewed consent is a new consent, warned again).
+
 Digests: each patient's pending notifications become one digest, keyed by the run and the
 patient, in one transaction (`notifications.service.make_digest`). With a sender configured
 the digest then goes out through it, carrying that key as `Idempotency-Key`, and is marked
@@ -17,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from app.cases import service as cases
+from app.consents import service as consents
 from app.db import transaction, utcnow
 from app.notifications import service as notifications
 from app.notifications.models import NotificationKind
@@ -57,6 +62,44 @@ async def remind_page(deps: PipelineDeps, window: dict[str, str], after_case: st
             )
             sent += created is not None
     return {"reminded": sent, "last": page[-1].id if page else after_case, "more": len(page) == PAGE}
+
+
+async def warning_window(deps: PipelineDeps) -> dict[str, str]:
+    """`window`: warn about consents expiring between these two moments."""
+    now = utcnow()
+    return {"now": now.isoformat(), "until": (now + timedelta(days=deps.settings.consent_warning_days)).isoformat()}
+
+
+async def warn_page(deps: PipelineDeps, window: dict[str, str], after_consent: str) -> dict[str, Any]:
+    """`warn-N`: one warning per consent in the next page of expiring consents (by ID)."""
+    async with transaction(deps.sessions) as session:
+        page = await consents.expiring(
+            session,
+            now=datetime.fromisoformat(window["now"]),
+            until=datetime.fromisoformat(window["until"]),
+            after=after_consent,
+            limit=PAGE,
+        )
+        warned = 0
+        for consent in page:
+            case = await cases.get_case(session, case_id=consent.case_id)
+            payload = {
+                "case_id": case.id,
+                "consent_id": consent.id,
+                "provider_id": consent.provider_id,
+                "expires_at": consent.expires_at.isoformat(),
+                "message": "Your consent to share your records with this provider expires soon.",
+            }
+            created = await notifications.notify(
+                session,
+                kind=NotificationKind.CONSENT_EXPIRY_WARNING,
+                patient_id=case.patient_id,
+                case_id=case.id,
+                key=f"consent-expiry:{consent.id}",
+                payload=payload,
+            )
+            warned += created is not None
+    return {"warned": warned, "last": page[-1].id if page else after_consent, "more": len(page) == PAGE}
 
 
 async def digest_page(deps: PipelineDeps, run_id: str, after_patient: str) -> dict[str, Any]:

@@ -71,6 +71,18 @@ async def intake_reminders(ctx: WorkflowContext, payload: JobInput) -> dict[str,
     return {"reminded": reminded}
 
 
+@workflow("consent-expiry-warnings")
+async def consent_expiry_warnings(ctx: WorkflowContext, payload: JobInput) -> dict[str, Any]:
+    deps: PipelineDeps = ctx.deps
+    window = await ctx.run("window", notices.warning_window, deps)
+    last, page, more, warned = "", 0, True, 0
+    while more:
+        page += 1
+        done = await ctx.run(f"warn-{page}", notices.warn_page, deps, window, last)
+        last, more, warned = done["last"], done["more"], warned + done["warned"]
+    return {"warned": warned}
+
+
 @workflow("notification-digest")
 async def notification_digest(ctx: WorkflowContext, payload: JobInput) -> dict[str, Any]:
     deps: PipelineDeps = ctx.deps
@@ -92,4 +104,11 @@ async def analytics_refresh(ctx: WorkflowContext, payload: JobInput) -> dict[str
     return await ctx.run("refresh", analytics.refresh, ctx.deps)
 
 
-JOB_WORKFLOWS = [stale_session_cleanup, exchange_rate_refresh, intake_reminders, notification_digest, analytics_refresh]
+JOB_WORKFLOWS = [
+    stale_session_cleanup,
+    exchange_rate_refresh,
+    intake_reminders,
+    consent_expiry_warnings,
+    notification_digest,
+    analytics_refresh,
+]
