@@ -3,8 +3,10 @@
 The migration (0009) makes `analytics_daily`: on Postgres a materialized view with a unique
 index, refreshed with `REFRESH MATERIALIZED VIEW CONCURRENTLY` (readers never wait for it);
 on SQLite a table rebuilt from `SOURCES` in one transaction (readers see the old or the new
-counts, never a mix). Each source is one `SELECT day, metric, key, count` over one table: adding
-forwardings by outcome is one more entry here and one more `UNION ALL` branch in the view.
+counts, never a mix). Each source is one `SELECT day, metric, key, count` over one table (cases;
+documents by status; forwardings by outcome, counted per provider delivery in
+`provider_webhooks`): a new metric is one more entry here and one more `UNION ALL` branch in the
+view (a new migration).
 This module is the one place that knows the dialect difference.
 """
 
@@ -24,6 +26,8 @@ ANALYTICS = table("analytics_daily", column("day"), column("metric"), column("ke
 SOURCES = (
     "SELECT date(created_at) AS day, 'cases' AS metric, '' AS key, count(*) AS count FROM cases GROUP BY 1",
     "SELECT date(created_at), 'documents', status, count(*) FROM documents GROUP BY 1, 3",
+    # forwardings by outcome: each provider of a forwarding is one delivery with its outcome
+    "SELECT date(created_at), 'forwardings', status, count(*) FROM provider_webhooks GROUP BY 1, 3",
 )
 
 

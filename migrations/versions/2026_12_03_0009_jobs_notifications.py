@@ -1,13 +1,13 @@
 """scheduled jobs: notifications, exchange rates, cleanup batches, the analytics view
 
-`analytics_daily` holds per-day counts (cases; documents by status). On Postgres it is a
+`analytics_daily` holds per-day counts (cases; documents by status; forwardings by outcome, one
+per provider delivery in `provider_webhooks` of 0008). On Postgres it is a
 materialized view with a unique index (so `REFRESH MATERIALIZED VIEW CONCURRENTLY` works); on
-SQLite a plain table that the analytics-refresh job rebuilds (`app.analytics.service`). Adding
-forwardings by outcome later is one more `UNION ALL` branch here and one more entry in
-`app.analytics.service.SOURCES`.
+SQLite a plain table that the analytics-refresh job rebuilds (`app.analytics.service`), whose
+`SOURCES` must say what this view says.
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-03 05:35:00.000000
 """
 
@@ -106,6 +106,9 @@ FROM cases GROUP BY 1
 UNION ALL
 SELECT (created_at AT TIME ZONE 'UTC')::date, CAST('documents' AS varchar(20)), CAST(status AS varchar(40)), count(*)
 FROM documents GROUP BY 1, 3
+UNION ALL
+SELECT (created_at AT TIME ZONE 'UTC')::date, CAST('forwardings' AS varchar(20)), CAST(status AS varchar(40)), count(*)
+FROM provider_webhooks GROUP BY 1, 3
 WITH DATA
 """
 

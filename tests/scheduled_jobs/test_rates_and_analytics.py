@@ -7,12 +7,14 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.db import transaction
+from app.providers.models import Provider, ProviderWebhook
 from app.rates.models import ExchangeRate, RateFetch
 from app.rates.router import DEV_RATES
 from tests.scheduled_jobs.support import JOB_SETTINGS, OPS, days_ago, post_tick, rows, seed
@@ -70,7 +72,9 @@ async def test_rates_answered_500_then_200_are_stored_once_and_garbage_keeps_the
         assert [f.status for f in fetches] == ["ok", "failed"]
 
 
-async def test_analytics_reflect_new_cases_after_a_refresh_and_rates_come_from_the_offline_source(database_url):
+async def test_analytics_reflect_new_cases_and_forwardings_after_a_refresh_and_rates_come_from_the_offline_source(
+    database_url,
+):
     async with live_service(database_url, None, **JOB_SETTINGS) as svc:
         sessions = svc.services.sessions
         earlier = days_ago(2)
@@ -79,7 +83,29 @@ async def test_analytics_reflect_new_cases_after_a_refresh_and_rates_come_from_t
         await svc.wait(first.json()["run_id"])
         async with httpx.AsyncClient(base_url=svc.base_url, headers=OPS) as client:
             before = (await client.get("/ops/analytics")).json()["days"]
-            await seed(sessions, prefix="new", cases=2, created=datetime.now(UTC), documents_per_case=1)
+            new_cases = await seed(sessions, prefix="new", cases=2, created=datetime.now(UTC), documents_per_case=1)
+            async with transaction(sessions) as session:  # one forwarding to three providers
+                await session.execute(
+                    insert(Provider),
+                    [
+                        {"id": f"prv-{i}", "name": "H", "webhook_url": "https://h.example", "secret": "x"}
+                        for i in range(3)
+                    ],
+                )
+                outcomes = ["delivered", "delivered", "dead_lettered"]
+                await session.execute(
+                    insert(ProviderWebhook),
+                    [
+                        {
+                            "id": f"wh-{i}",
+                            "provider_id": f"prv-{i}",
+                            "forwarding_id": "fwd-1",
+                            "case_id": new_cases[0],
+                            "status": s,
+                        }
+                        for i, s in enumerate(outcomes)
+                    ],
+                )
             stale = (await client.get("/ops/analytics")).json()["days"]
             second = await post_tick(svc.base_url, "analytics-refresh", TICK + timedelta(hours=1))
             await svc.wait(second.json()["run_id"])
@@ -94,7 +120,7 @@ async def test_analytics_reflect_new_cases_after_a_refresh_and_rates_come_from_t
             "day": datetime.now(UTC).date().isoformat(),
             "cases": 2,
             "documents": {"uploaded": 2},
-            "forwardings": {},
+            "forwardings": {"delivered": 2, "dead_lettered": 1},
         }
         assert before == stale == [old_day]
         assert after == [old_day, new_day] and since["days"] == [new_day]
