@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     progress_poll_s: float = Field(default=0.25, gt=0)
     sse_ping_s: float = Field(default=15.0, gt=0)
 
+    # Ops (app/ops): QStash usage against the daily quota (Upstash free tier: 500 messages a day)
+    # and its price; usage counts are added to the database every OPS_USAGE_FLUSH_S.
+    ops_qstash_daily_quota: int = Field(default=500, ge=0)
+    ops_qstash_price_per_100k: float = Field(default=1.0, ge=0)
+    ops_qstash_quota_warn_ratio: float = Field(default=0.8, gt=0, le=1)
+    ops_usage_flush_s: float = Field(default=2.0, gt=0)
+
     @model_validator(mode="after")
     def _known_ocr_engines(self) -> Settings:
         unknown = [name for name in self.ocr_engine_names if name not in OCR_ENGINES]

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.tokens import TokenService
 from app.cases.progress import ProgressFeed
@@ -27,6 +28,8 @@ from app.devqstash import DevQStash
 from app.devqstash.router import build_router
 from app.errors import HTTPFacingError
 from app.logging import configure_logging, install_run_id_factory
+from app.ops.state import OpsState, build_ops
+from app.ops.usage import Quota
 from app.runtime.cron import router as cron_router
 from app.runtime.errors import UnknownWorkflowError
 from app.runtime.executor import RuntimeConfig
@@ -34,7 +37,6 @@ from app.runtime.registry import Workflow
 from app.runtime.router import router as workflow_router
 from app.runtime.runtime import Runtime, SignatureConfig
 from app.runtime.schedules import Schedule
-from app.runtime.transport import QStashClient
 from app.services import Services
 from app.storage import ObjectStorage, build_storage
 from app.workflows.deps import PipelineDeps, build_pipeline_deps
@@ -76,7 +78,8 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-    qstash = QStashClient(settings.qstash_base_url, settings.qstash_token, http)
+    ops = build_ops_from(settings, sessions, http)
+    qstash = ops.qstash  # the QStash client with the usage counter (app/ops/usage.py)
     storage = build_storage_from(settings)
     if deps is None:
         deps = build_pipeline_deps(settings, sessions, http, storage)
@@ -88,6 +91,7 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
         config=runtime_config(settings),
         signatures=SignatureConfig(settings.signing_keys, settings.qstash_signature_leeway_s),
         deps=deps,
+        hooks=ops.hooks,
     )
     devqstash = None
     if settings.embedded_qstash:
@@ -106,7 +110,23 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
     # Postgres makes rows visible at commit, not in ID order: let the feed wait for stragglers.
     settle_s = 0.5 if engine.dialect.name == "postgresql" else 0.0
     progress = ProgressFeed(sessions, poll_s=settings.progress_poll_s, settle_s=settle_s)
-    return Services(settings, engine, sessions, http, qstash, runtime, devqstash, tokens, storage, progress)
+    return Services(settings, engine, sessions, http, qstash, runtime, devqstash, tokens, storage, progress, ops)
+
+
+def build_ops_from(settings: Settings, sessions: async_sessionmaker[AsyncSession], http: httpx.AsyncClient) -> OpsState:
+    quota = Quota(
+        daily=settings.ops_qstash_daily_quota,
+        price_per_100k=settings.ops_qstash_price_per_100k,
+        warn_ratio=settings.ops_qstash_quota_warn_ratio,
+    )
+    return build_ops(
+        sessions,
+        http,
+        qstash_url=settings.qstash_base_url,
+        qstash_token=settings.qstash_token,
+        quota=quota,
+        flush_s=settings.ops_usage_flush_s,
+    )
 
 
 def create_app(
@@ -133,6 +153,8 @@ def create_app(
         if services.devqstash is not None:
             await services.devqstash.start()
         await services.progress.start()
+        if services.ops is not None:
+            await services.ops.start()
         background = _warm_up_embeddings(services)
         watchdog = None
         if settings.workflow_watchdog_interval_s > 0:
@@ -149,6 +171,8 @@ def create_app(
             await services.progress.stop()
             if services.devqstash is not None:
                 await services.devqstash.stop()
+            if services.ops is not None:
+                await services.ops.stop()
             await services.storage.aclose()
             await services.http.aclose()
             await services.engine.dispose()
@@ -196,10 +220,13 @@ def domain_routers(settings: Settings) -> list[APIRouter]:
     from app.auth.router import router as auth_router
     from app.cases.router import router as cases_router
     from app.documents.router import router as documents_router
+    from app.ops.console import router as ops_console_router
+    from app.ops.health import router as health_router
+    from app.ops.router import router as ops_router
     from app.patients.router import router as patients_router
     from app.procedures.router import router as procedures_router
 
-    routers = [patients_router, cases_router, procedures_router, documents_router]
+    routers = [patients_router, cases_router, procedures_router, documents_router, ops_router, ops_console_router, health_router]
     if settings.env is Environment.DEVELOPMENT:
         routers.append(auth_router)
     return routers

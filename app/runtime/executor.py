@@ -50,6 +50,7 @@ from app.runtime.errors import (
     Suspend,
     WorkflowError,
 )
+from app.runtime.hooks import RuntimeHooks, StepAttempt, call_hook
 from app.runtime.models import ON_FAILURE_POSITION, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
 from app.runtime.outbox import Wake
 from app.runtime.records import Clock, failed_step
@@ -94,8 +95,10 @@ class Driver:
         owner: str,
         deps: Any,
         clock: Clock,
+        hooks: RuntimeHooks | None = None,
     ) -> None:
         self.run = run
+        self.hooks = hooks or RuntimeHooks()
         self.workflow = workflow
         self.steps: dict[int, WorkflowStep] = {}  # loaded by drive()
         self.store = store
@@ -350,7 +353,24 @@ class Driver:
                 await self.hand_back(position, f"retry-{attempts}", step.wake_at)
         if not self._may_execute(spec.inline):
             await self.hand_back(position, f"step-{attempts}")
-        return await self._attempt(position, name, kind, spec, attempts + 1)
+        return await self._observed_attempt(position, name, kind, spec, attempts + 1)
+
+    async def _observed_attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
+        """`_attempt`, reported to `hooks.step_attempted` with its outcome (hook point)."""
+        inline, began, outcome = self.executed > 0, time.monotonic(), "error"
+        try:
+            result = await self._attempt(position, name, kind, spec, attempt)
+            outcome = "completed"
+            return result
+        except Suspend:
+            outcome = "retry"
+            raise
+        except StepFailedError:
+            outcome = "failed"
+            raise
+        finally:
+            report = StepAttempt(self.run.id, self.workflow.name, name, attempt, outcome, time.monotonic() - began, inline)
+            call_hook(self.hooks.step_attempted, report)
 
     async def _attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
         retries = self.config.default_retries if spec.retries is None else spec.retries

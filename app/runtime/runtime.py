@@ -35,6 +35,7 @@ from app.runtime import signing
 from app.runtime.context import CallSpec
 from app.runtime.errors import LeaseLostError, RunCancelledError, WorkflowError
 from app.runtime.executor import Driver, RuntimeConfig, check_size
+from app.runtime.hooks import RuntimeHooks
 from app.runtime.ids import new_run_id
 from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun
 from app.runtime.outbox import Outbox, RunRef, Wake, deduplication_id
@@ -98,7 +99,9 @@ class Runtime:
         signatures: SignatureConfig,
         deps: Any = None,
         clock: Clock = utcnow,
+        hooks: RuntimeHooks | None = None,
     ) -> None:
+        self.hooks = hooks or RuntimeHooks()  # observers (metrics, usage): hooks.py
         self.store = RunStore(sessions, clock=clock)
         self.outbox = Outbox(sessions, self.publish_ref)
         self.registry = WorkflowRegistry(workflows)
@@ -340,6 +343,7 @@ class Runtime:
             owner=owner,
             deps=self.deps,
             clock=self.clock,
+            hooks=self.hooks,
         )
 
     async def _acquire(self, run_id: str, owner: str) -> WorkflowRun | Answer:

@@ -1,0 +1,54 @@
+"""`OpsState`: the ops domain's long-lived objects, built once per app (`build_ops`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.ops.deadletters import DeadLetters, QStashDeadLetters
+from app.ops.metrics import OpsHooks, OpsMetrics
+from app.ops.usage import CountingQStash, Quota, UsageRecorder
+from app.runtime.background import BackgroundLoop
+
+
+@dataclass
+class OpsState:
+    recorder: UsageRecorder
+    qstash: CountingQStash
+    dead_letters: DeadLetters
+    metrics: OpsMetrics
+    hooks: OpsHooks
+    flusher: BackgroundLoop
+
+    async def start(self) -> None:
+        self.flusher.start()
+
+    async def stop(self) -> None:
+        await self.flusher.stop()
+        await self.recorder.flush()
+
+    async def dead_letter_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for name, source in self.dead_letters.sources.items():
+            counts[name] = len((await source.list(cursor=None, count=100)).items)
+        return counts
+
+
+def build_ops(
+    sessions: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    *,
+    qstash_url: str,
+    qstash_token: str,
+    quota: Quota,
+    flush_s: float,
+) -> OpsState:
+    """The usage-counting QStash client (the runtime's transport), dead letters, metrics, hooks."""
+    metrics = OpsMetrics()
+    recorder = UsageRecorder(sessions, quota, on_message=lambda workflow, n: metrics.published.labels(workflow).inc(n))
+    qstash = CountingQStash(qstash_url, qstash_token, http, recorder)
+    hooks = OpsHooks(metrics, recorder.count_inline_step)
+    flusher = BackgroundLoop("ops-usage-flush", recorder.flush, pause_s=lambda: flush_s)
+    return OpsState(recorder, qstash, DeadLetters([QStashDeadLetters(qstash)]), metrics, hooks, flusher)
