@@ -226,7 +226,8 @@ def domain_routers(settings: Settings) -> list[APIRouter]:
     from app.patients.router import router as patients_router
     from app.procedures.router import router as procedures_router
 
-    routers = [patients_router, cases_router, procedures_router, documents_router, ops_router, ops_console_router, health_router]
+    routers = [patients_router, cases_router, procedures_router, documents_router]
+    routers += [ops_router, ops_console_router, health_router]
     if settings.env is Environment.DEVELOPMENT:
         routers.append(auth_router)
     return routers

@@ -4,6 +4,6 @@ from app.cases import models as cases_models  # noqa: F401
 from app.devqstash import models as devqstash_models  # noqa: F401
 from app.documents import models as documents_models  # noqa: F401
 from app.ehr import models as ehr_models  # noqa: F401
+from app.ops import models as ops_models  # noqa: F401
 from app.patients import models as patients_models  # noqa: F401
 from app.runtime import models as runtime_models  # noqa: F401
-from app.ops import models as ops_models  # noqa: F401

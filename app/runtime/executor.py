@@ -369,7 +369,8 @@ class Driver:
             outcome = "failed"
             raise
         finally:
-            report = StepAttempt(self.run.id, self.workflow.name, name, attempt, outcome, time.monotonic() - began, inline)
+            duration = time.monotonic() - began
+            report = StepAttempt(self.run.id, self.workflow.name, name, attempt, outcome, duration, inline)
             call_hook(self.hooks.step_attempted, report)
 
     async def _attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
