@@ -48,8 +48,9 @@ async def test_every_ops_route_refuses_a_missing_token_401_and_a_patient_token_4
 
 
 async def test_readyz_names_qstash_when_it_does_not_answer(tmp_path, sqlite_templates):
-    settings = service_settings(sqlite_templates.fresh(tmp_path), "http://127.0.0.1:9",
-                                qstash_url="http://127.0.0.1:9", devqstash_enabled=False)
+    settings = service_settings(
+        sqlite_templates.fresh(tmp_path), "http://127.0.0.1:9", qstash_url="http://127.0.0.1:9", devqstash_enabled=False
+    )
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://test") as client:
         response = await client.get("/readyz")
@@ -105,7 +106,9 @@ async def test_a_day_past_80_percent_of_the_quota_warns_once(database_url):
 def test_a_message_counts_for_the_workflow_of_its_destination_or_callback():
     base = "https://curaway.example"
     assert workflow_of(Message(destination=f"{base}/workflows/document-analysis")) == "document-analysis"
-    call = Message(destination="https://hospital.example/hook", callback=f"{base}/workflows/webhook-delivery/call-result")
+    call = Message(
+        destination="https://hospital.example/hook", callback=f"{base}/workflows/webhook-delivery/call-result"
+    )
     assert workflow_of(call) == "webhook-delivery"
     assert workflow_of(Message(destination=f"{base}/schedules/rates")) == "schedule:rates"
     assert workflow_of(Message(destination="https://elsewhere.example/x")) == "other"

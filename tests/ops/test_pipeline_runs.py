@@ -24,9 +24,19 @@ SEVEN = ["confirm-upload", "ocr", "clinical-extract", "fhir-validate", "embeddin
 async def test_failed_then_recovered_and_failed_for_good_runs_are_shown_retried_and_counted(database_url):
     llm = FakeLLM(_cardiology_answer(), failures=2)
     async with serve_in_loop(lambda _: llm.app()) as (llm_url, _):
-        overrides = {"extractor": "llm", "llm_base_url": f"{llm_url}/v1", "llm_api_key": "sk-test", "llm_model": "fake",
-                     "llm_max_retries": 0, "workflow_default_retries": 2, "workflow_retry_base_delay_s": 0.1}
-        async with live_service(database_url, None, **overrides) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+        overrides = {
+            "extractor": "llm",
+            "llm_base_url": f"{llm_url}/v1",
+            "llm_api_key": "sk-test",
+            "llm_model": "fake",
+            "llm_max_retries": 0,
+            "workflow_default_retries": 2,
+            "workflow_retry_base_delay_s": 0.1,
+        }
+        async with (
+            live_service(database_url, None, **overrides) as svc,
+            httpx.AsyncClient(base_url=svc.base_url) as client,
+        ):
             api = Api(client)
             _, case, token = await api.new_case("cabg")
             recovered = (await api.upload(case["id"], token, "discharge_summary_cardiology.pdf")).json()
@@ -37,11 +47,18 @@ async def test_failed_then_recovered_and_failed_for_good_runs_are_shown_retried_
             run_a, run_b = recovered["workflow_run_id"], failed["workflow_run_id"]
 
             # Found by document, by case (newest first, cursor paging), by status.
-            by_doc = (await client.get("/ops/runs", params={"document_id": recovered["document_id"]}, headers=api.ops)).json()
+            by_doc = (
+                await client.get("/ops/runs", params={"document_id": recovered["document_id"]}, headers=api.ops)
+            ).json()
             assert [r["id"] for r in by_doc["items"]] == [run_a] and by_doc["next_cursor"] is None
             page1 = (await client.get("/ops/runs", params={"case_id": case["id"], "limit": 1}, headers=api.ops)).json()
-            page2 = (await client.get("/ops/runs", params={"case_id": case["id"], "limit": 1,
-                                                           "cursor": page1["next_cursor"]}, headers=api.ops)).json()
+            page2 = (
+                await client.get(
+                    "/ops/runs",
+                    params={"case_id": case["id"], "limit": 1, "cursor": page1["next_cursor"]},
+                    headers=api.ops,
+                )
+            ).json()
             assert [r["id"] for r in page1["items"] + page2["items"]] == [run_b, run_a] and page2["next_cursor"] is None
             failed_runs = (await client.get("/ops/runs", params={"status": "failed"}, headers=api.ops)).json()
             assert [r["id"] for r in failed_runs["items"]] == [run_b]
@@ -72,8 +89,9 @@ async def test_failed_then_recovered_and_failed_for_good_runs_are_shown_retried_
             assert events == detail_b["events"] and {e["workflow_id"] for e in events} == {run_b}
             assert [e["id"] for e in events] == sorted(e["id"] for e in events)
             assert set(events[0]) == {"id", "type", "workflow_id", "case_id", "document_id", "payload", "created_at"}
-            by_doc_events = (await client.get("/ops/events", params={"document_id": failed["document_id"]},
-                                              headers=api.ops)).json()
+            by_doc_events = (
+                await client.get("/ops/events", params={"document_id": failed["document_id"]}, headers=api.ops)
+            ).json()
             assert {e["document_id"] for e in by_doc_events} == {failed["document_id"]}
 
             # Retry: completes at the failed step; OCR is not repeated.
@@ -92,8 +110,13 @@ async def test_failed_then_recovered_and_failed_for_good_runs_are_shown_retried_
             usage = (await client.get("/ops/usage", params={"days": 2}, headers=api.ops)).json()
             counted = sum(day["by_workflow"].get("document-analysis", 0) for day in usage["days"])
             async with svc.services.sessions() as session:
-                delivered = await session.scalar(select(func.count()).select_from(QStashEvent).where(
-                    QStashEvent.state == EventState.DELIVERED, QStashEvent.url.like("%/workflows/document-analysis")))
+                delivered = await session.scalar(
+                    select(func.count())
+                    .select_from(QStashEvent)
+                    .where(
+                        QStashEvent.state == EventState.DELIVERED, QStashEvent.url.like("%/workflows/document-analysis")
+                    )
+                )
             assert counted == delivered and counted > 0
             assert usage["daily_quota"] == 500 and usage["total_inline_steps"] > 0
             assert 0 < usage["saved_share"] < 1
