@@ -290,7 +290,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
         settings = Settings(**overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=5)
     return 0

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     ops_qstash_price_per_100k: float = Field(default=1.0, ge=0)
     ops_qstash_quota_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     ops_usage_flush_s: float = Field(default=2.0, gt=0)
+    # Log lines as JSON objects (json) or readable text; empty: text in development, else json.
+    log_format: Literal["json", "text", ""] = ""
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("text" if self.env is Environment.DEVELOPMENT else "json")
 
     @model_validator(mode="after")
     def _known_ocr_engines(self) -> Settings:

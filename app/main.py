@@ -246,5 +246,5 @@ def _install_error_handlers(app: FastAPI) -> None:
 def app_factory() -> FastAPI:
     """Entry point for `uvicorn --factory app.main:app_factory` and `curaway serve`."""
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
     return create_app(settings)

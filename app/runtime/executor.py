@@ -39,6 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.logging import attempt_var, step_var
 from app.runtime.context import CallSpec, FailureContext, RunSpec, WorkflowContext, current_step_key
 from app.runtime.errors import (
     Failure,
@@ -358,6 +359,7 @@ class Driver:
     async def _observed_attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
         """`_attempt`, reported to `hooks.step_attempted` with its outcome (hook point)."""
         inline, began, outcome = self.executed > 0, time.monotonic(), "error"
+        tokens = step_var.set(name), attempt_var.set(attempt)  # on the attempt's log lines
         try:
             result = await self._attempt(position, name, kind, spec, attempt)
             outcome = "completed"
@@ -372,6 +374,8 @@ class Driver:
             duration = time.monotonic() - began
             report = StepAttempt(self.run.id, self.workflow.name, name, attempt, outcome, duration, inline)
             call_hook(self.hooks.step_attempted, report)
+            step_var.reset(tokens[0])
+            attempt_var.reset(tokens[1])
 
     async def _attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
         retries = self.config.default_retries if spec.retries is None else spec.retries

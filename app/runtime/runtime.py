@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.errors import BadRequest, Conflict, NotFound
-from app.logging import workflow_id_var
+from app.logging import run_labels_var, workflow_id_var
 from app.runtime import signing
 from app.runtime.context import CallSpec
 from app.runtime.errors import LeaseLostError, RunCancelledError, WorkflowError
@@ -300,7 +300,7 @@ class Runtime:
         run = await self._acquire(run_id, owner)
         if not isinstance(run, WorkflowRun):
             return run
-        token = workflow_id_var.set(run_id)
+        token, labels_token = workflow_id_var.set(run_id), run_labels_var.set(run.labels)
         released = False
         try:
             if run.workflow != workflow:
@@ -326,6 +326,7 @@ class Runtime:
             if not released:
                 await self._release(run_id, owner)
             workflow_id_var.reset(token)
+            run_labels_var.reset(labels_token)
 
     async def _release(self, run_id: str, owner: str) -> None:
         try:

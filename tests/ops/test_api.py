@@ -62,7 +62,7 @@ async def test_readyz_names_qstash_when_it_does_not_answer(tmp_path, sqlite_temp
 
 
 async def test_a_dead_letter_is_listed_replayed_and_counted_in_metrics(database_url):
-    async with live_service(database_url, []) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+    async with live_service(database_url, [], embedding_warm_up=False) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
         ops = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
         assert (await client.get("/readyz")).json() == {"status": "ready", "checks": {"database": "ok", "qstash": "ok"}}
         await svc.services.qstash.publish(Message(destination=f"{svc.base_url}/nowhere", body="{}", retries=0))
