@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     ops_qstash_price_per_100k: float = Field(default=1.0, ge=0)
     ops_qstash_quota_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     ops_usage_flush_s: float = Field(default=2.0, gt=0)
+    # Alerts (app/ops/alerts.py): how often events and dead letters are checked; an optional
+    # ops webhook receiving each alert, signed like Standard Webhooks with the secret.
+    ops_alerts_poll_s: float = Field(default=2.0, gt=0)
+    ops_alerts_dlq_poll_s: float = Field(default=30.0, gt=0)
+    ops_alert_webhook_url: str = ""
+    ops_alert_webhook_secret: str = ""
     # Log lines as JSON objects (json) or readable text; empty: text in development, else json.
     log_format: Literal["json", "text", ""] = ""
 

@@ -126,6 +126,10 @@ def build_ops_from(settings: Settings, sessions: async_sessionmaker[AsyncSession
         qstash_token=settings.qstash_token,
         quota=quota,
         flush_s=settings.ops_usage_flush_s,
+        alerts_poll_s=settings.ops_alerts_poll_s,
+        alerts_dlq_poll_s=settings.ops_alerts_dlq_poll_s,
+        alert_webhook_url=settings.ops_alert_webhook_url,
+        alert_webhook_secret=settings.ops_alert_webhook_secret,
     )
 
 

@@ -55,6 +55,6 @@ async def metrics(request: Request) -> Response:
     services = request.app.state.services
     ops = services.ops
     body = await ops.metrics.render(
-        services.sessions, dead_letters=ops.dead_letter_counts, sse_clients=services.progress.clients
+        services.sessions, dead_letters=ops.dead_letter_counts, sse_clients=services.progress.clients + ops.sse_clients
     )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -5,16 +5,21 @@ Every route depends on `require_ops` at the router level: no token is 401, a pat
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy import func, select
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from app.auth.dependencies import require_ops
 from app.db import utcnow
-from app.dependencies import RuntimeDep, SessionDep
+from app.dependencies import RuntimeDep, SessionDep, SessionsDep
 from app.errors import NotFound
 from app.ops import service
+from app.ops.alerts import alert_stream
 from app.ops.dependencies import OpsStateDep, QuotaDep
 from app.ops.schemas import (
     CancelRead,
@@ -27,7 +32,7 @@ from app.ops.schemas import (
     RunList,
     UsageRead,
 )
-from app.runtime.models import WorkflowRun
+from app.runtime.models import Event, WorkflowRun
 
 router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops)])
 
@@ -114,6 +119,36 @@ async def replay_dead_letter(ops: OpsStateDep, dead_letter_id: str) -> ReplayRea
     """Send a dead letter again (`<source>:<id>`, as listed)."""
     message_id = await ops.dead_letters.replay(dead_letter_id)
     return ReplayRead(id=dead_letter_id, message_id=message_id)
+
+
+@router.get("/alerts")
+async def alerts(
+    request: Request,
+    sessions: SessionsDep,
+    ops: OpsStateDep,
+    last_event_id: Annotated[
+        int | None, Query(description="resume after this event ID (or send Last-Event-ID)")
+    ] = None,
+) -> EventSourceResponse:
+    """SSE stream of alerts (`alert.run_failed`, `alert.dead_letter`, `alert.stuck_run`,
+    `alert.quota_warning`); `id:` is the event ID and `Last-Event-ID` resumes. Without either,
+    it starts with the alerts written from now on. `EventSource` can pass `?access_token=`.
+    """
+    header = request.headers.get("last-event-id", "")
+    after = int(header) if header.isdigit() else last_event_id
+    if after is None:
+        async with sessions() as session:
+            after = await session.scalar(select(func.max(Event.id))) or 0
+
+    async def messages() -> AsyncIterator[ServerSentEvent]:
+        ops.sse_clients += 1
+        try:
+            async for alert in alert_stream(sessions, after, poll_s=ops.alerts_poll_s, stopping=lambda: False):
+                yield ServerSentEvent(data=json.dumps(alert), event=alert["type"], id=str(alert["id"]))
+        finally:
+            ops.sse_clients -= 1
+
+    return EventSourceResponse(messages(), ping=15)
 
 
 @router.get("/usage")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.ops.alerts import AlertWatcher
 from app.ops.deadletters import DeadLetters, QStashDeadLetters
 from app.ops.metrics import OpsHooks, OpsMetrics
 from app.ops.usage import CountingQStash, Quota, UsageRecorder
@@ -21,11 +22,17 @@ class OpsState:
     metrics: OpsMetrics
     hooks: OpsHooks
     flusher: BackgroundLoop
+    alerts: AlertWatcher
+    alert_loop: BackgroundLoop
+    alerts_poll_s: float
+    sse_clients: int = 0  # /ops/alerts streams open
 
     async def start(self) -> None:
         self.flusher.start()
+        self.alert_loop.start()
 
     async def stop(self) -> None:
+        await self.alert_loop.stop()
         await self.flusher.stop()
         await self.recorder.flush()
 
@@ -44,6 +51,10 @@ def build_ops(
     qstash_token: str,
     quota: Quota,
     flush_s: float,
+    alerts_poll_s: float = 2.0,
+    alerts_dlq_poll_s: float = 30.0,
+    alert_webhook_url: str = "",
+    alert_webhook_secret: str = "",
 ) -> OpsState:
     """The usage-counting QStash client (the runtime's transport), dead letters, metrics, hooks."""
     metrics = OpsMetrics()
@@ -51,4 +62,14 @@ def build_ops(
     qstash = CountingQStash(qstash_url, qstash_token, http, recorder)
     hooks = OpsHooks(metrics, recorder.count_inline_step)
     flusher = BackgroundLoop("ops-usage-flush", recorder.flush, pause_s=lambda: flush_s)
-    return OpsState(recorder, qstash, DeadLetters([QStashDeadLetters(qstash)]), metrics, hooks, flusher)
+    dead_letters = DeadLetters([QStashDeadLetters(qstash)])
+    alerts = AlertWatcher(
+        sessions,
+        dead_letters,
+        http,
+        webhook_url=alert_webhook_url,
+        webhook_secret=alert_webhook_secret,
+        dlq_poll_s=alerts_dlq_poll_s,
+    )
+    alert_loop = BackgroundLoop("ops-alerts", alerts.round, pause_s=lambda: alerts_poll_s)
+    return OpsState(recorder, qstash, dead_letters, metrics, hooks, flusher, alerts, alert_loop, alerts_poll_s)

@@ -33,7 +33,7 @@ from app.runtime.transport import Message, Published, QStashClient
 
 log = logging.getLogger(__name__)
 
-QUOTA_WARNING = "alert.quota_warning"
+QUOTA_WARNING = "alert.quota_warning"  # one of the alerts (app/ops/alerts.py)
 
 
 def workflow_of(message: Message) -> str:
