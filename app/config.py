@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     ops_alerts_dlq_poll_s: float = Field(default=30.0, gt=0)
     ops_alert_webhook_url: str = ""
     ops_alert_webhook_secret: str = ""
+    # Langfuse tracing (app/ops/tracing.py): on only when both keys are set.
+    langfuse_host: str = "https://cloud.langfuse.com"
+    langfuse_public_key: str = ""
+    langfuse_secret_key: str = ""
     # Log lines as JSON objects (json) or readable text; empty: text in development, else json.
     log_format: Literal["json", "text", ""] = ""
 

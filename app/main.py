@@ -119,6 +119,8 @@ def build_ops_from(settings: Settings, sessions: async_sessionmaker[AsyncSession
         price_per_100k=settings.ops_qstash_price_per_100k,
         warn_ratio=settings.ops_qstash_quota_warn_ratio,
     )
+    keys = (settings.langfuse_public_key, settings.langfuse_secret_key)
+    langfuse = (settings.langfuse_host, *keys) if all(keys) else None
     return build_ops(
         sessions,
         http,
@@ -130,6 +132,7 @@ def build_ops_from(settings: Settings, sessions: async_sessionmaker[AsyncSession
         alerts_dlq_poll_s=settings.ops_alerts_dlq_poll_s,
         alert_webhook_url=settings.ops_alert_webhook_url,
         alert_webhook_secret=settings.ops_alert_webhook_secret,
+        langfuse=langfuse,
     )
 
 

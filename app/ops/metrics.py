@@ -75,14 +75,22 @@ class OpsMetrics:
 
 
 class OpsHooks(RuntimeHooks):
-    """The runtime's observer: step metrics and the inline-continuation count of usage."""
+    """The runtime's observer: step metrics, the inline-continuation count of usage, tracing."""
 
-    def __init__(self, metrics: OpsMetrics, count_inline_step: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        metrics: OpsMetrics,
+        count_inline_step: Callable[[str], None],
+        tracer: Callable[[StepAttempt], None] | None = None,
+    ) -> None:
         self.metrics = metrics
         self.count_inline_step = count_inline_step
+        self.tracer = tracer  # Langfuse (tracing.py), only when its keys are set
 
     def step_attempted(self, attempt: StepAttempt) -> None:
         self.metrics.steps.labels(attempt.workflow, attempt.step, attempt.outcome).inc()
         self.metrics.step_duration.labels(attempt.workflow, attempt.step).observe(attempt.duration_s)
         if attempt.inline:
             self.count_inline_step(attempt.workflow)
+        if self.tracer is not None:
+            self.tracer(attempt)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.ops.alerts import AlertWatcher
 from app.ops.deadletters import DeadLetters, QStashDeadLetters
 from app.ops.metrics import OpsHooks, OpsMetrics
+from app.ops.tracing import LangfuseTracer
 from app.ops.usage import CountingQStash, Quota, UsageRecorder
 from app.runtime.background import BackgroundLoop
 
@@ -25,16 +26,23 @@ class OpsState:
     alerts: AlertWatcher
     alert_loop: BackgroundLoop
     alerts_poll_s: float
+    tracer: LangfuseTracer | None = None
+    trace_loop: BackgroundLoop | None = None
     sse_clients: int = 0  # /ops/alerts streams open
 
     async def start(self) -> None:
         self.flusher.start()
         self.alert_loop.start()
+        if self.trace_loop is not None:
+            self.trace_loop.start()
 
     async def stop(self) -> None:
         await self.alert_loop.stop()
         await self.flusher.stop()
         await self.recorder.flush()
+        if self.trace_loop is not None and self.tracer is not None:
+            await self.trace_loop.stop()
+            await self.tracer.flush()
 
     async def dead_letter_counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -55,12 +63,19 @@ def build_ops(
     alerts_dlq_poll_s: float = 30.0,
     alert_webhook_url: str = "",
     alert_webhook_secret: str = "",
+    langfuse: tuple[str, str, str] | None = None,
 ) -> OpsState:
+    """`langfuse` is `(host, public key, secret key)`, or None for no tracing at all."""
     """The usage-counting QStash client (the runtime's transport), dead letters, metrics, hooks."""
     metrics = OpsMetrics()
     recorder = UsageRecorder(sessions, quota, on_message=lambda workflow, n: metrics.published.labels(workflow).inc(n))
     qstash = CountingQStash(qstash_url, qstash_token, http, recorder)
-    hooks = OpsHooks(metrics, recorder.count_inline_step)
+    tracer = trace_loop = None
+    if langfuse is not None:
+        host, public_key, secret_key = langfuse
+        tracer = LangfuseTracer(http, host=host, public_key=public_key, secret_key=secret_key)
+        trace_loop = BackgroundLoop("langfuse-flush", tracer.flush, pause_s=lambda: 1.0)
+    hooks = OpsHooks(metrics, recorder.count_inline_step, tracer.step_attempted if tracer else None)
     flusher = BackgroundLoop("ops-usage-flush", recorder.flush, pause_s=lambda: flush_s)
     dead_letters = DeadLetters([QStashDeadLetters(qstash)])
     alerts = AlertWatcher(
@@ -72,4 +87,6 @@ def build_ops(
         dlq_poll_s=alerts_dlq_poll_s,
     )
     alert_loop = BackgroundLoop("ops-alerts", alerts.round, pause_s=lambda: alerts_poll_s)
-    return OpsState(recorder, qstash, dead_letters, metrics, hooks, flusher, alerts, alert_loop, alerts_poll_s)
+    return OpsState(
+        recorder, qstash, dead_letters, metrics, hooks, flusher, alerts, alert_loop, alerts_poll_s, tracer, trace_loop
+    )
