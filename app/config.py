@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     langfuse_host: str = "https://cloud.langfuse.com"
     langfuse_public_key: str = ""
     langfuse_secret_key: str = ""
+    # The LLM's price per million input / output tokens, for the cost of Langfuse generations.
+    llm_price_input_per_1m: float = Field(default=0.0, ge=0)
+    llm_price_output_per_1m: float = Field(default=0.0, ge=0)
     # Log lines as JSON objects (json) or readable text; empty: text in development, else json.
     log_format: Literal["json", "text", ""] = ""
 

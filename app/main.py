@@ -82,7 +82,8 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
     qstash = ops.qstash  # the QStash client with the usage counter (app/ops/usage.py)
     storage = build_storage_from(settings)
     if deps is None:
-        deps = build_pipeline_deps(settings, sessions, http, storage)
+        on_llm_call = ops.tracer.generation if ops.tracer is not None else None
+        deps = build_pipeline_deps(settings, sessions, http, storage, on_llm_call=on_llm_call)
     runtime = Runtime(
         sessions=sessions,
         transport=qstash,
@@ -133,6 +134,7 @@ def build_ops_from(settings: Settings, sessions: async_sessionmaker[AsyncSession
         alert_webhook_url=settings.ops_alert_webhook_url,
         alert_webhook_secret=settings.ops_alert_webhook_secret,
         langfuse=langfuse,
+        llm_prices=(settings.llm_price_input_per_1m, settings.llm_price_output_per_1m),
     )
 
 

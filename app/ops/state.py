@@ -64,6 +64,7 @@ def build_ops(
     alert_webhook_url: str = "",
     alert_webhook_secret: str = "",
     langfuse: tuple[str, str, str] | None = None,
+    llm_prices: tuple[float, float] = (0.0, 0.0),
 ) -> OpsState:
     """`langfuse` is `(host, public key, secret key)`, or None for no tracing at all."""
     """The usage-counting QStash client (the runtime's transport), dead letters, metrics, hooks."""
@@ -73,7 +74,7 @@ def build_ops(
     tracer = trace_loop = None
     if langfuse is not None:
         host, public_key, secret_key = langfuse
-        tracer = LangfuseTracer(http, host=host, public_key=public_key, secret_key=secret_key)
+        tracer = LangfuseTracer(http, host=host, public_key=public_key, secret_key=secret_key, prices=llm_prices)
         trace_loop = BackgroundLoop("langfuse-flush", tracer.flush, pause_s=lambda: 1.0)
     hooks = OpsHooks(metrics, recorder.count_inline_step, tracer.step_attempted if tracer else None)
     flusher = BackgroundLoop("ops-usage-flush", recorder.flush, pause_s=lambda: flush_s)
