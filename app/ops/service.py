@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -30,6 +30,7 @@ from app.ops.usage import Quota, first_day, usage_rows
 from app.runtime.models import (
     ON_FAILURE_POSITION,
     Event,
+    RunStatus,
     StepKind,
     StepStatus,
     WorkflowRun,
@@ -85,6 +86,9 @@ async def list_runs(
     limit: int = 50,
 ) -> RunList:
     """Runs newest first, filtered; `next_cursor` continues with older runs."""
+    if status and status not in {s.value for s in RunStatus}:
+        raise BadRequest(f"unknown status {status!r}; use one of {', '.join(s.value for s in RunStatus)}")
+    created_from, created_to = _utc(created_from), _utc(created_to)
     query = select(WorkflowRun)
     for key, value in (("case_id", case_id), ("document_id", document_id)):
         if value is not None:
@@ -107,6 +111,11 @@ async def list_runs(
     more = len(runs) > limit
     runs = runs[:limit]
     return RunList(items=[summary(r) for r in runs], next_cursor=encode_cursor(runs[-1]) if more and runs else None)
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """A time without a zone is UTC (as the console's and the CLI's inputs are)."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 def event_read(event: Event) -> EventRead:

@@ -41,8 +41,14 @@ async def test_every_ops_route_refuses_a_missing_token_401_and_a_patient_token_4
             assert refused.status_code == 403, (method, path, refused.text)
         bad = await client.get("/ops/events", headers={"Authorization": f"Bearer {DEV_OPS_TOKEN}"})
         assert bad.status_code == 400 and "workflow_id" in bad.json()["detail"]
-        missing = await client.get("/ops/runs/wfr_nope", headers={"Authorization": f"Bearer {DEV_OPS_TOKEN}"})
+        ops = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
+        missing = await client.get("/ops/runs/wfr_nope", headers=ops)
         assert missing.status_code == 404
+        bogus = await client.get("/ops/runs", params={"status": "bogus"}, headers=ops)
+        assert bogus.status_code == 400 and "failed" in bogus.json()["detail"]
+        naive = await client.get("/ops/runs", params={"from": "2026-01-01T00:00", "to": "2099-01-01T00:00"}, headers=ops)
+        assert naive.status_code == 200 and naive.json() == {"items": [], "next_cursor": None}
+        assert (await client.get("/ops/runs", params={"cursor": "nonsense"}, headers=ops)).status_code == 400
     await app.state.services.engine.dispose()
     await app.state.services.http.aclose()
 
