@@ -10,12 +10,18 @@ import asyncio
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.config import DEV_OPS_TOKEN
-from tests.runtime.coordination_workflows import COORDINATION
-from tests.runtime.workflows import Recorder
+from app.serving import serve_in_loop
+from tests.documents.test_pipeline_failures import _cardiology_answer
+from tests.support.api import Api
+from tests.support.outside import FakeLLM
+from tests.support.pipeline import wait_document
 from tests.support.service import live_service
+
+SEVEN = ["confirm-upload", "ocr", "clinical-extract", "fhir-validate", "embedding-match", "ehr-rebuild", "sse-notify"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -36,47 +42,62 @@ def _browser_or_skip():  # noqa: ANN202
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_signing_in_opening_a_failed_run_and_pressing_retry_completes_it(database_url):
+async def test_signing_in_opening_a_failed_run_and_pressing_retry_completes_it_without_repeating_ocr(database_url):
     async_playwright = _browser_or_skip()
-    recorder = Recorder()
-    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
-        failed = await svc.runtime.trigger("fails-at-five", {}, labels={"case_id": "case_console"})
-        assert (await svc.wait(failed)).status == "failed"
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            try:
-                page = await browser.new_page()
-                response = await page.goto(f"{svc.base_url}/ops/console")
-                assert response.status == 401
-                await page.fill("#token", "not-the-token")
-                await page.click("button[type=submit]")
-                assert "not valid" in await page.inner_text("[role=alert]")
-                await page.fill("#token", DEV_OPS_TOKEN)
-                await page.click("button[type=submit]")
-                [cookie] = await page.context.cookies()
-                assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["value"] != DEV_OPS_TOKEN
+    llm = FakeLLM(_cardiology_answer(), failures=100)
+    async with serve_in_loop(lambda _: llm.app()) as (llm_url, _):
+        overrides = {"extractor": "llm", "llm_base_url": f"{llm_url}/v1", "llm_api_key": "sk-test", "llm_model": "fake",
+                     "llm_max_retries": 0, "workflow_default_retries": 1}
+        async with live_service(database_url, None, **overrides) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+            api = Api(client)
+            _, case, token = await api.new_case("cabg")
+            accepted = (await api.upload(case["id"], token, "discharge_summary_cardiology.pdf")).json()
+            assert (await wait_document(api, accepted["document_id"], token))["status"] == "failed"
+            failed = accepted["workflow_run_id"]
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+                try:
+                    await _sign_in_and_retry(browser, svc.base_url, failed, case["id"], llm)
+                finally:
+                    await browser.close()
+            assert (await wait_document(api, accepted["document_id"], token))["status"] == "analyzed"
 
-                await page.select_option("select[name=status]", "failed")
-                await page.click("form.filters button")
-                await page.click(f"a[href='/ops/console/runs/{failed}']")
-                assert await page.inner_text("#run-status") == "failed"
-                assert await page.locator(".tl-row").count() == 5  # steps 1-5 on the timeline
-                await page.click("details.attempts summary")
-                assert "attempt 1: NonRetryableError" in await page.inner_text("details.attempts")
 
-                recorder.version = 2  # the fifth step passes from now on
-                await page.click("text=Retry from the failed step")
-                assert "Retrying" in await page.inner_text("[role=status]")
-                for _ in range(100):
-                    if await page.inner_text("#run-status") == "completed":
-                        break
-                    await asyncio.sleep(0.1)
-                    await page.reload()
-                assert await page.inner_text("#run-status") == "completed"
-                assert await page.locator(".tl-row").count() == 7
+async def _sign_in_and_retry(browser, base_url: str, failed: str, case_id: str, llm: FakeLLM) -> None:  # noqa: ANN001
+    page = await browser.new_page()
+    response = await page.goto(f"{base_url}/ops/console")
+    assert response.status == 401
+    await page.fill("#token", "not-the-token")
+    await page.click("button[type=submit]")
+    assert "not valid" in await page.inner_text("[role=alert]")
+    await page.fill("#token", DEV_OPS_TOKEN)
+    await page.click("button[type=submit]")
+    [cookie] = await page.context.cookies()
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["value"] != DEV_OPS_TOKEN
 
-                await page.click("text=Usage")
-                assert await page.locator("svg rect.bar").count() >= 1
-                assert await page.locator("svg line.quota").count() == 1
-            finally:
-                await browser.close()
+    await page.fill("input[name=case_id]", case_id)
+    await page.select_option("select[name=status]", "failed")
+    await page.click("form.filters button")
+    await page.click(f"a[href='/ops/console/runs/{failed}']")
+    assert await page.inner_text("#run-status") == "failed"
+    assert await page.locator(".tl-row[data-step=clinical-extract] .tl-retry").count() == 2  # both attempts marked
+    await page.click("details.attempts summary")
+    errors = await page.inner_text("details.attempts")
+    assert "attempt 1: ExtractionError" in errors and "attempt 2: ExtractionError" in errors
+
+    llm.failures = 0  # the LLM answers from now on
+    await page.click("text=Retry from the failed step")
+    assert "Retrying" in await page.inner_text("[role=status]")
+    for _ in range(300):
+        if await page.inner_text("#run-status") == "completed":
+            break
+        await asyncio.sleep(0.1)
+        await page.reload()
+    assert await page.inner_text("#run-status") == "completed"
+    steps = await page.locator(".tl-row").evaluate_all("rows => rows.map(r => r.dataset.step)")
+    assert [s for s in steps if s in SEVEN] == SEVEN
+    assert await page.inner_text("tr[data-step=ocr] td.attempts") == "1"  # OCR was not repeated
+
+    await page.click("text=Usage")
+    assert await page.locator("svg rect.bar").count() >= 1
+    assert await page.locator("svg line.quota").count() == 1
