@@ -17,7 +17,7 @@ from app.config import DEV_OPS_TOKEN
 from app.serving import serve_in_loop
 from tests.documents.test_pipeline_failures import _cardiology_answer
 from tests.support.api import Api
-from tests.support.outside import FakeLLM
+from tests.support.outside import FakeEmbeddings, FakeLLM
 from tests.support.pipeline import wait_document
 from tests.support.service import live_service
 
@@ -45,8 +45,11 @@ def _browser_or_skip():  # noqa: ANN202
 async def test_signing_in_opening_a_failed_run_and_pressing_retry_completes_it_without_repeating_ocr(database_url):
     async_playwright = _browser_or_skip()
     llm = FakeLLM(_cardiology_answer(), failures=100)
-    async with serve_in_loop(lambda _: llm.app()) as (llm_url, _):
+    embeddings = FakeEmbeddings()  # hashed vectors over HTTP: the local model's CPU is not what is tested here
+    async with serve_in_loop(lambda _: llm.app()) as (llm_url, _), serve_in_loop(lambda _: embeddings.app()) as (emb_url, _):
         overrides = {"extractor": "llm", "llm_base_url": f"{llm_url}/v1", "llm_api_key": "sk-test", "llm_model": "fake",
+                     "embedding_backend": "api", "embedding_api_url": f"{emb_url}/v1", "embedding_model": "fake",
+                     "embedding_warm_up": False,
                      "llm_max_retries": 0, "workflow_default_retries": 1}
         async with live_service(database_url, None, **overrides) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
             api = Api(client)
