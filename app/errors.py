@@ -1,11 +1,11 @@
 """Errors shared by every layer.
 
-CurawayError                 base of everything we raise on purpose
-+-- HTTPFacingError          carries an HTTP status; the app turns it into {"detail": ...}
-|   +-- NotFound (404), Conflict (409), BadRequest (400), Unauthorized (401), Forbidden (403)
-|       (the embedded QStash server raises these too; its routes answer {"error": ...})
-+-- TransportError           (app.runtime.transport) QStash refused or unreachable
-+-- WorkflowError            (app.runtime.errors) the runtime's own tree
+    CurawayError                 base of everything we raise on purpose
+    +-- HTTPFacingError          carries an HTTP status; the app turns it into {"detail": ...}
+    |   +-- NotFound (404), Conflict (409), BadRequest (400), Unauthorized (401), Forbidden (403)
+    |       (the embedded QStash server raises these too; its routes answer {"error": ...})
+    +-- TransportError           (app.runtime.transport) QStash refused or unreachable
+    +-- WorkflowError            (app.runtime.errors) the runtime's own tree
 """
 
 from __future__ import annotations

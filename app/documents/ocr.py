@@ -155,10 +155,8 @@ def _read_scan(page: pymupdf.Page, readers: list[Reader], dpi: int) -> str:
 
 def _missing(engines: Sequence[str], language: str) -> str:
     """What to install for OCR, in the words of the `needs_ocr` reason."""
-    names = [
-        f"Tesseract language data for '{language}'" if name == "tesseract" else "rapidocr-onnxruntime"
-        for name in engines
-    ]
+    names = [f"Tesseract language data for '{language}'" if name == "tesseract" else "rapidocr-onnxruntime"
+             for name in engines]
     return f"OCR ({', '.join(names)}) is not installed" if names else "OCR is disabled"
 
 

@@ -92,9 +92,8 @@ def _merge(
     return merged, problems
 
 
-def _entries(
-    case_id: str, patient_ref: str, merged: dict[tuple[str, str], _Merged], problems: list[str]
-) -> tuple[list[dict[str, Any]], list[str]]:
+def _entries(case_id: str, patient_ref: str, merged: dict[tuple[str, str], _Merged],
+             problems: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     entries = []
     for key, item in sorted(merged.items(), key=lambda kv: _ORDER.index(kv[0][0])):
         resource = _finalised(case_id, patient_ref, key, item)

@@ -40,43 +40,12 @@ ID_NAMESPACE = uuid.UUID("6f1c9a52-3f0e-4b7d-9a51-2c4e8d0b7a10")
 
 # UCUM codes we emit for lab quantities (case-sensitive, as UCUM is); display text where it differs.
 UCUM_UNITS = {
-    "g/dL",
-    "g/L",
-    "%",
-    "mg/dL",
-    "mg/L",
-    "10*9/L",
-    "10*12/L",
-    "mmol/L",
-    "umol/L",
-    "mmol/mol",
-    "nmol/L",
-    "pmol/L",
-    "mEq/L",
-    "U/L",
-    "m[IU]/L",
-    "ng/mL",
-    "ng/dL",
-    "ng/L",
-    "pg/mL",
-    "fL",
-    "pg",
-    "s",
-    "mm/h",
-    "mL/min",
-    "mL/min/{1.73_m2}",
-    "{INR}",
-    "1",
+    "g/dL", "g/L", "%", "mg/dL", "mg/L", "10*9/L", "10*12/L", "mmol/L", "umol/L", "mmol/mol", "nmol/L",
+    "pmol/L", "mEq/L", "U/L", "m[IU]/L", "ng/mL", "ng/dL", "ng/L", "pg/mL", "fL", "pg", "s", "mm/h",
+    "mL/min", "mL/min/{1.73_m2}", "{INR}", "1",
 }
-UNIT_DISPLAY = {
-    "10*9/L": "10^9/L",
-    "10*12/L": "10^12/L",
-    "m[IU]/L": "mIU/L",
-    "umol/L": "µmol/L",
-    "mL/min/{1.73_m2}": "mL/min/1.73m2",
-    "{INR}": "INR",
-    "1": "",
-}
+UNIT_DISPLAY = {"10*9/L": "10^9/L", "10*12/L": "10^12/L", "m[IU]/L": "mIU/L", "umol/L": "µmol/L",
+                "mL/min/{1.73_m2}": "mL/min/1.73m2", "{INR}": "INR", "1": ""}
 _CLINICAL = ("clinicalStatus", "coding", 0, "code")
 _VERIFICATION = ("verificationStatus", "coding", 0, "code")
 # Required value sets (FHIR R4B) of the status-like codes we emit: fhir.resources does not check them.
@@ -104,17 +73,8 @@ STATUS_VALUE_SETS: dict[str, dict[tuple[str | int, ...], frozenset[str]]] = {
     "ServiceRequest": {
         ("status",): frozenset({"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}),
         ("intent",): frozenset(
-            {
-                "proposal",
-                "plan",
-                "directive",
-                "order",
-                "original-order",
-                "reflex-order",
-                "filler-order",
-                "instance-order",
-                "option",
-            }
+            {"proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order",
+             "instance-order", "option"}
         ),
     },
 }
@@ -159,10 +119,8 @@ def _resources(extraction: Extraction, patient_ref: str, document_id: str) -> li
     subject = {"reference": patient_ref}
     made: list[tuple[str, dict[str, Any]]] = []
     builders: list[tuple[str, list[Any], Callable[..., dict[str, Any]]]] = [
-        ("conditions", extraction.conditions, _condition),
-        ("medications", extraction.medications, _medication),
-        ("allergies", extraction.allergies, _allergy),
-        ("labs", extraction.labs, _observation),
+        ("conditions", extraction.conditions, _condition), ("medications", extraction.medications, _medication),
+        ("allergies", extraction.allergies, _allergy), ("labs", extraction.labs, _observation),
     ]
     for field, items, build in builders:
         for index, item in enumerate(items):
@@ -252,13 +210,8 @@ def _observation(lab: Lab, subject: dict[str, str]) -> dict[str, Any]:
 
 
 def _service_request(procedure: str, subject: dict[str, str]) -> dict[str, Any]:
-    return {
-        "resourceType": "ServiceRequest",
-        "status": "active",
-        "intent": "proposal",
-        "code": {"text": procedure},
-        "subject": subject,
-    }
+    return {"resourceType": "ServiceRequest", "status": "active", "intent": "proposal",
+            "code": {"text": procedure}, "subject": subject}
 
 
 def _value_errors(resource: dict[str, Any]) -> list[str]:

@@ -86,9 +86,8 @@ def _derived(doc: Document, vocabulary: Vocabulary, explicit: list[_Found]) -> l
     return terms + [f for f in _site_terms(doc, vocabulary) if f.code[:3] not in stated_categories]
 
 
-def _respect_stated(
-    stated: set[str], derived: list[_Found], combinations: list[Combination]
-) -> tuple[list[Combination], set[str]]:
+def _respect_stated(stated: set[str], derived: list[_Found],
+                    combinations: list[Combination]) -> tuple[list[Combination], set[str]]:
     """The combinations that may apply, and the derived codes to leave out: a combination would
     replace a code the document states with the help of a derived part ("I25.10" stated, "angina"
     in the history) does not apply, and its derived parts it would replace are left out."""

@@ -70,9 +70,8 @@ def billable_code(code: str, context: str = "") -> str | None:
     return valid
 
 
-def coherent_codes(
-    codes: Sequence[str], combinations: Iterable[Combination] = (), integral: Iterable[IntegralSymptom] = ()
-) -> list[str]:
+def coherent_codes(codes: Sequence[str], combinations: Iterable[Combination] = (),
+                   integral: Iterable[IntegralSymptom] = ()) -> list[str]:
     """Billable codes in their order: combined, specific over unspecified, no symptom integral to a
     diagnosis, Excludes1 pairs resolved."""
     kept = list(dict.fromkeys(code for code in codes if is_billable(code)))
@@ -83,10 +82,8 @@ def coherent_codes(
 
 
 def _integral(code: str, codes: list[str], integral: Iterable[IntegralSymptom]) -> bool:
-    return any(
-        code.startswith(rule.symptoms) and any(c.startswith(rule.diagnoses) for c in codes if c != code)
-        for rule in integral
-    )
+    return any(code.startswith(rule.symptoms) and any(c.startswith(rule.diagnoses) for c in codes if c != code)
+               for rule in integral)
 
 
 def _longest_valid_prefix(code: str) -> str | None:
@@ -145,7 +142,7 @@ def _is_combination(code: str) -> bool:
 def _without_excluded(codes: list[str]) -> list[str]:
     dropped: set[str] = set()
     for i, a in enumerate(codes):
-        for b in codes[i + 1 :]:
+        for b in codes[i + 1:]:
             if a in dropped or b in dropped or not (_excludes(a, b) or _excludes(b, a)):
                 continue
             dropped.add(min((a, b), key=_priority))

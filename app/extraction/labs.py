@@ -53,7 +53,7 @@ def extract_labs(doc: Document, vocabulary: Vocabulary) -> list[Lab]:
         if hit.key is None:
             pending = []
             continue
-        if not _SKIP.sub("", doc.text[hit.end : limit]):
+        if not _SKIP.sub("", doc.text[hit.end:limit]):
             pending.append(hit)  # a column of names: the values follow the last one
             continue
         group, pending = pending + [hit], []
@@ -114,7 +114,8 @@ def read_value(text: str, pos: int, limit: int, units: UnitTable, *, strict: boo
     return None
 
 
-def _reading(text: str, value: re.Match[str], limit: int, units: UnitTable, unit_before: UnitMatch | None) -> Reading:
+def _reading(text: str, value: re.Match[str], limit: int, units: UnitTable,
+             unit_before: UnitMatch | None) -> Reading:
     pos = _skip(text, value.end(), limit)
     if m := _FLAG.match(text, pos, limit):
         pos = _skip(text, m.end(), limit)

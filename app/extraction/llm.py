@@ -179,11 +179,8 @@ def _raise_for_status(response: httpx.Response, url: str, model: str) -> None:
     detail = response.text[:300]
     if status == 429 or status >= 500:
         raise ExtractionError(f"LLM endpoint {url} answered {status} (temporary): {detail}", retryable=True)
-    hint = {
-        401: "check the LLM API key",
-        403: "check the LLM API key's permissions",
-        404: "check the LLM base URL and model name",
-    }.get(status, f"check the request for model {model!r}")
+    hint = {401: "check the LLM API key", 403: "check the LLM API key's permissions",
+            404: "check the LLM base URL and model name"}.get(status, f"check the request for model {model!r}")
     raise ExtractionError(f"LLM endpoint {url} refused the request ({status}): {hint}. {detail}", retryable=False)
 
 

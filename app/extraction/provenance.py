@@ -35,25 +35,20 @@ def locate(extraction: Extraction, pages: list[str], vocabulary: Vocabulary, rul
         hit = next((h for h in hits if h.key == key), None)
         return doc.provenance(hit.start, hit.end, rule) if hit else None
 
-    conditions = [
-        _keep(c, _code_mention(doc, c.code, rule) or where(doc.found("condition"), c.code))
-        for c in extraction.conditions
-    ]
+    conditions = [_keep(c, _code_mention(doc, c.code, rule) or where(doc.found("condition"), c.code))
+                  for c in extraction.conditions]
     drugs = doc.found("medication")
     allergens = doc.found("allergen") + drugs
     procedure = extraction.procedure_provenance or (
-        where(doc.found("procedure"), extraction.recommended_procedure) if extraction.recommended_procedure else None
-    )
-    return extraction.model_copy(
-        update={
-            "conditions": conditions,
-            "medications": [_keep(m, where(drugs, m.name)) for m in extraction.medications],
-            "allergies": [_keep(a, where(allergens, a.substance)) for a in extraction.allergies],
-            "labs": [_keep(lab, where(doc.found("lab"), lab.name)) for lab in extraction.labs],
-            "studies": [_keep(s, _study_mention(doc, s.name, rule)) for s in extraction.studies],
-            "procedure_provenance": procedure,
-        }
-    )
+        where(doc.found("procedure"), extraction.recommended_procedure) if extraction.recommended_procedure else None)
+    return extraction.model_copy(update={
+        "conditions": conditions,
+        "medications": [_keep(m, where(drugs, m.name)) for m in extraction.medications],
+        "allergies": [_keep(a, where(allergens, a.substance)) for a in extraction.allergies],
+        "labs": [_keep(lab, where(doc.found("lab"), lab.name)) for lab in extraction.labs],
+        "studies": [_keep(s, _study_mention(doc, s.name, rule)) for s in extraction.studies],
+        "procedure_provenance": procedure,
+    })
 
 
 def _code_mention(doc: Document, code: str, rule: str) -> Provenance | None:

@@ -105,7 +105,9 @@ def extraction_json_schema() -> dict[str, Any]:
     return _object(
         {
             "conditions": _array_of({"code": string, "display": string}),
-            "medications": _array_of({"name": string, "dose": _nullable("string"), "frequency": _nullable("string")}),
+            "medications": _array_of(
+                {"name": string, "dose": _nullable("string"), "frequency": _nullable("string")}
+            ),
             "allergies": _array_of({"substance": string, "reaction": _nullable("string")}),
             "labs": _array_of({"name": string, "value": {"type": "number"}, "unit": string}),
             "studies": _array_of({"name": string}),

@@ -12,9 +12,8 @@ import re
 
 from app.extraction.text import parse_number
 
-_BMI = re.compile(
-    r"\b(?:BMI|IMC|VKI|body mass index)\b\s*(?:of|de|von|:|=)?\s*(\d{2}(?:[.,]\d{1,2})?)(?!\d)", re.IGNORECASE
-)
+_BMI = re.compile(r"\b(?:BMI|IMC|VKI|body mass index)\b\s*(?:of|de|von|:|=)?\s*(\d{2}(?:[.,]\d{1,2})?)(?!\d)",
+                  re.IGNORECASE)
 BMI_QUALIFIES = ("E66.",)
 ADULT_BMI_RANGE = (10.0, 90.0)
 

@@ -36,12 +36,8 @@ def extract_studies(doc: Document, vocabulary: Vocabulary) -> list[Study]:
     sited = [(h, _site_hit(doc, h)) for h in imaging]
     doc_site = next((site.key.rstrip("*") for _, site in sited if site and site.key), None)
     found = named + [
-        (
-            min(h.start, site.start if site else h.start),
-            _imaging_name(vocabulary, h.key or "", _key(site) or doc_site),
-            max(h.end, site.end if site else h.end),
-            "imaging-site" if site else "imaging-document-site",
-        )
+        (min(h.start, site.start if site else h.start), _imaging_name(vocabulary, h.key or "", _key(site) or doc_site),
+         max(h.end, site.end if site else h.end), "imaging-site" if site else "imaging-document-site")
         for h, site in sited
         if site or h.end - h.start > 2
     ]

@@ -26,12 +26,8 @@ from app.extraction.text import Token, fold, spelling_variants, tokenize
 VOCABULARY_PATH = Path(__file__).with_name("vocabulary.json")
 CONTEXT_PATH = Path(__file__).with_name("context.json")
 # context.json trigger kind/direction -> cue category (negation and family share the older cue names)
-_TRIGGER_CUES = {
-    ("negated", "before"): "pre_negation",
-    ("negated", "after"): "post_negation",
-    ("family", "before"): "family",
-    ("family", "after"): "family_after",
-}
+_TRIGGER_CUES = {("negated", "before"): "pre_negation", ("negated", "after"): "post_negation",
+                 ("family", "before"): "family", ("family", "after"): "family_after"}
 CONTEXT_KINDS = ("negated", "resolved", "hypothetical", "family", "prophylaxis")
 _GAP_CHARS = set("-./()'+")
 
@@ -245,14 +241,8 @@ def _lab_spec(lab: dict[str, Any]) -> LabSpec:
     return LabSpec(lab["name"], lab["unit"], lab["loinc"], low, high, lab["decimals"], convert)
 
 
-_NAMED = {
-    "medication": "medications",
-    "allergen": "allergens",
-    "lab": "labs",
-    "study": "studies",
-    "procedure": "procedures",
-    "frequency": "frequencies",
-}
+_NAMED = {"medication": "medications", "allergen": "allergens", "lab": "labs",
+          "study": "studies", "procedure": "procedures", "frequency": "frequencies"}
 
 
 def _index_terms(index: TermIndex, data: dict[str, Any]) -> None:

@@ -23,51 +23,13 @@ from functools import lru_cache
 _NON_WORD = re.compile(r"[\W_]+")
 _FILLER = frozenset({"serum", "plasma", "level", "levels", "test", "result", "results", "value", "report"})
 _NEGATION_BEFORE = frozenset(
-    {
-        "no",
-        "not",
-        "without",
-        "pending",
-        "awaiting",
-        "await",
-        "declined",
-        "refused",
-        "never",
-        "nor",
-        "need",
-        "needs",
-        "needed",
-        "require",
-        "requires",
-        "required",
-        "request",
-        "requested",
-        "order",
-        "ordered",
-        "schedule",
-        "scheduled",
-        "plan",
-        "planned",
-        "recommend",
-        "recommended",
-        "arrange",
-        "book",
-    }
+    {"no", "not", "without", "pending", "awaiting", "await", "declined", "refused", "never", "nor", "need",
+     "needs", "needed", "require", "requires", "required", "request", "requested", "order", "ordered",
+     "schedule", "scheduled", "plan", "planned", "recommend", "recommended", "arrange", "book"}
 )
 _NEGATION_AFTER = frozenset(
-    {
-        "pending",
-        "requested",
-        "required",
-        "needed",
-        "planned",
-        "scheduled",
-        "ordered",
-        "awaited",
-        "recommended",
-        "outstanding",
-        "missing",
-    }
+    {"pending", "requested", "required", "needed", "planned", "scheduled", "ordered", "awaited", "recommended",
+     "outstanding", "missing"}
 )
 _WINDOW_BEFORE = 3
 _WINDOW_AFTER = 2

@@ -122,10 +122,7 @@ def meanings(procedure: Procedure, catalog: Catalog) -> tuple[Requirement, ...]:
     others = tuple(r for r in catalog.requirements() if r.code not in own)
     treatments = tuple(
         Requirement(
-            code=f"procedure_{p.code}",
-            name=p.name,
-            kind=RequirementKind.OTHER,
-            description=p.description,
+            code=f"procedure_{p.code}", name=p.name, kind=RequirementKind.OTHER, description=p.description,
             synonyms=p.aliases,
         )
         for p in catalog.all()

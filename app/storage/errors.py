@@ -1,11 +1,11 @@
 """Errors raised by object storage.
 
-StorageError (CurawayError)      anything storage raises on purpose
-+-- TooLarge (also HTTP 413)     an upload passed its byte limit; nothing was kept
-+-- InvalidKey                   a key that is not a safe relative path (a bug in the caller)
-+-- ObjectNotFound               read or copy of a key that does not exist
-+-- StorageConfigError           the backend cannot be built from the settings given
-+-- StorageUnavailable           the backend failed (disk error, S3 unreachable or refused)
+    StorageError (CurawayError)      anything storage raises on purpose
+    +-- TooLarge (also HTTP 413)     an upload passed its byte limit; nothing was kept
+    +-- InvalidKey                   a key that is not a safe relative path (a bug in the caller)
+    +-- ObjectNotFound               read or copy of a key that does not exist
+    +-- StorageConfigError           the backend cannot be built from the settings given
+    +-- StorageUnavailable           the backend failed (disk error, S3 unreachable or refused)
 """
 
 from __future__ import annotations
