@@ -77,8 +77,7 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="upload PDFs to a running service, show their analysis live, then the checklist"
     )
     demo.add_argument(
-        "--url",
-        help="the running service (default: PUBLIC_BASE_URL, else http://HOST:PORT, i.e. http://127.0.0.1:8000)",
+        "--url", help="the running service (default: PUBLIC_BASE_URL, else http://HOST:PORT, i.e. http://127.0.0.1:8000)"
     )
     demo.add_argument(
         "--documents", metavar="DIR", help="directory of PDFs to upload (default: tests/fixtures/documents)"
