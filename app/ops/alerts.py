@@ -5,6 +5,10 @@
     alert.dead_letter    from a new entry in a dead-letter source (QStash's DLQ)
     alert.quota_warning  written by `UsageRecorder.flush` when a day passes the warning ratio
 
+Alert rows leave the `events` table's `workflow_id`, `case_id` and `document_id` empty (an
+alert is about a run, not a step of it: a run's own event list stays what the runtime wrote)
+and name them in the payload; the stream and the webhook show them as fields.
+
 `AlertWatcher` runs in every process (`OPS_ALERTS_POLL_S`): it reads the events after the last
 one it turned into an alert (the high-water mark is kept in the alerts themselves, so a restart
 carries on where it stopped) and writes each alert once, checking the run's alerts for the
@@ -116,20 +120,13 @@ class AlertWatcher:
         if source.type == QUOTA:  # written as an alert already (usage.py): only to be sent
             return source
         kind = FROM_EVENTS[source.type]
-        seen = await session.scalars(
-            select(Event.payload).where(Event.workflow_id == source.workflow_id, Event.type == kind)
-        )
+        # An alert is written after its source: only alerts after it can be its duplicate.
+        seen = await session.scalars(select(Event.payload).where(Event.type == kind, Event.id > source.id))
         if any(isinstance(p, dict) and p.get("source_event_id") == source.id for p in seen):
             return None
-        payload = {"source_event_id": source.id, **(source.payload or {})}
-        alert = Event(
-            type=kind,
-            workflow_id=source.workflow_id,
-            case_id=source.case_id,
-            document_id=source.document_id,
-            payload=payload,
-            created_at=self.clock(),
-        )
+        refs = {"workflow_id": source.workflow_id, "case_id": source.case_id, "document_id": source.document_id}
+        payload = {"source_event_id": source.id, **{k: v for k, v in refs.items() if v}, **(source.payload or {})}
+        alert = Event(type=kind, payload=payload, created_at=self.clock())
         session.add(alert)
         return alert
 
@@ -184,12 +181,14 @@ class AlertWatcher:
 
 
 def alert_view(event: Event) -> dict[str, Any]:
+    """The alert as streamed and sent: the run, case and document it is about lifted from its payload."""
+    payload = event.payload if isinstance(event.payload, dict) else {}
     return {
         "id": event.id,
         "type": event.type,
-        "workflow_id": event.workflow_id,
-        "case_id": event.case_id,
-        "document_id": event.document_id,
+        "workflow_id": payload.get("workflow_id"),
+        "case_id": payload.get("case_id"),
+        "document_id": payload.get("document_id"),
         "payload": event.payload,
         "created_at": event.created_at.isoformat() if event.created_at else None,
     }
