@@ -25,14 +25,10 @@ async def test_runs_by_case_events_usage_and_dead_letters_in_the_terminal(databa
 
         listing = await _curaway("runs", "list", "--case", "case_cli", env=env)
         assert listing.returncode == 0 and failed in listing.stdout and "case_cli" in listing.stdout
-        other = await _curaway("runs", "list", "--case", "case_other", "--json", env=env)
-        assert json.loads(other.stdout) == {"items": [], "next_cursor": None}
         shown = json.loads((await _curaway("runs", "show", failed, "--json", env=env)).stdout)
         assert shown["status"] == "failed" and any(s["status"] == "failed" for s in shown["steps"])
         events = json.loads((await _curaway("events", failed, "--json", env=env)).stdout)
         assert events == shown["events"] and events[-1]["type"] == "workflow.failed"
-        text = await _curaway("events", failed, env=env)
-        assert "workflow.started" in text.stdout and "step.failed" in text.stdout
         usage = json.loads((await _curaway("usage", "--days", "1", "--json", env=env)).stdout)
         assert usage["days"][0]["by_workflow"]["fails-at-five"] >= 1 and usage["daily_quota"] == 500
         assert "QStash messages per day" in (await _curaway("usage", env=env)).stdout
