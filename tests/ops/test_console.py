@@ -60,13 +60,16 @@ async def test_signing_in_opening_a_failed_run_and_pressing_retry_completes_it_w
             async with async_playwright() as playwright:
                 browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
                 try:
-                    await _sign_in_and_retry(browser, svc.base_url, failed, case["id"], llm)
+                    page_total = await _sign_in_and_retry(browser, svc, failed, case["id"], llm)
                 finally:
                     await browser.close()
             assert (await wait_document(api, accepted["document_id"], token))["status"] == "analyzed"
+            usage = (await client.get("/ops/usage", headers=api.ops)).json()
+            assert page_total == usage["total_messages"] > 0  # the usage page agrees with /ops/usage
 
 
-async def _sign_in_and_retry(browser, base_url: str, failed: str, case_id: str, llm: FakeLLM) -> None:  # noqa: ANN001
+async def _sign_in_and_retry(browser, svc, failed: str, case_id: str, llm: FakeLLM) -> int:  # noqa: ANN001
+    base_url = svc.base_url
     page = await browser.new_page()
     response = await page.goto(f"{base_url}/ops/console")
     assert response.status == 401
@@ -101,6 +104,8 @@ async def _sign_in_and_retry(browser, base_url: str, failed: str, case_id: str, 
     assert [s for s in steps if s in SEVEN] == SEVEN
     assert await page.inner_text("tr[data-step=ocr] td.attempts") == "1"  # OCR was not repeated
 
+    await svc.settled(failed)
     await page.click("text=Usage")
     assert await page.locator("svg rect.bar").count() >= 1
     assert await page.locator("svg line.quota").count() == 1
+    return int(await page.inner_text("#total-messages"))
