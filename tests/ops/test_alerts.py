@@ -48,9 +48,14 @@ async def test_a_failed_run_a_dead_letter_and_the_quota_warning_are_streamed_and
     received: list[dict] = []
     bad: list[str] = []
     async with serve_in_loop(lambda _: _ops_webhook(received, bad)) as (hook_url, _):
-        settings = {"ops_alert_webhook_url": f"{hook_url}/alerts", "ops_alert_webhook_secret": SECRET,
-                    "ops_qstash_daily_quota": 2, "ops_alerts_poll_s": 0.2, "ops_alerts_dlq_poll_s": 0.2,
-                    "ops_usage_flush_s": 0.2}
+        settings = {
+            "ops_alert_webhook_url": f"{hook_url}/alerts",
+            "ops_alert_webhook_secret": SECRET,
+            "ops_qstash_daily_quota": 2,
+            "ops_alerts_poll_s": 0.2,
+            "ops_alerts_dlq_poll_s": 0.2,
+            "ops_usage_flush_s": 0.2,
+        }
         async with live_service(database_url, COORDINATION, deps=Recorder(), **settings) as svc:
             failed = await svc.runtime.trigger("fails-at-five", {}, labels={"case_id": "case_alert"})
             assert (await svc.wait(failed)).status == "failed"

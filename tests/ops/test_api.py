@@ -46,7 +46,9 @@ async def test_every_ops_route_refuses_a_missing_token_401_and_a_patient_token_4
         assert missing.status_code == 404
         bogus = await client.get("/ops/runs", params={"status": "bogus"}, headers=ops)
         assert bogus.status_code == 400 and "failed" in bogus.json()["detail"]
-        naive = await client.get("/ops/runs", params={"from": "2026-01-01T00:00", "to": "2099-01-01T00:00"}, headers=ops)
+        naive = await client.get(
+            "/ops/runs", params={"from": "2026-01-01T00:00", "to": "2099-01-01T00:00"}, headers=ops
+        )
         assert naive.status_code == 200 and naive.json() == {"items": [], "next_cursor": None}
         assert (await client.get("/ops/runs", params={"cursor": "nonsense"}, headers=ops)).status_code == 400
     await app.state.services.engine.dispose()
@@ -68,7 +70,10 @@ async def test_readyz_names_qstash_when_it_does_not_answer(tmp_path, sqlite_temp
 
 
 async def test_a_dead_letter_is_listed_replayed_and_counted_in_metrics(database_url):
-    async with live_service(database_url, [], embedding_warm_up=False) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+    async with (
+        live_service(database_url, [], embedding_warm_up=False) as svc,
+        httpx.AsyncClient(base_url=svc.base_url) as client,
+    ):
         ops = {"Authorization": f"Bearer {DEV_OPS_TOKEN}"}
         assert (await client.get("/readyz")).json() == {"status": "ready", "checks": {"database": "ok", "qstash": "ok"}}
         await svc.services.qstash.publish(Message(destination=f"{svc.base_url}/nowhere", body="{}", retries=0))

@@ -24,8 +24,14 @@ from tests.support.service import live_service
 SEVEN = ["confirm-upload", "ocr", "clinical-extract", "fhir-validate", "embedding-match", "ehr-rebuild", "sse-notify"]
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-dev-shm-usage"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 def _browser_or_skip():  # noqa: ANN202
@@ -46,12 +52,26 @@ async def test_signing_in_opening_a_failed_run_and_pressing_retry_completes_it_w
     async_playwright = _browser_or_skip()
     llm = FakeLLM(_cardiology_answer(), failures=100)
     embeddings = FakeEmbeddings()  # hashed vectors over HTTP: the local model's CPU is not what is tested here
-    async with serve_in_loop(lambda _: llm.app()) as (llm_url, _), serve_in_loop(lambda _: embeddings.app()) as (emb_url, _):
-        overrides = {"extractor": "llm", "llm_base_url": f"{llm_url}/v1", "llm_api_key": "sk-test", "llm_model": "fake",
-                     "embedding_backend": "api", "embedding_api_url": f"{emb_url}/v1", "embedding_model": "fake",
-                     "embedding_warm_up": False,
-                     "llm_max_retries": 0, "workflow_default_retries": 1}
-        async with live_service(database_url, None, **overrides) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+    async with (
+        serve_in_loop(lambda _: llm.app()) as (llm_url, _),
+        serve_in_loop(lambda _: embeddings.app()) as (emb_url, _),
+    ):
+        overrides = {
+            "extractor": "llm",
+            "llm_base_url": f"{llm_url}/v1",
+            "llm_api_key": "sk-test",
+            "llm_model": "fake",
+            "embedding_backend": "api",
+            "embedding_api_url": f"{emb_url}/v1",
+            "embedding_model": "fake",
+            "embedding_warm_up": False,
+            "llm_max_retries": 0,
+            "workflow_default_retries": 1,
+        }
+        async with (
+            live_service(database_url, None, **overrides) as svc,
+            httpx.AsyncClient(base_url=svc.base_url) as client,
+        ):
             api = Api(client)
             _, case, token = await api.new_case("cabg")
             accepted = (await api.upload(case["id"], token, "discharge_summary_cardiology.pdf")).json()

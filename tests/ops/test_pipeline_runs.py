@@ -24,7 +24,10 @@ SEVEN = ["confirm-upload", "ocr", "clinical-extract", "fhir-validate", "embeddin
 async def test_failed_then_recovered_and_failed_for_good_runs_are_shown_retried_and_counted(database_url):
     llm = FakeLLM(_cardiology_answer(), failures=2)
     embeddings = FakeEmbeddings()  # hashed vectors over HTTP: the local model's CPU is not what is tested here
-    async with serve_in_loop(lambda _: llm.app()) as (llm_url, _), serve_in_loop(lambda _: embeddings.app()) as (emb_url, _):
+    async with (
+        serve_in_loop(lambda _: llm.app()) as (llm_url, _),
+        serve_in_loop(lambda _: embeddings.app()) as (emb_url, _),
+    ):
         overrides = {
             "embedding_backend": "api",
             "embedding_api_url": f"{emb_url}/v1",

@@ -68,7 +68,10 @@ async def test_a_run_is_one_trace_with_a_span_per_step_attempt_and_nothing_witho
         assert [t["id"] for t in traces] == [trace_id(run_id)] and traces[0]["metadata"]["run_id"] == run_id
         assert {s["traceId"] for s in spans} == {trace_id(run_id)}
         assert [(s["name"], s["metadata"]["attempt"], s["level"]) for s in spans] == [
-            ("read", 1, "DEFAULT"), ("check", 1, "ERROR"), ("check", 2, "DEFAULT")]
+            ("read", 1, "DEFAULT"),
+            ("check", 1, "ERROR"),
+            ("check", 2, "DEFAULT"),
+        ]
         assert set(auths) == {"Basic " + base64.b64encode(b"pk-lf-test:sk-lf-test").decode()}
 
         batches.clear()
@@ -93,11 +96,15 @@ async def test_an_llm_call_in_a_step_is_a_generation_under_the_attempts_span_wit
 
     batches: list[dict] = []
     llm = FakeLLM(_cardiology_answer())
-    async with serve_in_loop(lambda _: _stand_in(batches, [])) as (langfuse_url, _), \
-            serve_in_loop(lambda _: llm.app()) as (llm_url, _), httpx.AsyncClient() as http:
+    async with (
+        serve_in_loop(lambda _: _stand_in(batches, [])) as (langfuse_url, _),
+        serve_in_loop(lambda _: llm.app()) as (llm_url, _),
+        httpx.AsyncClient() as http,
+    ):
         tracer = LangfuseTracer(http, host=langfuse_url, public_key="pk", secret_key="sk", prices=(3.0, 15.0))
-        extractor = LLMExtractor(base_url=f"{llm_url}/v1", api_key="sk-test", model="fake-model", http=http,
-                                 on_call=tracer.generation)
+        extractor = LLMExtractor(
+            base_url=f"{llm_url}/v1", api_key="sk-test", model="fake-model", http=http, on_call=tracer.generation
+        )
         tokens = workflow_id_var.set("wfr_llm"), step_var.set("clinical-extract"), attempt_var.set(2)
         try:
             await extractor.extract(["Discharge summary: hypertension."])
@@ -109,6 +116,11 @@ async def test_an_llm_call_in_a_step_is_a_generation_under_the_attempts_span_wit
     [generation] = [e["body"] for b in batches for e in b["batch"] if e["type"] == "generation-create"]
     assert generation["traceId"] == trace_id("wfr_llm") and generation["model"] == "fake-model"
     assert generation["parentObservationId"] == span_id("wfr_llm", "clinical-extract", 2)
-    assert generation["usage"] == {"input": 1200, "output": 300, "total": 1500, "unit": "TOKENS",
-                                   "totalCost": round((1200 * 3.0 + 300 * 15.0) / 1_000_000, 8)}
+    assert generation["usage"] == {
+        "input": 1200,
+        "output": 300,
+        "total": 1500,
+        "unit": "TOKENS",
+        "totalCost": round((1200 * 3.0 + 300 * 15.0) / 1_000_000, 8),
+    }
     assert generation["metadata"]["status"] == 200 and generation["endTime"] >= generation["startTime"]
