@@ -81,3 +81,33 @@ async def test_a_failed_run_a_dead_letter_and_the_quota_warning_are_streamed_and
     assert streamed["alert.quota_warning"]["payload"]["quota"] == 2
     assert not bad and {alert["type"] for alert in received} >= WANTED
     assert [a["type"] for a in received].count("alert.run_failed") == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_stuck_run_alerts_once_though_two_processes_watch(database_url):
+    from app.db import create_engine, session_factory
+    from app.ops.alerts import AlertWatcher
+    from app.ops.deadletters import DeadLetters
+    from app.runtime.models import Event
+
+    engine = create_engine(database_url)
+    try:
+        sessions = session_factory(engine)
+        async with sessions() as session:
+            session.add(
+                Event(type="workflow.stuck", workflow_id="wfr_stuck", case_id="case_9", payload={"status": "waiting"})
+            )
+            await session.commit()
+        async with httpx.AsyncClient() as http:
+            watchers = [AlertWatcher(sessions, DeadLetters([]), http) for _ in range(2)]
+            first = await watchers[0].round()
+            second = await watchers[1].round()
+            restarted = await AlertWatcher(sessions, DeadLetters([]), http).round()
+        assert [a.type for a in first] == ["alert.stuck_run"] and second == [] and restarted == []
+        payload = first[0].payload
+        assert (
+            payload["workflow_id"] == "wfr_stuck" and payload["case_id"] == "case_9" and payload["status"] == "waiting"
+        )
+        assert first[0].workflow_id is None  # the run's own event list is left as it was
+    finally:
+        await engine.dispose()
