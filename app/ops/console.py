@@ -1,7 +1,7 @@
 """The ops web console at `/ops/console`: server-rendered (Jinja2), no JavaScript, no CDN.
 
-Signing in posts the ops token once; the console answers with a session cookie holding a
-short-lived ops JWT (`HttpOnly`, `SameSite=Strict`, `Path=/ops`, `Secure` over HTTPS), never
+Signing in posts the ops token once; the console answers with a session cookie (kept 12 h)
+holding an ops JWT signed with `AUTH_SECRET` (`HttpOnly`, `SameSite=Strict`, `Path=/ops`, `Secure` over HTTPS), never
 the token itself. Every page needs that cookie (or an ops bearer token): none is 401 (with the
 sign-in form), a patient's is 403, like every `/ops` route. Actions are POST forms carrying a
 CSRF token derived from the session (HMAC with `AUTH_SECRET`); with the strict same-site
