@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -11,8 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from qstash import Receiver
 from qstash.errors import QStashError
+from sqlalchemy import func, select
 from starlette.responses import Response
 
+from app.db import create_engine, session_factory
+from app.devqstash.models import ACTIVE_STATES, EventState, QStashEvent, QStashMessage
 from app.runtime.schedules import Cron
 from tests.devqstash.support import CURRENT_KEY, NEXT_KEY, QStashServer, Received, eventually, running_qstash
 
@@ -31,6 +33,33 @@ class ManualClock:
 
 def ticks(requests: list[Received]) -> list[int]:
     return [int(request.headers["upstash-schedule-tick"]) for request in requests]
+
+
+async def scheduled_messages(database_url: str, url: str, *, active: bool = False) -> int:
+    """Messages the server has made for one destination (with `active`, those not yet delivered)."""
+    engine = create_engine(database_url)
+    try:
+        async with session_factory(engine)() as session:
+            if active:
+                query = select(func.count()).select_from(QStashMessage).where(QStashMessage.url == url)
+                query = query.where(QStashMessage.state.in_(ACTIVE_STATES))
+            else:
+                query = select(func.count()).select_from(QStashEvent)
+                query = query.where(QStashEvent.url == url, QStashEvent.state == EventState.CREATED)
+            return await session.scalar(query) or 0
+    finally:
+        await engine.dispose()
+
+
+async def wait_for_ticks(server: QStashServer, witness_id: str, count: int) -> None:
+    """Wait until the cron loop has fired `count` more ticks of an every-second witness schedule:
+    every schedule due at those ticks has been handled by then, whatever it did."""
+    start = (await server.client.schedule.get(witness_id)).last_schedule_time or 0
+
+    async def advanced() -> bool:
+        return ((await server.client.schedule.get(witness_id)).last_schedule_time or 0) >= start + count * 1000
+
+    await eventually(advanced)
 
 
 async def test_the_official_client_creates_lists_gets_pauses_resumes_and_deletes_a_schedule(qstash: QStashServer):
@@ -126,38 +155,48 @@ async def test_upsert_by_schedule_id_replaces_the_schedule_without_duplicating_i
     assert request.headers["upstash-schedule-id"] == "report"
 
 
-async def test_upserting_the_same_cron_again_keeps_its_next_fire_time(qstash: QStashServer):
-    await qstash.client.schedule.create(destination="https://example.com/a", cron="0 9 * * 1", schedule_id="weekly")
-    before = await qstash.client.schedule.get("weekly")
-    await asyncio.sleep(1.1)
-    await qstash.client.schedule.create(destination="https://example.com/b", cron="0 9 * * 1", schedule_id="weekly")
-    after = await qstash.client.schedule.get("weekly")
+async def test_upserting_the_same_cron_again_keeps_its_next_fire_time(database_url):
+    clock = ManualClock()
+    async with running_qstash(database_url, clock=clock) as server:
+        create = server.client.schedule.create
+        await create(destination="https://example.com/a", cron="0 9 * * 1", schedule_id="weekly")
+        before = await server.client.schedule.get("weekly")
+        clock.now += 3600  # a later upsert would compute another creation time
+        await create(destination="https://example.com/b", cron="0 9 * * 1", schedule_id="weekly")
+        after = await server.client.schedule.get("weekly")
     assert (after.created_at, after.next_schedule_time) == (before.created_at, before.next_schedule_time)
     assert after.destination == "https://example.com/b"
 
 
-async def test_a_paused_schedule_does_not_fire_until_resumed(qstash: QStashServer, receivers):
-    receiver = await receivers()
-    schedule_id = await qstash.client.schedule.create(destination=receiver.url("/p"), cron=EVERY_SECOND)
+async def test_a_paused_schedule_does_not_fire_until_resumed(qstash: QStashServer, database_url, receivers):
+    receiver, witness = await receivers(), await receivers()
+    witness_id = await qstash.client.schedule.create(destination=witness.url("/w"), cron=EVERY_SECOND)
+    destination = receiver.url("/p")
+    schedule_id = await qstash.client.schedule.create(destination=destination, cron=EVERY_SECOND)
     await qstash.client.schedule.pause(schedule_id)
-    paused_at = len(receiver.requests)  # a tick may have fired before the pause
+    made = await scheduled_messages(database_url, destination)  # a tick may have fired before the pause
 
-    await asyncio.sleep(2.5)
-    assert len(receiver.requests) == paused_at
+    await wait_for_ticks(qstash, witness_id, 2)
+    assert await scheduled_messages(database_url, destination) == made
+    paused_at = len(receiver.requests)
 
     await qstash.client.schedule.resume(schedule_id)
     await receiver.wait_for(paused_at + 1, timeout=5)
 
 
-async def test_a_deleted_schedule_stops_firing(qstash: QStashServer, receivers):
-    receiver = await receivers()
-    schedule_id = await qstash.client.schedule.create(destination=receiver.url("/d"), cron=EVERY_SECOND)
+async def test_a_deleted_schedule_stops_firing(qstash: QStashServer, database_url, receivers):
+    receiver, witness = await receivers(), await receivers()
+    witness_id = await qstash.client.schedule.create(destination=witness.url("/w"), cron=EVERY_SECOND)
+    destination = receiver.url("/d")
+    schedule_id = await qstash.client.schedule.create(destination=destination, cron=EVERY_SECOND)
     await receiver.wait_for(1, timeout=5)
     await qstash.client.schedule.delete(schedule_id)
-    await asyncio.sleep(0.3)  # a message published just before the delete may still arrive
-    delivered = len(receiver.requests)
-    await asyncio.sleep(2)
-    assert len(receiver.requests) == delivered
+    made = await scheduled_messages(database_url, destination)
+
+    await wait_for_ticks(qstash, witness_id, 2)
+    assert await scheduled_messages(database_url, destination) == made
+    await eventually(lambda: _none_active(database_url, destination))  # those made before the delete arrive
+    assert len(receiver.requests) == made
 
 
 @pytest.mark.parametrize(
@@ -204,8 +243,9 @@ async def test_ticks_missed_while_stopped_fire_once_not_once_each(database_url, 
         await server.devq.start()
 
         [request] = await receiver.wait_for(1, timeout=5)
-        await asyncio.sleep(0.5)
-        assert len(receiver.requests) == 1
+        schedule = await server.client.schedule.get("minutely")
+        assert schedule.last_schedule_time == int(clock.now) // 60 * 60_000  # that pass is over
+        assert await scheduled_messages(database_url, receiver.url("/m")) == 1
         assert ticks([request]) == [int(clock.now) // 60 * 60]  # the most recent tick only
         schedule = await server.client.schedule.get("minutely")
         assert schedule.last_schedule_time == int(clock.now) // 60 * 60_000
@@ -219,10 +259,13 @@ async def test_ticks_missed_while_stopped_fire_once_not_once_each(database_url, 
 async def test_two_servers_on_one_database_fire_each_tick_once(database_url, receivers):
     receiver = await receivers()
     async with running_qstash(database_url) as first, running_qstash(database_url):
-        schedule_id = await first.client.schedule.create(destination=receiver.url("/once"), cron=EVERY_SECOND)
+        destination = receiver.url("/once")
+        schedule_id = await first.client.schedule.create(destination=destination, cron=EVERY_SECOND)
         await receiver.wait_for(4, timeout=10)
         await first.client.schedule.delete(schedule_id)
-        await asyncio.sleep(0.5)
+        await eventually(lambda: _none_active(database_url, destination))
+        made = await scheduled_messages(database_url, destination)
+    assert len(receiver.requests) == made
     counts = Counter(ticks(receiver.requests))
     assert len(counts) >= 4
     assert set(counts.values()) == {1}, counts
@@ -243,3 +286,7 @@ async def test_a_failing_tick_is_retried_then_dead_lettered_with_its_schedule_id
     assert (dead.url, dead.schedule_id, dead.response_status) == (receiver.url("/fails"), "flaky-job", 500)
     first_tick = [r for r in receiver.requests if r.headers["upstash-message-id"] == dead.message_id]
     assert [r.headers["upstash-retried"] for r in first_tick] == ["0", "1"]
+
+
+async def _none_active(database_url: str, url: str) -> bool:
+    return await scheduled_messages(database_url, url, active=True) == 0

@@ -119,6 +119,7 @@ def jpeg_bytes() -> bytes:
         (b"<!DOCTYPE html><html><body>report</body></html>", "an HTML web page"),
         (b"\x00\x01\x02\x03\xfe\xff" * 20, None),
     ],
+    ids=["png", "jpeg", "docx", "zip", "text", "html", "unknown"],
 )
 def test_a_file_that_is_not_a_pdf_is_refused_saying_what_it_looks_like(data: bytes, looks_like: str | None) -> None:
     with pytest.raises(NotAPdf) as raised:

@@ -30,7 +30,9 @@ class Api:
         assert response.status_code == 200, response.text
         return response.json()["token"]
 
-    async def new_case(self, procedure: str = "cabg", name: str = "Ada Patient") -> tuple[dict[str, Any], dict[str, Any], str]:
+    async def new_case(
+        self, procedure: str = "cabg", name: str = "Ada Patient"
+    ) -> tuple[dict[str, Any], dict[str, Any], str]:
         """(patient, case, patient token)."""
         patient = await self.client.post("/patients", json={"name": name, "email": "ada@example.org"}, headers=self.ops)
         assert patient.status_code == 201, patient.text

@@ -30,9 +30,15 @@ class FakeLLM:
             if self.requests <= self.failures:
                 return JSONResponse({"error": {"message": "overloaded"}}, status_code=500)
             message = {"role": "assistant", "content": json.dumps(self.answer)}
-            return JSONResponse({"id": "cmpl-1", "object": "chat.completion", "model": "fake",
-                                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500}})
+            return JSONResponse(
+                {
+                    "id": "cmpl-1",
+                    "object": "chat.completion",
+                    "model": "fake",
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500},
+                }
+            )
 
         return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
 

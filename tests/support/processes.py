@@ -39,7 +39,7 @@ def start_server(
 
 async def wait_healthy(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
     async with httpx.AsyncClient() as client:
-        for _ in range(300):
+        for _ in range(900):  # a loaded 2-core machine can take a while to import the app
             assert process.poll() is None, f"service process exited:\n{log.read_text()[-3000:]}"
             try:
                 if (await client.get(f"{base_url}/healthz")).status_code == 200:

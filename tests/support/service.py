@@ -52,7 +52,9 @@ class LiveService:
             assert run is not None, f"no run {run_id}"
             return run
 
-    async def wait(self, run_id: str, *, statuses: Iterable[str] = TERMINAL_RUN_STATUSES, timeout: float = 30) -> WorkflowRun:
+    async def wait(
+        self, run_id: str, *, statuses: Iterable[str] = TERMINAL_RUN_STATUSES, timeout: float = 30
+    ) -> WorkflowRun:
         wanted = set(statuses)
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -71,9 +73,7 @@ class LiveService:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             async with self.services.sessions() as session:
-                bodies = await session.scalars(
-                    select(QStashMessage.body).where(QStashMessage.state.in_(ACTIVE_STATES))
-                )
+                bodies = await session.scalars(select(QStashMessage.body).where(QStashMessage.state.in_(ACTIVE_STATES)))
                 pending = [b for b in bodies if any(run_id.encode() in b for run_id in run_ids)]
             if not pending:
                 return

@@ -1,0 +1,118 @@
+"""SIGKILL at every boundary of a step, with the lease and claim settings we ship.
+
+A five-step run, one step per delivery, is killed on the third step: when its delivery arrives
+(before the attempt is recorded), inside the step's body, after the step's commit but before its
+continuation is published, and after the publish but before the delivery's 2xx. Each case runs
+in a process and database of its own, all four at once; each process is started again as soon
+as it died. Every run completes, and each step whose commit happened ran exactly once (the
+killed body runs again: steps are at-least-once until they commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from app.main import build_services
+from app.runtime.models import WorkflowRun
+from tests.support.process_server import WORKFLOWS
+from tests.support.processes import free_port, start_server, stop, wait_healthy
+from tests.support.service import service_settings
+
+pytestmark = pytest.mark.slow
+
+# boundary -> (KillAt spec or None, payload extra, executions of steps 1..5)
+# Publishes counted by the server: #1 is the trigger, #k+1 the continuation after step k.
+BOUNDARIES = {
+    "before-attempt": ("arrival:3", {}, [1, 1, 1, 1, 1]),
+    "inside-body": (None, {"kill_in": "step-3"}, [1, 1, 2, 1, 1]),
+    "after-commit-before-publish": ("publish:4", {}, [1, 1, 1, 1, 1]),
+    "after-publish-before-2xx": ("response:3", {}, [1, 1, 1, 1, 1]),
+}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def databases(request, tmp_path, sqlite_templates) -> AsyncIterator[list[str]]:  # noqa: ANN001
+    """One fresh, migrated database per boundary, all of one backend."""
+    if request.param == "sqlite":
+        yield [sqlite_templates.fresh(tmp_path) for _ in BOUNDARIES]
+        return
+    templates = request.getfixturevalue("postgres_templates")
+    if templates is None:
+        pytest.skip("no Postgres available (set TEST_DATABASE_URL)")
+    urls = [await templates.fresh() for _ in BOUNDARIES]
+    yield urls
+    for url in urls:
+        await templates.drop(url)
+
+
+@dataclass
+class Case:
+    boundary: str
+    database_url: str
+    directory: Path
+
+    def __post_init__(self) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.server_log = self.directory / "server.log"
+        self.steps_log = self.directory / "steps.log"
+        self.services = build_services(service_settings(self.database_url, self.base_url), WORKFLOWS)
+
+    async def run_status(self, run_id: str) -> WorkflowRun:
+        async with self.services.sessions() as session:
+            run = await session.get(WorkflowRun, run_id)
+            assert run is not None
+            return run
+
+
+async def _kill_and_recover(case: Case) -> tuple[str, WorkflowRun]:
+    kill_at, extra, _ = BOUNDARIES[case.boundary]
+    env = {"CURAWAY_TEST_KILL_AT": kill_at} if kill_at else {}
+    process = start_server(case.port, case.database_url, case.server_log, env=env)
+    try:
+        await wait_healthy(case.base_url, process, case.server_log)
+        run_id = await case.services.runtime.trigger("five-steps", {"log": str(case.steps_log), **extra})
+        for _ in range(600):  # the process kills itself at the boundary
+            if process.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert process.poll() is not None, f"{case.boundary}: never reached\n{case.server_log.read_text()[-2000:]}"
+        assert (await case.run_status(run_id)).status != "completed"
+        done = case.steps_log.read_text().splitlines() if case.steps_log.exists() else []
+        # killed on the third step: before it ran (two lines) or once it had run (three)
+        assert len(done) == (2 if case.boundary == "before-attempt" else 3), (case.boundary, done)
+
+        process = start_server(case.port, case.database_url, case.server_log)  # no fault this time
+        await wait_healthy(case.base_url, process, case.server_log)
+        for _ in range(900):
+            run = await case.run_status(run_id)
+            if run.status in ("completed", "failed"):
+                break
+            await asyncio.sleep(0.1)
+        return run_id, run
+    finally:
+        stop(process)
+
+
+async def test_sigkill_at_every_step_boundary_loses_nothing_and_repeats_no_committed_step(databases, tmp_path):
+    cases = []
+    for boundary, url in zip(BOUNDARIES, databases, strict=True):
+        (tmp_path / boundary).mkdir()
+        cases.append(Case(boundary, url, tmp_path / boundary))
+    try:
+        outcomes = await asyncio.gather(*(_kill_and_recover(case) for case in cases))
+        for case, (run_id, run) in zip(cases, outcomes, strict=True):
+            logs = f"{case.boundary}:\n{case.server_log.read_text()[-3000:]}"
+            assert run.status == "completed", (run.status, run.error, logs)
+            executions = case.steps_log.read_text().splitlines()
+            counts = [executions.count(f"{run_id} step-{i}") for i in range(1, 6)]
+            assert counts == BOUNDARIES[case.boundary][2], (case.boundary, counts, logs)
+    finally:
+        for case in cases:
+            await case.services.http.aclose()
+            await case.services.engine.dispose()
