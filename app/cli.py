@@ -32,8 +32,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
-from app.config import Settings
+from app.config import Settings, settings_error_text
 from app.ops import cli as ops_cli
 from app.runtime.transport import QStashClient
 
@@ -77,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
         "demo", help="upload PDFs to a running service, show their analysis live, then the checklist"
     )
     demo.add_argument(
-        "--url", help="the running service (default: PUBLIC_BASE_URL, else http://HOST:PORT, i.e. http://127.0.0.1:8000)"
+        "--url",
+        help="the running service (default: PUBLIC_BASE_URL, else http://HOST:PORT, i.e. http://127.0.0.1:8000)",
     )
     demo.add_argument(
         "--documents", metavar="DIR", help="directory of PDFs to upload (default: tests/fixtures/documents)"
@@ -148,13 +150,21 @@ def _schedules_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"curaway: settings refused:\n{settings_error_text(exc)}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "migrate":
-        from app.migrate import upgrade
+        from app.migrate import MigrationsNotFound, upgrade
 
-        upgrade(settings.database_url)
+        try:
+            upgrade(settings.database_url, migrations_dir=settings.migrations_dir)
+        except MigrationsNotFound as exc:
+            print(f"curaway: {exc}", file=sys.stderr)
+            return 2
         print(f"migrated {_safe_url(settings.database_url)}")
         return 0
     if args.command == "demo":
@@ -277,7 +287,7 @@ async def _schedules_list(settings: Settings, *, as_json: bool) -> int:
 @asynccontextmanager
 async def _qstash(settings: Settings) -> AsyncIterator[QStashClient]:
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
-        yield QStashClient(settings.qstash_base_url, settings.qstash_token, http)
+        yield QStashClient(settings.qstash_base_url, settings.qstash_token.get_secret_value(), http)
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
@@ -291,7 +301,13 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
         settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.effective_log_format)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
     return 0
 
 

@@ -3,7 +3,10 @@
 Every other module receives a `Settings` instance (or values taken from it) through a
 constructor or a FastAPI dependency. Outside `ENV=development` the public development
 credentials (Upstash's local QStash token and keys, the dev ops token and auth secret) are
-refused, so a production deployment can never run with secrets printed in documentation.
+refused, so a production deployment can never run with secrets printed in documentation;
+`unsafe_settings` adds what else is refused (short secrets; with ENV=production SQLite, the
+embedded QStash, local storage, a PUBLIC_BASE_URL that is not https). Secrets are `SecretStr`:
+read them with `.get_secret_value()` where they are used, never log the settings' values.
 """
 
 from __future__ import annotations
@@ -13,10 +16,23 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    """`var/` in a source checkout (make run), else `var/` under the working directory.
+
+    A non-editable install puts `app/` in site-packages: its parent is no place for data.
+    """
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "var"
+    return Path.cwd() / "var"
+
+
+DATA_DIR = _default_data_dir()
 
 # Upstash's own local QStash dev server credentials (shared/docs/qstash-protocol.md, section 1).
 DEV_QSTASH_TOKEN = "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
@@ -42,15 +58,15 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     host: str = "127.0.0.1"
     port: int = 8000
-    database_url: str = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'curaway.db'}"
+    database_url: str = f"sqlite+aiosqlite:///{DATA_DIR / 'curaway.db'}"
     public_base_url: str = ""
     log_level: str = "INFO"
 
     # Transport. An empty QSTASH_URL means: use the embedded server at PUBLIC_BASE_URL/qstash.
     qstash_url: str = ""
-    qstash_token: str = DEV_QSTASH_TOKEN
-    qstash_current_signing_key: str = DEV_CURRENT_SIGNING_KEY
-    qstash_next_signing_key: str = DEV_NEXT_SIGNING_KEY
+    qstash_token: SecretStr = SecretStr(DEV_QSTASH_TOKEN)
+    qstash_current_signing_key: SecretStr = SecretStr(DEV_CURRENT_SIGNING_KEY)
+    qstash_next_signing_key: SecretStr = SecretStr(DEV_NEXT_SIGNING_KEY)
     qstash_signature_leeway_s: float = Field(default=5.0, ge=0, le=60)
 
     # Embedded QStash server (app/devqstash).
@@ -76,17 +92,17 @@ class Settings(BaseSettings):
     workflow_watchdog_stuck_after_s: float = Field(default=30.0, gt=0)
 
     # Access control (DESIGN 5). Patient tokens are JWTs signed with AUTH_SECRET.
-    ops_token: str = DEV_OPS_TOKEN
-    auth_secret: str = DEV_AUTH_SECRET
+    ops_token: SecretStr = SecretStr(DEV_OPS_TOKEN)
+    auth_secret: SecretStr = SecretStr(DEV_AUTH_SECRET)
     patient_token_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
 
     # Document storage: local files (default) or an S3-compatible bucket (Cloudflare R2).
     storage_backend: Literal["local", "s3"] = "local"
-    storage_dir: Path = PROJECT_ROOT / "var" / "storage"
+    storage_dir: Path = DATA_DIR / "storage"
     s3_endpoint_url: str = ""
     s3_bucket: str = ""
     s3_access_key_id: str = ""
-    s3_secret_access_key: str = ""
+    s3_secret_access_key: SecretStr = SecretStr("")
     s3_region: str = "auto"
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
 
@@ -101,7 +117,7 @@ class Settings(BaseSettings):
     # Clinical Context Agent: the deterministic offline extractor, or an OpenAI-compatible LLM.
     extractor: Literal["offline", "llm"] = "offline"
     llm_base_url: str = ""
-    llm_api_key: str = ""
+    llm_api_key: SecretStr = SecretStr("")
     llm_model: str = ""
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0)
@@ -109,7 +125,7 @@ class Settings(BaseSettings):
     # Requirement matching embeddings: a local model from an installed package, or a hosted API.
     embedding_backend: Literal["local", "api"] = "local"
     embedding_api_url: str = ""
-    embedding_api_key: str = ""
+    embedding_api_key: SecretStr = SecretStr("")
     embedding_model: str = ""
     match_threshold: float = Field(default=0.5, ge=0, le=1)
     embedding_warm_up: bool = True  # embed the catalog's terms at startup, in the background
@@ -118,6 +134,20 @@ class Settings(BaseSettings):
     progress_poll_s: float = Field(default=0.25, gt=0)
     sse_ping_s: float = Field(default=15.0, gt=0)
 
+    # Production hardening (app/http/). Migrations: empty = the `migrations/` of a source checkout.
+    migrations_dir: Path | None = None
+    # Bodies larger than this are answered 413 before they are read (uploads: MAX_UPLOAD_BYTES).
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0)
+    # Browser origins allowed by CORS, comma-separated ("" = none: CORS closed; "*" = any, no credentials).
+    cors_allow_origins: str = ""
+    # Rate limits: "[METHOD ]PATH_PATTERN=COUNT/SECONDS" rules, comma-separated; `*` matches one path
+    # segment and a pattern matches as a prefix. Each rule counts per bearer token and per client IP.
+    # On SIGTERM, in-flight requests (QStash deliveries) get this long to finish; one still running
+    # then is cancelled: it gives its run's lease back and goes unanswered, so QStash delivers it again.
+    shutdown_grace_s: float = Field(default=8.0, ge=0)
+    rate_limits: str = (
+        "POST /auth/=20/60,POST /cases/*/documents=30/60,POST /cases/*/forwardings=30/60,POST /providers=30/60"
+    )
     # Ops (app/ops): QStash usage against the daily quota (Upstash free tier: 500 messages a day)
     # and its price; usage counts are added to the database every OPS_USAGE_FLUSH_S.
     ops_qstash_daily_quota: int = Field(default=500, ge=0)
@@ -129,11 +159,11 @@ class Settings(BaseSettings):
     ops_alerts_poll_s: float = Field(default=2.0, gt=0)
     ops_alerts_dlq_poll_s: float = Field(default=30.0, gt=0)
     ops_alert_webhook_url: str = ""
-    ops_alert_webhook_secret: str = ""
+    ops_alert_webhook_secret: SecretStr = SecretStr("")
     # Langfuse tracing (app/ops/tracing.py): on only when both keys are set.
     langfuse_host: str = "https://cloud.langfuse.com"
     langfuse_public_key: str = ""
-    langfuse_secret_key: str = ""
+    langfuse_secret_key: SecretStr = SecretStr("")
     # The LLM's price per million input / output tokens, for the cost of Langfuse generations.
     llm_price_input_per_1m: float = Field(default=0.0, ge=0)
     llm_price_output_per_1m: float = Field(default=0.0, ge=0)
@@ -175,7 +205,7 @@ class Settings(BaseSettings):
                 "ops_token",
                 "auth_secret",
             )
-            if getattr(self, name) in DEV_SECRETS
+            if getattr(self, name).get_secret_value() in DEV_SECRETS
         ]
         if used:
             names = ", ".join(n.upper() for n in used)
@@ -183,6 +213,14 @@ class Settings(BaseSettings):
                 f"{names} hold public development credentials (printed in the docs), which are "
                 f"refused when ENV={self.env.value}; set real secrets."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_settings_outside_development(self) -> Settings:
+        problems = unsafe_settings(self)
+        if problems:
+            listed = "\n".join(f"- {problem}" for problem in problems)
+            raise ValueError(f"refused when ENV={self.env.value}:\n{listed}")
         return self
 
     @cached_property
@@ -202,4 +240,55 @@ class Settings(BaseSettings):
 
     @property
     def signing_keys(self) -> tuple[str, str]:
-        return (self.qstash_current_signing_key, self.qstash_next_signing_key)
+        return (self.qstash_current_signing_key.get_secret_value(), self.qstash_next_signing_key.get_secret_value())
+
+
+MIN_AUTH_SECRET_BYTES = 32
+MIN_OPS_TOKEN_CHARS = 16
+
+
+def unsafe_settings(settings: Settings) -> list[str]:
+    """What makes these settings unfit outside development, one sentence per setting (named first).
+
+    Outside development (`test` and `production`) a short AUTH_SECRET is refused. In `production`
+    the local stand-ins are refused too: SQLite, the embedded QStash, local file storage, and a
+    PUBLIC_BASE_URL that is missing or not https. (`ENV=test` keeps them, so the suite and a CI
+    smoke test can run production code paths on one machine.) The public development credentials
+    are refused by `_refuse_dev_secrets_outside_development`.
+    """
+    if settings.env is Environment.DEVELOPMENT:
+        return []
+    problems = []
+    if len(settings.auth_secret.get_secret_value().encode()) < MIN_AUTH_SECRET_BYTES:
+        problems.append(f"AUTH_SECRET is shorter than {MIN_AUTH_SECRET_BYTES} bytes: set a long random secret")
+    if len(settings.ops_token.get_secret_value()) < MIN_OPS_TOKEN_CHARS:
+        problems.append(f"OPS_TOKEN is shorter than {MIN_OPS_TOKEN_CHARS} characters: set a long random token")
+    for name in ("qstash_token", "qstash_current_signing_key", "qstash_next_signing_key"):
+        if not getattr(settings, name).get_secret_value():
+            problems.append(f"{name.upper()} is empty: copy it from the Upstash console")
+    if settings.env is not Environment.PRODUCTION:
+        return problems
+    if settings.database_url.startswith("sqlite"):
+        problems.append("DATABASE_URL is SQLite: use Postgres (postgresql://user:password@host/db)")
+    if not settings.public_base_url.startswith("https://"):
+        problems.append("PUBLIC_BASE_URL must be the service's public https:// URL (QStash delivers to it)")
+    if not settings.qstash_url:
+        problems.append("QSTASH_URL is unset, which means the embedded QStash: set https://qstash.upstash.io")
+    elif settings.devqstash_enabled:
+        problems.append("DEVQSTASH_ENABLED=true serves the embedded QStash: unset it")
+    if settings.storage_backend == "local":
+        problems.append("STORAGE_BACKEND=local keeps documents on the container's disk: use s3 (Cloudflare R2)")
+    return problems
+
+
+def settings_error_text(exc: Exception) -> str:
+    """A settings ValidationError as lines naming each setting (no values, no traceback)."""
+    errors = getattr(exc, "errors", None)
+    if errors is None:
+        return str(exc)
+    lines = []
+    for error in errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        lines.append(f"{field.upper()}: {message}" if field else message)
+    return "\n".join(lines)

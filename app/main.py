@@ -37,6 +37,7 @@ from app.runtime.registry import Workflow
 from app.runtime.router import router as workflow_router
 from app.runtime.runtime import Runtime, SignatureConfig
 from app.runtime.schedules import Schedule
+from app.security import install as install_security
 from app.services import Services
 from app.storage import ObjectStorage, build_storage
 from app.workflows.deps import PipelineDeps, build_pipeline_deps
@@ -68,7 +69,7 @@ def build_storage_from(settings: Settings) -> ObjectStorage:
         s3_endpoint_url=settings.s3_endpoint_url,
         s3_bucket=settings.s3_bucket,
         s3_access_key_id=settings.s3_access_key_id,
-        s3_secret_access_key=settings.s3_secret_access_key,
+        s3_secret_access_key=settings.s3_secret_access_key.get_secret_value(),
         s3_region=settings.s3_region,
     )
 
@@ -99,7 +100,7 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
         devqstash = DevQStash(
             sessions=sessions,
             http=http,
-            token=settings.qstash_token,
+            token=settings.qstash_token.get_secret_value(),
             signing_keys=settings.signing_keys,
             retry_scale=settings.devqstash_retry_scale,
             default_retries=settings.devqstash_default_retries,
@@ -107,7 +108,11 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
             poll_interval_s=settings.devqstash_poll_interval_s,
             concurrency=settings.devqstash_concurrency,
         )
-    tokens = TokenService(secret=settings.auth_secret, ops_token=settings.ops_token, ttl_s=settings.patient_token_ttl_s)
+    tokens = TokenService(
+        secret=settings.auth_secret.get_secret_value(),
+        ops_token=settings.ops_token.get_secret_value(),
+        ttl_s=settings.patient_token_ttl_s,
+    )
     # Postgres makes rows visible at commit, not in ID order: let the feed wait for stragglers.
     settle_s = 0.5 if engine.dialect.name == "postgresql" else 0.0
     progress = ProgressFeed(sessions, poll_s=settings.progress_poll_s, settle_s=settle_s)
@@ -120,19 +125,19 @@ def build_ops_from(settings: Settings, sessions: async_sessionmaker[AsyncSession
         price_per_100k=settings.ops_qstash_price_per_100k,
         warn_ratio=settings.ops_qstash_quota_warn_ratio,
     )
-    keys = (settings.langfuse_public_key, settings.langfuse_secret_key)
+    keys = (settings.langfuse_public_key, settings.langfuse_secret_key.get_secret_value())
     langfuse = (settings.langfuse_host, *keys) if all(keys) else None
     return build_ops(
         sessions,
         http,
         qstash_url=settings.qstash_base_url,
-        qstash_token=settings.qstash_token,
+        qstash_token=settings.qstash_token.get_secret_value(),
         quota=quota,
         flush_s=settings.ops_usage_flush_s,
         alerts_poll_s=settings.ops_alerts_poll_s,
         alerts_dlq_poll_s=settings.ops_alerts_dlq_poll_s,
         alert_webhook_url=settings.ops_alert_webhook_url,
-        alert_webhook_secret=settings.ops_alert_webhook_secret,
+        alert_webhook_secret=settings.ops_alert_webhook_secret.get_secret_value(),
         langfuse=langfuse,
         llm_prices=(settings.llm_price_input_per_1m, settings.llm_price_output_per_1m),
     )
@@ -205,6 +210,7 @@ def create_app(
         app.include_router(router)
     if services.devqstash is not None:
         app.include_router(build_router(services.devqstash), prefix="/qstash", include_in_schema=False)
+    install_security(app, settings)
     return app
 
 

@@ -359,7 +359,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
                 services = app.state.services
                 limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
                 async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(120.0, connect=30.0)) as client:
-                    api = Api(client, services.settings.ops_token)
+                    api = Api(client, services.settings.ops_token.get_secret_value())
                     uploads = await _uploads_phase(api, services.sessions, args)
                     _note(f"uploads phase done in {uploads['elapsed']:.1f}s; connecting {args.sse_clients} SSE clients")
                     fanouts = await _fanout_phase(

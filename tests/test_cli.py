@@ -47,7 +47,7 @@ async def test_runs_list_show_cancel_and_retry_against_a_live_service(database_u
     recorder = Recorder()
     async with live_service(database_url, COORDINATION, deps=recorder) as svc:
         env = {"DATABASE_URL": database_url, "PUBLIC_BASE_URL": svc.base_url, "ENV": "development"}
-        waiting = await svc.runtime.trigger("waiter", {"event": "cli"})
+        waiting = await svc.runtime.trigger("waiter", {"event": "cli", "timeout": 600})
         await svc.wait(waiting, statuses={"waiting"})
         listing = await _curaway("runs", "list", "--workflow", "waiter", env=env)
         assert waiting in listing.stdout and "waiting" in listing.stdout

@@ -6,8 +6,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app.auth.dependencies import TokensDep
+from app.errors import error_responses
 
-router = APIRouter(tags=["auth"])
+router = APIRouter(tags=["auth"], responses=error_responses(400))
 
 
 class DevTokenRequest(BaseModel):

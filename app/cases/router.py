@@ -15,8 +15,9 @@ from app.cases.progress import ProgressDep
 from app.cases.schemas import CaseCreate, CaseRead, RequirementsRead
 from app.dependencies import SessionDep, SessionsDep, SettingsDep
 from app.ehr.service import read_bundle
+from app.errors import error_responses
 
-router = APIRouter(tags=["cases"])
+router = APIRouter(tags=["cases"], responses=error_responses(400, 401, 403, 404))
 
 
 @router.post("/cases", status_code=201)

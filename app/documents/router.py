@@ -10,9 +10,9 @@ from app.dependencies import RuntimeDep, SessionDep, SettingsDep, StorageDep
 from app.documents import service
 from app.documents.models import DocumentStatus
 from app.documents.schemas import DocumentAccepted, DocumentRead
-from app.errors import BadRequest
+from app.errors import BadRequest, error_responses
 
-router = APIRouter(tags=["documents"])
+router = APIRouter(tags=["documents"], responses=error_responses(400, 401, 403, 404))
 
 
 @router.post("/cases/{case_id}/documents", status_code=202)

@@ -33,7 +33,9 @@ class Embedder(Protocol):
 def build_embedder(settings: Settings, http: httpx.AsyncClient) -> Embedder:
     """The embedder the settings ask for; `http` is used by the API backend only."""
     if settings.embedding_backend == "api":
-        return ApiEmbedder(settings.embedding_api_url, settings.embedding_api_key, settings.embedding_model, http)
+        return ApiEmbedder(
+            settings.embedding_api_url, settings.embedding_api_key.get_secret_value(), settings.embedding_model, http
+        )
     return shared_local_embedder()
 
 

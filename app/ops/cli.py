@@ -163,7 +163,9 @@ async def usage(settings: Settings, *, days: int, as_json: bool) -> int:
 
 async def dlq(settings: Settings, action: str, dead_letter_id: str | None, *, as_json: bool) -> int:
     async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
-        letters = DeadLetters([QStashDeadLetters(QStashClient(settings.qstash_base_url, settings.qstash_token, http))])
+        letters = DeadLetters(
+            [QStashDeadLetters(QStashClient(settings.qstash_base_url, settings.qstash_token.get_secret_value(), http))]
+        )
         try:
             if action == "replay":
                 assert dead_letter_id is not None

@@ -42,7 +42,7 @@ def _render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
 
 
 def _csrf(request: Request, session: str) -> str:
-    secret = request.app.state.services.settings.auth_secret.encode()
+    secret = request.app.state.services.settings.auth_secret.get_secret_value().encode()
     return hmac.new(secret, f"console-csrf:{session}".encode(), hashlib.sha256).hexdigest()[:32]
 
 

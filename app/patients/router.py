@@ -6,10 +6,11 @@ from fastapi import APIRouter
 
 from app.auth.dependencies import OpsDep
 from app.dependencies import SessionDep
+from app.errors import error_responses
 from app.patients import service
 from app.patients.schemas import PatientCreate, PatientRead
 
-router = APIRouter(tags=["patients"])
+router = APIRouter(tags=["patients"], responses=error_responses(401, 403))
 
 
 @router.post("/patients", status_code=201)

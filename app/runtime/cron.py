@@ -28,7 +28,7 @@ from enum import StrEnum
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, NotFound, error_responses
 from app.runtime.ids import derived_run_id
 from app.runtime.models import RunStatus
 from app.runtime.router import verified_body
@@ -37,7 +37,7 @@ from app.runtime.schedules import Schedule
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["schedules"])
+router = APIRouter(tags=["schedules"], responses=error_responses(400, 401, 404))
 
 TICK_HEADER = "upstash-schedule-tick"
 CLOCK_SKEW = timedelta(seconds=2)

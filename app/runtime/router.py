@@ -9,11 +9,15 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.errors import Unauthorized
+from app.errors import Unauthorized, error_responses
 from app.runtime.runtime import Answer, Outcome, Runtime
 from app.runtime.signing import SignatureError
 
-router = APIRouter(tags=["workflows"])
+DELIVERY_ANSWERS: dict[int | str, dict[str, object]] = {
+    429: {"description": "the run is busy with another delivery: QStash retries after Retry-After"},
+    503: {"description": "the database or QStash failed: QStash delivers again"},
+}
+router = APIRouter(tags=["workflows"], responses={**error_responses(400, 401, 404), **DELIVERY_ANSWERS})
 
 
 async def verified_body(request: Request) -> bytes:

@@ -37,7 +37,7 @@ def build_extractor(
     if settings.extractor == "llm":
         return LLMExtractor(
             base_url=settings.llm_base_url,
-            api_key=settings.llm_api_key,
+            api_key=settings.llm_api_key.get_secret_value(),
             model=settings.llm_model,
             http=http,
             timeout_s=settings.llm_timeout_s,
