@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from app.ops.metrics import CONTENT_TYPE_LATEST
@@ -19,7 +20,13 @@ router = APIRouter(tags=["ops"])
 READY_TIMEOUT_S = 3.0
 
 
-@router.get("/readyz")
+class ReadyRead(BaseModel):
+    status: str  # ready | not ready
+    checks: dict[str, str]  # check -> "ok" or what failed
+    failing: list[str] | None = None
+
+
+@router.get("/readyz", response_model=ReadyRead, responses={503: {"model": ReadyRead, "description": "not ready"}})
 async def readyz(request: Request) -> JSONResponse:
     """200 when the database and QStash answer; 503 with `failing` naming those that do not."""
     services = request.app.state.services
@@ -49,7 +56,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     services = request.app.state.services

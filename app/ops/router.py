@@ -17,7 +17,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from app.auth.dependencies import require_ops
 from app.db import utcnow
 from app.dependencies import RuntimeDep, SessionDep, SessionsDep
-from app.errors import NotFound
+from app.errors import ErrorBody, NotFound, error_responses
 from app.ops import service
 from app.ops.alerts import alert_stream
 from app.ops.dependencies import OpsStateDep, QuotaDep
@@ -34,7 +34,10 @@ from app.ops.schemas import (
 )
 from app.runtime.models import Event, WorkflowRun
 
-router = APIRouter(prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops)])
+router = APIRouter(
+    prefix="/ops", tags=["ops"], dependencies=[Depends(require_ops)], responses=error_responses(400, 401, 403, 404, 409)
+)
+UPSTREAM = {502: {"model": ErrorBody, "description": "QStash (a dead-letter source) refused or did not answer"}}
 
 
 @router.get("/runs")
@@ -101,7 +104,7 @@ async def list_events(
     )
 
 
-@router.get("/dlq")
+@router.get("/dlq", responses=UPSTREAM)
 async def list_dead_letters(
     ops: OpsStateDep,
     source: str | None = None,
@@ -114,7 +117,7 @@ async def list_dead_letters(
     return DeadLetterList(items=items, next_cursor=page.cursor)
 
 
-@router.post("/dlq/{dead_letter_id}/replay")
+@router.post("/dlq/{dead_letter_id}/replay", responses=UPSTREAM)
 async def replay_dead_letter(ops: OpsStateDep, dead_letter_id: str) -> ReplayRead:
     """Send a dead letter again (`<source>:<id>`, as listed)."""
     message_id = await ops.dead_letters.replay(dead_letter_id)
