@@ -146,7 +146,8 @@ class Settings(BaseSettings):
     # then is cancelled: it gives its run's lease back and goes unanswered, so QStash delivers it again.
     shutdown_grace_s: float = Field(default=8.0, ge=0)
     rate_limits: str = (
-        "POST /auth/=20/60,POST /cases/*/documents=30/60,POST /cases/*/forwardings=30/60,POST /providers=30/60"
+        "POST /auth/=20/60,POST /cases/*/documents=30/60,POST /cases/*/forwardings=30/60,POST /providers=30/60,"
+        "POST /ops/console/login=20/60"
     )
     # Ops (app/ops): QStash usage against the daily quota (Upstash free tier: 500 messages a day)
     # and its price; usage counts are added to the database every OPS_USAGE_FLUSH_S.
