@@ -6,7 +6,9 @@ a running service.
     curaway schedules sync [--keep-undeclared]
                                              upsert the declared schedules to QStash by name
                                              and delete ours that are no longer declared
-    curaway schedules list [--json]          the schedules QStash has
+    curaway schedules list [--json]          the declared schedules: cron, zone, next fire time,
+                                             last run's outcome, state in QStash
+    curaway jobs run NAME                    start a scheduled job now (not while one is unfinished)
     curaway runs list [--workflow W] [--status S] [--case C] [--document D] [--limit N] [--json]
     curaway runs show RUN_ID [--json]        a run, its steps (each attempt), children and events
     curaway runs retry RUN_ID                resume a failed run at the step that failed
@@ -33,9 +35,12 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from app.config import Settings, settings_error_text
+from app.db import create_engine, session_factory
 from app.ops import cli as ops_cli
+from app.runtime.models import WorkflowRun
 from app.runtime.transport import QStashClient
 
 
@@ -53,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("migrate", help="apply database migrations (DATABASE_URL) up to the latest")
 
     _schedules_parser(commands)
+    _jobs_parser(commands)
 
     runs = commands.add_parser("runs", help="list and inspect workflow runs")
     run_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="SUBCOMMAND")
@@ -142,10 +148,31 @@ def _schedules_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     listing = subcommands.add_parser(
         "list",
-        help="the schedules QStash has: ID, cron, next fire time, paused or active, destination",
-        description="List every schedule QStash (QSTASH_URL) has, ours or not.",
+        help="the declared schedules: cron, zone, next fire time, last run's outcome, state in QStash",
+        description=(
+            "List the schedules declared in code with their cron, time zone, next fire time (computed "
+            "from the cron), the outcome of their last run (DATABASE_URL) and their state in QStash "
+            "(active, paused, or not synced; 'unknown' when QStash does not answer), then the schedules "
+            "of ours QStash has that are no longer declared."
+        ),
     )
-    listing.add_argument("--json", action="store_true", help="print QStash's JSON instead of a table")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _jobs_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    jobs = commands.add_parser(
+        "jobs",
+        help="start a scheduled job now",
+        description=(
+            "Start one run of a declared schedule's job now, with the rule a cron tick follows: "
+            "while a run of that job is unfinished, nothing starts and the skip is recorded on "
+            "that run (exit status 1). The run is published to QSTASH_URL (empty: the embedded "
+            "server of the app serving at PUBLIC_BASE_URL, which must be running)."
+        ),
+    )
+    subcommands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="SUBCOMMAND")
+    run = subcommands.add_parser("run", help="start the job NAME now (see `curaway schedules list`)")
+    run.add_argument("name", metavar="NAME", help="the schedule's name, e.g. stale-session-cleanup")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.schedules_command == "sync":
             return asyncio.run(_schedules_sync(settings, prune=not args.keep_undeclared))
         return asyncio.run(_schedules_list(settings, as_json=args.json))
+    if args.command == "jobs":
+        return asyncio.run(_jobs_run(settings, args.name))
     if args.command in ("events", "usage", "dlq"):
         return _ops_command(settings, args)
     if args.runs_command == "list":
@@ -260,27 +289,107 @@ async def _schedules_sync(settings: Settings, *, prune: bool) -> int:
 
 
 async def _schedules_list(settings: Settings, *, as_json: bool) -> int:
-    """Print the schedules QStash has."""
+    """Print the declared schedules with their next fire time, last run and QStash state."""
     from app.runtime.transport import TransportError
+    from app.workflows.schedules import SCHEDULES
 
     async with _qstash(settings) as qstash:
         try:
-            schedules = await qstash.list_schedules()
+            synced: dict[str, dict[str, Any]] | None = {s["scheduleId"]: s for s in await qstash.list_schedules()}
         except TransportError as exc:
-            print(f"listing failed: {exc}", file=sys.stderr)
-            return 1
+            print(f"QStash did not answer ({exc}); its state is shown as unknown", file=sys.stderr)
+            synced = None
+    last_runs = await _last_runs(settings, [schedule.name for schedule in SCHEDULES])
+    now = datetime.now(UTC)
+    rows = []
+    for schedule in SCHEDULES:
+        run = last_runs.get(schedule.name)
+        state = "unknown" if synced is None else _qstash_state(synced.get(schedule.name))
+        rows.append(
+            {
+                "name": schedule.name,
+                "cron": schedule.cron,
+                "timezone": schedule.timezone,
+                "next_fire_at": schedule.parsed().next_after(now).isoformat(),
+                "last_run": None
+                if run is None
+                else {"id": run.id, "status": run.status, "at": run.created_at.isoformat()},
+                "qstash": state,
+            }
+        )
+    prefix = f"{settings.base_url}/schedules/"
+    declared = {schedule.name for schedule in SCHEDULES}
+    for schedule_id, found in sorted((synced or {}).items()):
+        if schedule_id not in declared and found.get("destination", "").startswith(prefix):
+            next_ms = found.get("nextScheduleTime")
+            rows.append(
+                {
+                    "name": schedule_id,
+                    "cron": found.get("cron", ""),
+                    "timezone": "-",
+                    "next_fire_at": datetime.fromtimestamp(next_ms / 1000, UTC).isoformat() if next_ms else None,
+                    "last_run": None,
+                    "qstash": f"{_qstash_state(found)}, undeclared",
+                }
+            )
     if as_json:
-        print(json.dumps(schedules, indent=2))
+        print(json.dumps(rows, indent=2))
         return 0
-    if not schedules:
-        print("no schedules")
-        return 0
-    print(f"{'SCHEDULE':<28} {'CRON':<32} {'NEXT (UTC)':<19} {'STATE':<6} DESTINATION")
-    for schedule in schedules:
-        next_ms = schedule.get("nextScheduleTime")
-        next_at = datetime.fromtimestamp(next_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if next_ms else "-"
-        state = "paused" if schedule.get("isPaused") else "active"
-        print(f"{schedule['scheduleId']:<28} {schedule['cron']:<32} {next_at:<19} {state:<6} {schedule['destination']}")
+    print(f"{'SCHEDULE':<24} {'CRON':<22} {'ZONE':<16} {'NEXT (UTC)':<19} {'LAST RUN':<30} QSTASH")
+    for row in rows:
+        last = row["last_run"]
+        outcome = "-" if last is None else f"{last['status']} {last['at'][:16].replace('T', ' ')}"
+        next_at = (row["next_fire_at"] or "-")[:19].replace("T", " ")
+        print(f"{row['name']:<24} {row['cron']:<22} {row['timezone']:<16} {next_at:<19} {outcome:<30} {row['qstash']}")
+    return 0
+
+
+def _qstash_state(found: dict[str, Any] | None) -> str:
+    if found is None:
+        return "not synced"
+    return "paused" if found.get("isPaused") else "active"
+
+
+async def _last_runs(settings: Settings, names: list[str]) -> dict[str, WorkflowRun]:
+    """The most recent run of each schedule (by `schedule_id`)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(settings.database_url)
+    try:
+        async with session_factory(engine)() as session:
+            runs = await session.scalars(
+                select(WorkflowRun).where(WorkflowRun.schedule_id.in_(names)).order_by(WorkflowRun.created_at)
+            )
+            return {run.schedule_id or "": run for run in runs}
+    except SQLAlchemyError as exc:
+        print(f"could not read the last runs ({type(exc).__name__}; run `curaway migrate`?)", file=sys.stderr)
+        return {}
+    finally:
+        await engine.dispose()
+
+
+async def _jobs_run(settings: Settings, name: str) -> int:
+    """Start the job of schedule `name` now, unless a run of it is unfinished."""
+    from app.main import build_services
+    from app.runtime.cron import TickOutcome, start_tick
+    from app.workflows import default_workflows
+    from app.workflows.schedules import SCHEDULES
+
+    schedule = next((s for s in SCHEDULES if s.name == name), None)
+    if schedule is None:
+        print(f"no schedule named {name!r}; declared: {', '.join(s.name for s in SCHEDULES)}", file=sys.stderr)
+        return 2
+    services = build_services(settings, default_workflows())
+    try:
+        moment = datetime.now(UTC).replace(microsecond=0)
+        started = await start_tick(services.runtime, schedule, moment, manual=True)
+    finally:
+        await services.http.aclose()
+        await services.engine.dispose()
+    if started.status == TickOutcome.SKIPPED:
+        print(f"skipped: run {started.running_run_id} of {name} is unfinished (recorded on that run)")
+        return 1
+    print(f"{started.status.value} {schedule.workflow} run {started.run_id}")
     return 0
 
 

@@ -149,6 +149,45 @@ class Settings(BaseSettings):
         "POST /auth/=20/60,POST /cases/*/documents=30/60,POST /cases/*/forwardings=30/60,POST /providers=30/60,"
         "POST /ops/console/login=20/60"
     )
+    # Scheduled jobs (app/workflows/scheduled_jobs, docs/scheduled-jobs.md).
+    cleanup_retention_days: float = Field(default=30.0, gt=0)  # stale intake sessions older than this go
+    cleanup_batch_size: int = Field(default=100, ge=1, le=1000)  # rows per cleanup step
+    reminder_after_hours: float = Field(default=24.0, gt=0)  # a case without documents this long is reminded
+    reminder_lookback_days: float = Field(default=7.0, gt=0)  # ... if opened within this many days before that
+    rates_url: str = ""  # the rates source; empty: this app's /dev/rates in development
+    rates_base: str = "USD"
+    rates_currencies: str = "EUR,GBP,INR,TRY,THB,AED"  # the currencies the platform quotes in
+    notify_sender: Literal["none", "http"] = "none"  # http: POST digests to NOTIFY_HTTP_URL (mail/SMS gateway)
+    notify_http_url: str = ""
+    notify_http_token: SecretStr = SecretStr("")
+    # Provider webhooks (app/providers, webhook-delivery). Timeouts and retries of one delivery:
+    # attempt n waits min(max, initial * factor^(n-1)) +-jitter before attempt n+1 (or Retry-After).
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_backoff_initial_s: float = Field(default=5.0, ge=0)
+    webhook_backoff_factor: float = Field(default=2.0, ge=1)
+    webhook_backoff_max_s: float = Field(default=3600.0, ge=0)
+    webhook_backoff_jitter: float = Field(default=0.2, ge=0, le=1)  # +- this fraction
+    webhook_response_excerpt_chars: int = Field(default=500, ge=0)
+    # After a rotation the old secret still signs (beside the new one) this long.
+    webhook_secret_grace_s: float = Field(default=86400.0, ge=0)
+    # Plain http and private/loopback/link-local webhook URLs: development and tests only.
+    webhook_allow_private_urls: bool = False
+    # Circuit breaker per provider: this many consecutive failed attempts open it; after the
+    # cool-down one probe is sent, and its success closes the circuit.
+    circuit_failure_threshold: int = Field(default=5, ge=1)
+    circuit_cooldown_s: float = Field(default=60.0, gt=0)
+    # Acknowledgements (providers with ack_required): wait this long, then escalate.
+    webhook_ack_timeout_s: float = Field(default=86400.0, gt=0)
+
+    @model_validator(mode="after")
+    def _private_webhook_urls_only_in_development(self) -> Settings:
+        if self.webhook_allow_private_urls and self.env is Environment.PRODUCTION:
+            raise ValueError(
+                "WEBHOOK_ALLOW_PRIVATE_URLS lets webhooks reach plain http and private addresses; "
+                "it is refused when ENV=production"
+            )
+        return self
     # Ops (app/ops): QStash usage against the daily quota (Upstash free tier: 500 messages a day)
     # and its price; usage counts are added to the database every OPS_USAGE_FLUSH_S.
     ops_qstash_daily_quota: int = Field(default=500, ge=0)
@@ -192,6 +231,12 @@ class Settings(BaseSettings):
     def active_ocr_engines(self) -> tuple[str, ...]:
         """The engines `extract_pages` may use: none when `ocr_enabled` is false."""
         return self.ocr_engine_names if self.ocr_enabled else ()
+
+    @model_validator(mode="after")
+    def _sender_needs_a_url(self) -> Settings:
+        if self.notify_sender == "http" and not self.notify_http_url:
+            raise ValueError("NOTIFY_SENDER=http needs NOTIFY_HTTP_URL (the mail/SMS gateway to post digests to)")
+        return self
 
     @model_validator(mode="after")
     def _refuse_dev_secrets_outside_development(self) -> Settings:
@@ -238,6 +283,17 @@ class Settings(BaseSettings):
     @cached_property
     def qstash_base_url(self) -> str:
         return (self.qstash_url or f"{self.base_url}/qstash").rstrip("/")
+
+    @property
+    def rates_source_url(self) -> str:
+        """RATES_URL, or in development the app's own offline rates endpoint ("" otherwise)."""
+        if self.rates_url:
+            return self.rates_url
+        return f"{self.base_url}/dev/rates?base={self.rates_base}" if self.env is Environment.DEVELOPMENT else ""
+
+    @property
+    def rates_currency_codes(self) -> tuple[str, ...]:
+        return tuple(code.strip().upper() for code in self.rates_currencies.split(",") if code.strip())
 
     @property
     def signing_keys(self) -> tuple[str, str]:

@@ -234,17 +234,28 @@ def _warm_up_embeddings(services: Services) -> asyncio.Task[None] | None:
 def domain_routers(settings: Settings) -> list[APIRouter]:
     from app.auth.router import router as auth_router
     from app.cases.router import router as cases_router
+    from app.consents.router import router as consents_router
     from app.documents.router import router as documents_router
+    from app.forwardings.router import router as forwardings_router
     from app.ops.console import router as ops_console_router
     from app.ops.health import router as health_router
     from app.ops.router import router as ops_router
     from app.patients.router import router as patients_router
     from app.procedures.router import router as procedures_router
+    from app.providers.router import router as providers_router
 
     routers = [patients_router, cases_router, procedures_router, documents_router]
+    routers += [providers_router, consents_router, forwardings_router]
     routers += [ops_router, ops_console_router, health_router]
     if settings.env is Environment.DEVELOPMENT:
         routers.append(auth_router)
+    from app.analytics.router import router as analytics_router
+    from app.rates.router import dev_router as dev_rates_router
+    from app.rates.router import router as rates_router
+
+    routers += [rates_router, analytics_router]
+    if settings.env is Environment.DEVELOPMENT:
+        routers.append(dev_rates_router)
     return routers
 
 

@@ -1,7 +1,11 @@
 """Precision, recall and F1 of the offline Clinical Context Agent on the evaluation set.
 
-The set is `tests/fixtures/documents/eval/`: synthetic documents (`*.txt`, pages separated by form
-feeds) and `expected.json`, what a correct extraction finds in each. Per field it counts true
+The sets are `tests/fixtures/documents/eval/` (`--set eval`, the default: the documents the rules
+were written on) and `tests/fixtures/documents/heldout/` (`--set heldout`: documents of other
+specialities written after the rules, see bench/README.md for the figures before and after the
+fixes they showed) and `tests/fixtures/documents/heldout2/` (`--set heldout2`: written after every
+change and never tuned on): synthetic documents (`*.txt`, pages separated by form feeds) and
+`expected.json`, what a correct extraction finds in each. Per field it counts true
 positives, false positives and false negatives over all documents (micro-averaged):
 
 - conditions (ICD-10-CM codes), medications (generic names), allergies (substances), and the three
@@ -11,7 +15,7 @@ positives, false positives and false negatives over all documents (micro-average
 
 Prints a table, then as its last line one JSON object with every figure. No database, no network.
 
-    .venv/bin/python bench/extraction_eval.py [--set DIR] [--misses]
+    .venv/bin/python bench/extraction_eval.py [--set eval|heldout|DIR] [--misses]
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ from app.extraction.offline import extract_text  # noqa: E402
 from app.extraction.schemas import Extraction  # noqa: E402
 
 EVAL_SET = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "documents" / "eval"
+HELDOUT_SET = EVAL_SET.parent / "heldout"
+HELDOUT2_SET = EVAL_SET.parent / "heldout2"
+SETS = {"eval": EVAL_SET, "heldout": HELDOUT_SET, "heldout2": HELDOUT2_SET}
 SET_FIELDS = ("conditions", "medications", "allergies", "studies")
 CLINICAL = ("conditions", "medications", "allergies")
 LAB_TOLERANCE = 0.01
@@ -51,8 +58,14 @@ class Score:
         precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
         recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return {"precision": round(precision, 3), "recall": round(recall, 3), "f1": round(f1, 3),
-                "tp": self.tp, "fp": self.fp, "fn": self.fn}
+        return {
+            "precision": round(precision, 3),
+            "recall": round(recall, 3),
+            "f1": round(f1, 3),
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+        }
 
 
 def found_sets(extraction: Extraction) -> dict[str, set[str]]:
@@ -67,8 +80,13 @@ def found_sets(extraction: Extraction) -> dict[str, set[str]]:
 def lab_matches(found: Iterable[tuple[str, float, str]], wanted: list[list[Any]]) -> tuple[int, int]:
     """(wanted labs found with value and unit, found labs not wanted)."""
     found = list(found)
-    hits = sum(1 for name, value, unit in wanted if any(
-        n == name and u == unit and math.isclose(v, value, rel_tol=LAB_TOLERANCE, abs_tol=1e-9) for n, v, u in found))
+    hits = sum(
+        1
+        for name, value, unit in wanted
+        if any(
+            n == name and u == unit and math.isclose(v, value, rel_tol=LAB_TOLERANCE, abs_tol=1e-9) for n, v, u in found
+        )
+    )
     return hits, len(found) - hits
 
 
@@ -86,8 +104,15 @@ def evaluate(directory: Path, misses: bool) -> dict[str, Any]:
     return _summary(len(names), scores, labs, procedure)
 
 
-def _score_document(name: str, want: dict[str, Any], extraction: Extraction, scores: dict[str, Score],
-                    labs: dict[str, int], procedure: dict[str, int], misses: bool) -> None:
+def _score_document(
+    name: str,
+    want: dict[str, Any],
+    extraction: Extraction,
+    scores: dict[str, Score],
+    labs: dict[str, int],
+    procedure: dict[str, int],
+    misses: bool,
+) -> None:
     found = found_sets(extraction)
     for field in SET_FIELDS:
         wanted = set(want[field])
@@ -110,14 +135,21 @@ def _score_document(name: str, want: dict[str, Any], extraction: Extraction, sco
         print(f"  {name} procedure: wanted {wanted_procedure!r}, got {got!r}")
 
 
-def _summary(documents: int, scores: dict[str, Score], labs: dict[str, int], procedure: dict[str, int]) -> dict[str, Any]:
+def _summary(
+    documents: int, scores: dict[str, Score], labs: dict[str, int], procedure: dict[str, int]
+) -> dict[str, Any]:
     return {
         "documents": documents,
         **{field: score.figures() for field, score in scores.items()},
-        "labs": {"recall": round(labs["right"] / labs["wanted"], 3) if labs["wanted"] else 1.0,
-                 "precision": round(labs["right"] / labs["found"], 3) if labs["found"] else 1.0, **labs},
-        "procedure": {**procedure, "accuracy": round(procedure["right"] / procedure["recommended"], 3)
-                      if procedure["recommended"] else 1.0},
+        "labs": {
+            "recall": round(labs["right"] / labs["wanted"], 3) if labs["wanted"] else 1.0,
+            "precision": round(labs["right"] / labs["found"], 3) if labs["found"] else 1.0,
+            **labs,
+        },
+        "procedure": {
+            **procedure,
+            "accuracy": round(procedure["right"] / procedure["recommended"], 3) if procedure["recommended"] else 1.0,
+        },
     }
 
 
@@ -128,18 +160,28 @@ def print_table(result: dict[str, Any]) -> None:
         f = result[field]
         print(f"{field:<12} {f['precision']:>9.3f} {f['recall']:>7.3f} {f['f1']:>6.3f}   {f['tp']}/{f['fp']}/{f['fn']}")
     labs, proc = result["labs"], result["procedure"]
-    print(f"{'labs':<12} {labs['precision']:>9.3f} {labs['recall']:>7.3f}          {labs['right']} of {labs['wanted']} "
-          "with value and unit")
-    print(f"procedure    right in {proc['right']} of {proc['recommended']} that recommend one, "
-          f"invented in {proc['invented']}")
+    print(
+        f"{'labs':<12} {labs['precision']:>9.3f} {labs['recall']:>7.3f}          {labs['right']} of {labs['wanted']} "
+        "with value and unit"
+    )
+    print(
+        f"procedure    right in {proc['right']} of {proc['recommended']} that recommend one, "
+        f"invented in {proc['invented']}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--set", type=Path, default=EVAL_SET, help="directory with *.txt and expected.json")
+    parser.add_argument(
+        "--set",
+        default="eval",
+        help="eval (the set the rules were written on), heldout (documents written after them, then used "
+        "to fix general patterns), heldout2 (written after every change, never tuned on), or a directory "
+        "with *.txt and expected.json",
+    )
     parser.add_argument("--misses", action="store_true", help="print each document's misses and extras")
     args = parser.parse_args(argv)
-    result = evaluate(args.set, args.misses)
+    result = evaluate(SETS.get(args.set) or Path(args.set), args.misses)
     print_table(result)
     print(json.dumps(result))
 

@@ -28,7 +28,7 @@ async def _curaway(*args: str, env: dict[str, str]) -> subprocess.CompletedProce
 async def test_help_lists_every_command():
     result = await _curaway("--help", env={})
     assert result.returncode == 0
-    for command in ("serve", "migrate", "runs"):
+    for command in ("serve", "migrate", "runs", "schedules", "jobs"):
         assert command in result.stdout
     runs = await _curaway("runs", "--help", env={})
     for command in ("list", "show", "retry", "cancel"):

@@ -1,8 +1,10 @@
 """Live progress of a case's documents: one feed per process, fanned out to SSE clients.
 
-The `events` table is the source of truth; progress events are its `document.*` rows. One
-`ProgressFeed` task per process polls for new rows (an indexed range scan on the ID) and hands
-each to the queues of the clients watching its case, so 500 clients cost one query per poll,
+The `events` table is the source of truth; progress events are its `document.*`, `consent.*` and
+`forwarding.*` rows and the patient's notifications (`notification.*`, written by
+`app.notifications.service`). One `ProgressFeed` task per process polls for new rows (an indexed
+range scan on the ID) and hands each to the queues of the clients watching its case, so 500
+clients cost one query per poll,
 not 500. Events written by any process are seen, because the feed reads the shared table.
 
 A client first subscribes, then reads the backlog after its `Last-Event-ID` from the table,
@@ -29,7 +31,7 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
@@ -37,7 +39,8 @@ from app.runtime.models import Event
 
 log = logging.getLogger(__name__)
 
-PROGRESS_PREFIX = "document."
+# What the patient sees on a case's stream: documents' progress, notifications, consents, forwardings.
+PROGRESS_PREFIXES = ("document.", "notification.", "consent.", "forwarding.")
 BATCH = 500
 
 
@@ -80,7 +83,8 @@ class ProgressFeed:
 
     async def _settled(self, after: int, case_id: str | None = None) -> tuple[list[Event], bool]:
         """Progress rows after `after`, in ID order, up to the first unsettled one; (rows, more)."""
-        query = select(Event).where(Event.id > after, Event.type.startswith(PROGRESS_PREFIX))
+        shown = or_(*(Event.type.startswith(prefix) for prefix in PROGRESS_PREFIXES))
+        query = select(Event).where(Event.id > after, shown)
         if case_id is not None:
             query = query.where(Event.case_id == case_id)
         async with self._sessions() as session:

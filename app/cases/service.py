@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, column, delete, exists, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import ensure_patient
@@ -15,6 +17,7 @@ from app.ids import new_id
 from app.matching.schemas import MatchStatus, RequirementMatch
 from app.patients.service import get_patient
 from app.procedures.catalog import get_procedure
+from app.runtime.models import Event
 
 
 async def create_case(session: AsyncSession, *, data: CaseCreate) -> Case:
@@ -94,3 +97,53 @@ async def record_requirements(
         row.evidence = [e.model_dump(mode="json") for e in match.evidence]
     satisfied = sum(1 for m in matches if m.status == MatchStatus.SATISFIED)
     return {"satisfied": satisfied, "missing": len(matches) - satisfied}
+
+
+# -- intake sessions without documents (reminders, cleanup) -----------------------------------
+
+_DOCUMENTS = table("documents", column("case_id"))  # only the foreign key, not the documents model
+
+
+def _without_documents() -> ColumnElement[bool]:
+    return ~exists().where(_DOCUMENTS.c.case_id == Case.id)
+
+
+def _quiet_since(moment: datetime) -> ColumnElement[bool]:
+    return ~exists().where(Event.case_id == Case.id, Event.created_at >= moment)
+
+
+async def incomplete_intakes(
+    session: AsyncSession, *, created_before: datetime, created_after: datetime, after: str, limit: int
+) -> list[Case]:
+    """Cases opened in (`created_after`, `created_before`) that still have no document, by ID."""
+    query = (
+        select(Case)
+        .where(Case.id > after, Case.created_at < created_before, Case.created_at > created_after)
+        .where(_without_documents())
+        .order_by(Case.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def stale_cases(session: AsyncSession, *, before: datetime, after: str, limit: int) -> list[str]:
+    """Stale intake sessions: cases opened before `before` with no document and no event since."""
+    query = (
+        select(Case.id)
+        .where(Case.id > after, Case.created_at < before, _without_documents(), _quiet_since(before))
+        .order_by(Case.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def delete_stale_cases(session: AsyncSession, *, case_ids: list[str], before: datetime) -> int:
+    """Delete those cases that are still stale (re-checked in the same statement); how many."""
+    if not case_ids:
+        return 0
+    result = await session.execute(
+        delete(Case)
+        .where(Case.id.in_(case_ids), Case.created_at < before, _without_documents(), _quiet_since(before))
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import UploadFile
@@ -211,3 +212,26 @@ async def documents_with_fhir(session: AsyncSession, *, case_id: str) -> list[Do
     """The case's documents that have FHIR resources, oldest first."""
     query = select(Document).where(Document.case_id == case_id, Document.fhir_resources.is_not(None))
     return list(await session.scalars(query.order_by(Document.created_at)))
+
+
+async def stale_uploads(session: AsyncSession, *, before: datetime, after: str, limit: int) -> list[str]:
+    """IDs of documents still `uploaded` (never confirmed by an analysis) created before `before`."""
+    query = (
+        select(Document.id)
+        .where(Document.id > after, Document.status == DocumentStatus.UPLOADED, Document.created_at < before)
+        .order_by(Document.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(query))
+
+
+async def delete_stale_uploads(session: AsyncSession, *, document_ids: list[str], before: datetime) -> list[str]:
+    """Delete those documents that are still stale; returns the storage keys they pointed at."""
+    if not document_ids:
+        return []
+    result = await session.execute(
+        delete(Document)
+        .where(Document.id.in_(document_ids), Document.status == DocumentStatus.UPLOADED, Document.created_at < before)
+        .returning(Document.storage_key)
+    )
+    return sorted(result.scalars())

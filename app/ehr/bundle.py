@@ -6,7 +6,9 @@ lab name holding the LATEST value (documents ordered by `analysed_at`; a tie kee
 document in the list). For the other kinds the first document's resource is kept.
 
 Provenance: every entry carries one `SOURCE_DOCUMENT` extension per document that supports it
-(oldest first); an Observation's `issued` is when the document holding its value was analysed.
+(oldest first), and the `EXTRACTION_PROVENANCE` extensions (document, page, span, text, rule) of
+those documents' resources, in the same order; an Observation carries only those of the document
+holding its value, and its `issued` is when that document was analysed.
 
 Entry ids are UUIDv5 of the case and the dedup key, so rebuilding gives the same Bundle for the same
 documents. A resource that fails validation is not put in the Bundle; it is reported in an
@@ -23,6 +25,7 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 
 from app.ehr.fhir import (
+    EXTRACTION_PROVENANCE,
     ID_NAMESPACE,
     SOURCE_DOCUMENT,
     source_extension,
@@ -38,6 +41,7 @@ class _Merged:
     resource: dict[str, Any]
     analysed_at: datetime
     documents: list[str] = field(default_factory=list)
+    provenance: list[dict[str, Any]] = field(default_factory=list)
 
 
 def build_bundle(case_id: str, patient_ref: str, documents: list[DocumentResources]) -> dict[str, Any]:
@@ -87,13 +91,17 @@ def _merge(
                 merged[key] = known = _Merged(resource, analysed_at)
             elif key[0] == "Observation" and analysed_at >= known.analysed_at:
                 known.resource, known.analysed_at = resource, analysed_at
+                known.provenance = []
             if document_id not in known.documents:
                 known.documents.append(document_id)
+            if key[0] != "Observation" or known.resource is resource:
+                known.provenance += [e for e in resource.get("extension", []) if e.get("url") == EXTRACTION_PROVENANCE]
     return merged, problems
 
 
-def _entries(case_id: str, patient_ref: str, merged: dict[tuple[str, str], _Merged],
-             problems: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
+def _entries(
+    case_id: str, patient_ref: str, merged: dict[tuple[str, str], _Merged], problems: list[str]
+) -> tuple[list[dict[str, Any]], list[str]]:
     entries = []
     for key, item in sorted(merged.items(), key=lambda kv: _ORDER.index(kv[0][0])):
         resource = _finalised(case_id, patient_ref, key, item)
@@ -108,8 +116,9 @@ def _entries(case_id: str, patient_ref: str, merged: dict[tuple[str, str], _Merg
 def _finalised(case_id: str, patient_ref: str, key: tuple[str, str], item: _Merged) -> dict[str, Any]:
     resource = dict(item.resource)
     resource["id"] = str(uuid.uuid5(ID_NAMESPACE, f"case/{case_id}/{key[0]}/{key[1]}"))
-    others = [e for e in resource.get("extension", []) if e.get("url") != SOURCE_DOCUMENT]
-    resource["extension"] = others + [source_extension(d) for d in item.documents]
+    ours = (SOURCE_DOCUMENT, EXTRACTION_PROVENANCE)
+    others = [e for e in resource.get("extension", []) if e.get("url") not in ours]
+    resource["extension"] = others + [source_extension(d) for d in item.documents] + item.provenance
     resource["patient" if key[0] == "AllergyIntolerance" else "subject"] = {"reference": patient_ref}
     if key[0] == "Observation":
         resource["issued"] = _iso(item.analysed_at)

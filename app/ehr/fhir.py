@@ -15,6 +15,21 @@ Invariants:
   returned as valid - nothing is dropped silently;
 - resource ids are deterministic (UUIDv5 of document, type and item key), so re-running the step
   produces the same resources; each resource names its document in the `SOURCE_DOCUMENT` extension.
+
+Provenance: a fact that carries provenance (page, span, rule: `app.extraction.schemas.Provenance`)
+gives its resource one complex `EXTRACTION_PROVENANCE` extension, so a reviewer sees in the FHIR
+record itself where and why a code was chosen:
+
+    {"url": EXTRACTION_PROVENANCE, "extension": [
+        {"url": "document", "valueString": "doc_1"},   # the document id (GET /documents/{id})
+        {"url": "page", "valuePositiveInt": 2},       # 1-based page
+        {"url": "start", "valueInteger": 120},        # span in that page's text, end exclusive
+        {"url": "end", "valueInteger": 141},
+        {"url": "text", "valueString": "Angina pectoris"},  # page[start:end]
+        {"url": "rule", "valueString": "vocabulary-term"}]} # the rule or model that produced it
+
+A fact without provenance (stored before it existed, or an LLM assertion the text does not
+support) has no such extension: the absence is itself what a reviewer needs to see.
 """
 
 from __future__ import annotations
@@ -28,24 +43,59 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from app.extraction.schemas import Allergy, Condition, Extraction, Lab, Medication
+from app.extraction.schemas import Allergy, Condition, Extraction, Lab, Medication, Provenance
 from app.extraction.vocabulary import default_vocabulary
 
 ICD10_CM_SYSTEM = "http://hl7.org/fhir/sid/icd-10-cm"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
 LOINC_SYSTEM = "http://loinc.org"
 SOURCE_DOCUMENT = "https://curaway.health/fhir/StructureDefinition/source-document"
+EXTRACTION_PROVENANCE = "https://curaway.health/fhir/StructureDefinition/extraction-provenance"
 TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
 ID_NAMESPACE = uuid.UUID("6f1c9a52-3f0e-4b7d-9a51-2c4e8d0b7a10")
 
 # UCUM codes we emit for lab quantities (case-sensitive, as UCUM is); display text where it differs.
 UCUM_UNITS = {
-    "g/dL", "g/L", "%", "mg/dL", "mg/L", "10*9/L", "10*12/L", "mmol/L", "umol/L", "mmol/mol", "nmol/L",
-    "pmol/L", "mEq/L", "U/L", "m[IU]/L", "ng/mL", "ng/dL", "ng/L", "pg/mL", "fL", "pg", "s", "mm/h",
-    "mL/min", "mL/min/{1.73_m2}", "{INR}", "1",
+    "g/dL",
+    "g/L",
+    "%",
+    "mg/dL",
+    "mg/L",
+    "10*9/L",
+    "10*12/L",
+    "mmol/L",
+    "umol/L",
+    "mmol/mol",
+    "nmol/L",
+    "pmol/L",
+    "mEq/L",
+    "U/L",
+    "m[IU]/L",
+    "ng/mL",
+    "ng/dL",
+    "ng/L",
+    "pg/mL",
+    "fL",
+    "pg",
+    "s",
+    "mm/h",
+    "mL/min",
+    "mL/min/{1.73_m2}",
+    "{INR}",
+    "1",
+    "U/mL",
+    "m[IU]/mL",
 }
-UNIT_DISPLAY = {"10*9/L": "10^9/L", "10*12/L": "10^12/L", "m[IU]/L": "mIU/L", "umol/L": "µmol/L",
-                "mL/min/{1.73_m2}": "mL/min/1.73m2", "{INR}": "INR", "1": ""}
+UNIT_DISPLAY = {
+    "10*9/L": "10^9/L",
+    "10*12/L": "10^12/L",
+    "m[IU]/L": "mIU/L",
+    "m[IU]/mL": "mIU/mL",
+    "umol/L": "µmol/L",
+    "mL/min/{1.73_m2}": "mL/min/1.73m2",
+    "{INR}": "INR",
+    "1": "",
+}
 _CLINICAL = ("clinicalStatus", "coding", 0, "code")
 _VERIFICATION = ("verificationStatus", "coding", 0, "code")
 # Required value sets (FHIR R4B) of the status-like codes we emit: fhir.resources does not check them.
@@ -73,8 +123,17 @@ STATUS_VALUE_SETS: dict[str, dict[tuple[str | int, ...], frozenset[str]]] = {
     "ServiceRequest": {
         ("status",): frozenset({"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"}),
         ("intent",): frozenset(
-            {"proposal", "plan", "directive", "order", "original-order", "reflex-order", "filler-order",
-             "instance-order", "option"}
+            {
+                "proposal",
+                "plan",
+                "directive",
+                "order",
+                "original-order",
+                "reflex-order",
+                "filler-order",
+                "instance-order",
+                "option",
+            }
         ),
     },
 }
@@ -119,25 +178,66 @@ def _resources(extraction: Extraction, patient_ref: str, document_id: str) -> li
     subject = {"reference": patient_ref}
     made: list[tuple[str, dict[str, Any]]] = []
     builders: list[tuple[str, list[Any], Callable[..., dict[str, Any]]]] = [
-        ("conditions", extraction.conditions, _condition), ("medications", extraction.medications, _medication),
-        ("allergies", extraction.allergies, _allergy), ("labs", extraction.labs, _observation),
+        ("conditions", extraction.conditions, _condition),
+        ("medications", extraction.medications, _medication),
+        ("allergies", extraction.allergies, _allergy),
+        ("labs", extraction.labs, _observation),
     ]
     for field, items, build in builders:
         for index, item in enumerate(items):
-            made.append((f"{field}/{index}", _with_source(build(item, subject), document_id, f"{field}/{index}")))
+            resource = _with_source(build(item, subject), document_id, f"{field}/{index}", item.provenance)
+            made.append((f"{field}/{index}", resource))
     if extraction.recommended_procedure is not None:
-        request = _service_request(extraction.recommended_procedure, subject)
-        made.append(("recommended_procedure", _with_source(request, document_id, "recommended_procedure")))
+        request = _with_source(
+            _service_request(extraction.recommended_procedure, subject),
+            document_id,
+            "recommended_procedure",
+            extraction.procedure_provenance,
+        )
+        made.append(("recommended_procedure", request))
     return made
 
 
-def _with_source(resource: dict[str, Any], document_id: str, pointer: str) -> dict[str, Any]:
+def _with_source(
+    resource: dict[str, Any], document_id: str, pointer: str, provenance: Provenance | None
+) -> dict[str, Any]:
+    extensions = [source_extension(document_id)]
+    if provenance is not None:
+        extensions.append(provenance_extension(document_id, provenance))
     head = {
         "resourceType": resource["resourceType"],
         "id": str(uuid.uuid5(ID_NAMESPACE, f"{document_id}/{pointer}")),
-        "extension": [source_extension(document_id)],
+        "extension": extensions,
     }
     return head | resource
+
+
+def provenance_extension(document_id: str, provenance: Provenance) -> dict[str, Any]:
+    """The extension saying where in which document a fact was read, and by which rule."""
+    parts: list[dict[str, Any]] = [
+        {"url": "document", "valueString": document_id},
+        {"url": "page", "valuePositiveInt": provenance.page},
+        {"url": "start", "valueInteger": provenance.start},
+        {"url": "end", "valueInteger": provenance.end},
+    ]
+    if provenance.text.strip():  # a FHIR string is never empty or blank
+        parts.append({"url": "text", "valueString": provenance.text})
+    parts.append({"url": "rule", "valueString": provenance.rule})
+    return {"url": EXTRACTION_PROVENANCE, "extension": parts}
+
+
+def provenance_of(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """The resource's provenance extensions as plain dicts {document, page, start, end, text, rule}."""
+    found = []
+    for extension in resource.get("extension", []):
+        if extension.get("url") == EXTRACTION_PROVENANCE:
+            found.append(
+                {
+                    part["url"]: next(v for k, v in part.items() if k.startswith("value"))
+                    for part in extension.get("extension", [])
+                }
+            )
+    return found
 
 
 def source_extension(document_id: str) -> dict[str, str]:
@@ -210,8 +310,13 @@ def _observation(lab: Lab, subject: dict[str, str]) -> dict[str, Any]:
 
 
 def _service_request(procedure: str, subject: dict[str, str]) -> dict[str, Any]:
-    return {"resourceType": "ServiceRequest", "status": "active", "intent": "proposal",
-            "code": {"text": procedure}, "subject": subject}
+    return {
+        "resourceType": "ServiceRequest",
+        "status": "active",
+        "intent": "proposal",
+        "code": {"text": procedure},
+        "subject": subject,
+    }
 
 
 def _value_errors(resource: dict[str, Any]) -> list[str]:

@@ -37,7 +37,7 @@ from app.extraction.context import (
 from app.extraction.document import Document
 from app.extraction.icd10 import Combination, billable_code, coherent_codes, description
 from app.extraction.schemas import Condition
-from app.extraction.status import bmi_code
+from app.extraction.status import bmi_code, long_term_codes, pattern_codes, pregnancy_codes
 from app.extraction.studies import historical
 from app.extraction.vocabulary import CONTEXT_KINDS, Hit, Vocabulary, trigger_cue
 
@@ -46,6 +46,7 @@ _LABEL = re.compile(r"(?i:\b[il1]cd[ -]*(?:10|x)(?:[ -]*(?:cm|gm))?|\bci[ed][ -]
 _CODE = re.compile(r"([A-TV-Z][0-9][0-9AB](?:\.[0-9A-TV-Z]{1,4})?)(?![A-Za-z0-9])")
 _MORE = re.compile(r"[ ]*(?:,|/|;|\band\b|\bund\b|\bet\b|\by\b|\bve\b)[ ]*")
 _BARE = re.compile(r"\([ ]*([A-TV-Z][0-9][0-9AB]\.[0-9A-TV-Z]{1,4})[ ]*\)")
+_CONTEXT_WORD = re.compile(r"[a-z0-9]+")
 _DISPLAY_JUNK = re.compile(r"^[\s\-\d.)]*|[\s,:;(\-]*$")
 SITE_WINDOW = 60
 SIDE_WINDOW = 30
@@ -62,8 +63,11 @@ class _Found(NamedTuple):
     rule: str
 
 
-def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: bool) -> list[Condition]:
-    """Conditions in document order, one per code."""
+def extract_conditions(
+    doc: Document, vocabulary: Vocabulary, *, lab_report: bool, drugs: frozenset[str] = frozenset()
+) -> list[Condition]:
+    """Conditions in document order, one per code; `drugs` are the current medications (for the
+    long-term drug therapy codes)."""
     explicit = _explicit(doc, vocabulary)
     derived = [] if lab_report else _derived(doc, vocabulary, explicit)
     combinations, absorbed = _respect_stated({f.code for f in explicit}, derived, vocabulary.combinations)
@@ -71,10 +75,22 @@ def extract_conditions(doc: Document, vocabulary: Vocabulary, *, lab_report: boo
     for found in sorted(explicit + [f for f in derived if f.code not in absorbed], key=lambda f: f.start):
         first.setdefault(found.code, found)
     codes = coherent_codes(list(first), combinations, vocabulary.integral_symptoms)
-    bmi = None if lab_report else bmi_code(doc.text, codes)
-    if bmi and bmi[0] not in codes:
-        first[bmi[0]] = _Found(bmi[1], bmi[2], bmi[0], _display(bmi[0], vocabulary), "bmi")
-        codes.append(bmi[0])
+    codes = _past_malignancies(doc, vocabulary, codes, first)
+    if not lab_report:
+        bmi = bmi_code(doc.text, codes)
+        supplementary = [(bmi, "bmi")] if bmi else []
+        supplementary += [(found, "status-pattern") for found in pattern_codes(doc, vocabulary, codes)]
+        supplementary += [(found, "long-term-therapy") for found in long_term_codes(doc, vocabulary, set(drugs))]
+        for (code, start, end), rule in supplementary:
+            if code not in codes:
+                first[code] = _Found(start, end, code, _display(code, vocabulary), rule)
+                codes.append(code)
+        for code, accompanied, start, end in pregnancy_codes(doc, vocabulary, codes):
+            if code not in codes:
+                at = first.get(accompanied) if accompanied else None  # an O99 code is read where its condition is
+                span = (at.start, at.end) if at else (start, end)
+                first[code] = _Found(*span, code, _display(code, vocabulary), "pregnancy")
+                codes.insert(codes.index(accompanied) if accompanied else len(codes), code)
     return [_condition(doc, vocabulary, code, first) for code in codes]
 
 
@@ -86,8 +102,9 @@ def _derived(doc: Document, vocabulary: Vocabulary, explicit: list[_Found]) -> l
     return terms + [f for f in _site_terms(doc, vocabulary) if f.code[:3] not in stated_categories]
 
 
-def _respect_stated(stated: set[str], derived: list[_Found],
-                    combinations: list[Combination]) -> tuple[list[Combination], set[str]]:
+def _respect_stated(
+    stated: set[str], derived: list[_Found], combinations: list[Combination]
+) -> tuple[list[Combination], set[str]]:
     """The combinations that may apply, and the derived codes to leave out: a combination would
     replace a code the document states with the help of a derived part ("I25.10" stated, "angina"
     in the history) does not apply, and its derived parts it would replace are left out."""
@@ -177,10 +194,19 @@ def _display_from_text(doc: Document, start: int) -> str:
 def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     found = []
     for hit in doc.found("condition"):
-        if hit.key and diagnosed(doc, hit):
+        if hit.key and diagnosed(doc, hit) and not _a_reaction(doc, hit):
             code = _modified(doc, vocabulary, hit)
             found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "vocabulary-term"))
     return found + _history_terms(doc, vocabulary) + _implant_terms(doc, vocabulary)
+
+
+def _a_reaction(doc: Document, hit: Hit) -> bool:
+    """A condition word that is an allergy's reaction ("Allergies: penicillin (urticaria)", "allergy
+    to latex (hives)"): a reaction word in the allergies section or in a sentence about an allergy."""
+    if not any(r.start <= hit.start and hit.end <= r.end for r in doc.within("reaction", hit.start, hit.end)):
+        return False
+    s0, s1 = doc.sentence(hit.start)
+    return doc.section(hit.start) == "allergies" or bool(doc.cues("allergy", s0, s1))
 
 
 def _implant_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
@@ -213,17 +239,50 @@ def _modifies(doc: Document, cue: str, hit: Hit) -> bool:
             return True
     for after in doc.cues(cue, hit.end, min(s1, hit.end + MODIFIER_AFTER)):
         between = doc.within("condition", hit.end, after.start)
-        next_condition = any(after.end <= h.start <= after.end + 2 for h in doc.found("condition"))
+        next_condition = any(
+            after.end <= h.start <= after.end + 2 and not doc.text[after.end : h.start].strip()
+            for h in doc.found("condition")
+        )  # "evre 3a, diyabetik retinopati": the comma ends the modifier's reach
         if not between and not next_condition:
             return True
     return False
 
 
+def _past_malignancies(doc: Document, vocabulary: Vocabulary, codes: list[str], first: dict[str, _Found]) -> list[str]:
+    """A malignancy the document says has not recurred ("sin evidencia de recidiva del adenocarcinoma
+    de colon", "in complete remission") is coded by its personal-history code (Z85.-), wherever it is
+    named: the guideline's "excised or eradicated, no evidence of any existing malignancy"."""
+    past: dict[str, Hit] = {}
+    for hit in doc.found("site_condition"):
+        s0, s1 = doc.sentence(hit.start)
+        code = _site_code(doc, vocabulary, hit) if (hit.key or "").partition("@")[0] == "malignancy" else None
+        if code and doc.cues("no_recurrence", s0, s1) and not about_family(doc, hit.start):
+            past.setdefault(code[:3], hit)
+    kept: list[str] = []
+    for code in codes:
+        history = vocabulary.history_codes.get(code[:3]) if code[:3] in past else None
+        if history is None:
+            kept.append(code)
+        elif history not in kept:
+            hit = past[code[:3]]
+            first[history] = _Found(hit.start, hit.end, history, _display(history, vocabulary), "history-code")
+            kept.append(history)
+    for category, hit in past.items():  # named only in the past ("TUR-B 2018, seither rezidivfrei")
+        history = vocabulary.history_codes.get(category)
+        if history and history not in kept:
+            first[history] = _Found(hit.start, hit.end, history, _display(history, vocabulary), "history-code")
+            kept.append(history)
+    return kept
+
+
 def _history_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
-    """Past conditions that have a status code ("MI in 2015, resolved" -> I25.2 old MI)."""
+    """Past conditions that have a status code ("MI in 2015, resolved" -> I25.2 old MI, "breast
+    cancer treated in 2015, no recurrence" -> Z85.3): the code's own entry, else its category's."""
     found = []
-    for hit in doc.found("condition"):
-        code = vocabulary.history_codes.get(hit.key or "")
+    mentions = [(hit, hit.key or "") for hit in doc.found("condition")]
+    mentions += [(hit, _site_code(doc, vocabulary, hit) or "") for hit in doc.found("site_condition")]
+    for hit, condition in mentions:
+        code = vocabulary.history_codes.get(condition) or vocabulary.history_codes.get(condition[:3])
         if code and context_of(doc, hit.start, hit.end) == "resolved" and not about_family(doc, hit.start):
             found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "history-code"))
     return found
@@ -236,7 +295,7 @@ def _site_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
             continue
         code = _site_code(doc, vocabulary, hit)
         if code:
-            found.append(_Found(hit.start, hit.end, code, vocabulary.displays.get(code, code), "site-term"))
+            found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "site-term"))
     return found
 
 
@@ -252,7 +311,29 @@ def _site_code(doc: Document, vocabulary: Vocabulary, hit: Hit) -> str | None:
     if "*" in sides:
         return sides["*"]
     plural = bool(site_hit and site_hit.key and site_hit.key.endswith("*"))
-    return sides.get(_side(doc, site_hit or hit, plural)) or sides.get("unspecified")
+    side = _side(doc, site_hit or hit, plural)
+    if "tabular" in sides:
+        return _tabular_code(doc, vocabulary, hit, sides["tabular"], side) or sides.get("unspecified")
+    return sides.get(side) or sides.get("unspecified")
+
+
+def _tabular_code(doc: Document, vocabulary: Vocabulary, hit: Hit, category: str, side: str) -> str | None:
+    """The billable code under `category` that the sentence supports, walking the tabular list down
+    by the words of each child's description ("upper outer quadrant" -> C50.4-, "left" -> C50.412).
+    Words in the supported languages are put in the list's English first (`tabular_words`), and
+    the side and the patient's sex are added as the list writes them."""
+    s0, s1 = doc.sentence(hit.start)
+    words = _CONTEXT_WORD.findall(doc.text[s0:s1].lower())
+    english = [vocabulary.tabular_words.get(word, word) for word in words]
+    sides = [side] if side != "unspecified" else []
+    context = " ".join([*english, *sides, *_sex(doc)])
+    return billable_code(category, context)
+
+
+def _sex(doc: Document) -> list[str]:
+    """ "female" or "male" when the document's words say which (first mention wins), else nothing."""
+    hits = doc.found("sex")
+    return [hits[0].key] if hits and hits[0].key else []
 
 
 def _nearest_site(doc: Document, hit: Hit, codes: dict[str, dict[str, str]]) -> Hit | None:

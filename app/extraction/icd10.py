@@ -7,8 +7,9 @@ is refined to the child the context supports ("M16.1" + "right hip" -> "M16.11")
 "I25.10"). `coherent_codes` applies the list's rules to the set of codes of one document:
 
 - a combination code replaces the codes it combines (`combinations`, e.g. I25.10 + I20.0 -> I25.110);
-- an "unspecified" code is dropped when the same category has a code that is not (I48.91 next to
-  I48.0), a "without ..." or "uncomplicated" one when it has a combination code "with ..." (E11.9
+- an "unspecified" code is dropped when the same category has a code that leaves less unspecified
+  (I48.91 next to I48.0, M75.100 next to M75.121) or a code under the same parent (K05.30 next to
+  K05.329), a "without ..." or "uncomplicated" one when it has a combination code "with ..." (E11.9
   next to E11.65, J45.909 next to J45.901);
 - a symptom code is dropped next to a diagnosis it is integral to (`integral`, e.g. chest pain R07.-
   next to a myocardial infarction I21.-);
@@ -33,6 +34,10 @@ with warnings.catch_warnings():  # the package reads its data with a deprecated 
 _WORD = re.compile(r"[a-z0-9]+")
 _NOTE_CODES = re.compile(r"\(([A-Z0-9.,\- ]+)\)\s*$")
 _SYMPTOM_CHAPTER = "R"
+# A child the context does not choose: the "unspecified" one, the "without ..." one, and for the 7th
+# character of injuries the initial encounter (the patient is in active treatment).
+_DEFAULT_CHILD = ({"unspecified"}, {"without"}, {"initial", "encounter"})
+_INJURY_CHAPTERS = ("S", "T")
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,9 @@ def billable_code(code: str, context: str = "") -> str | None:
     return valid
 
 
-def coherent_codes(codes: Sequence[str], combinations: Iterable[Combination] = (),
-                   integral: Iterable[IntegralSymptom] = ()) -> list[str]:
+def coherent_codes(
+    codes: Sequence[str], combinations: Iterable[Combination] = (), integral: Iterable[IntegralSymptom] = ()
+) -> list[str]:
     """Billable codes in their order: combined, specific over unspecified, no symptom integral to a
     diagnosis, Excludes1 pairs resolved."""
     kept = list(dict.fromkeys(code for code in codes if is_billable(code)))
@@ -82,14 +88,16 @@ def coherent_codes(codes: Sequence[str], combinations: Iterable[Combination] = (
 
 
 def _integral(code: str, codes: list[str], integral: Iterable[IntegralSymptom]) -> bool:
-    return any(code.startswith(rule.symptoms) and any(c.startswith(rule.diagnoses) for c in codes if c != code)
-               for rule in integral)
+    return any(
+        code.startswith(rule.symptoms) and any(c.startswith(rule.diagnoses) for c in codes if c != code)
+        for rule in integral
+    )
 
 
 def _longest_valid_prefix(code: str) -> str | None:
     while code and not cm.is_valid_item(code):
         code = code[:-1].rstrip(".")
-    return code if code and not cm.is_chapter_or_block(code) else None
+    return code if code and (cm.is_category(code) or not cm.is_chapter_or_block(code)) else None  # C50 is both
 
 
 def _words(text: str) -> set[str]:
@@ -104,8 +112,9 @@ def _best_child(code: str, context: set[str]) -> str | None:
     best = max((score for score, _ in scores), default=0)
     if best and sum(1 for score, _ in scores if score == best) == 1:
         return next(c for score, c in scores if score == best)
-    for default in ("unspecified", "without"):
-        found = [c for c in children if default in cm.get_description(c).lower()]
+    own = {c: _words(cm.get_description(c)) - parent_words for c in children}
+    for default in _DEFAULT_CHILD if code.startswith(_INJURY_CHAPTERS) else _DEFAULT_CHILD[:2]:
+        found = [c for c in children if default <= own[c]]
         if found:
             return found[0]
     return None
@@ -118,7 +127,7 @@ def _matches(code: str, prefixes: Iterable[str]) -> bool:
 def _combine(codes: list[str], combinations: Iterable[Combination]) -> list[str]:
     for combination in combinations:
         if all(any(c.startswith(p) for c in codes) for p in combination.when):
-            at = next(i for i, c in enumerate(codes) if _matches(c, combination.replaces))
+            at = next((i for i, c in enumerate(codes) if _matches(c, combination.replaces)), len(codes))
             codes = [c for c in codes if not _matches(c, combination.replaces)]
             if combination.code not in codes:
                 codes.insert(min(at, len(codes)), combination.code)
@@ -126,10 +135,20 @@ def _combine(codes: list[str], combinations: Iterable[Combination]) -> list[str]
 
 
 def _less_specific(code: str, codes: list[str]) -> bool:
-    """An unspecified, "without" or "uncomplicated" code next to a more specific one of its category."""
+    """An unspecified, "without" or "uncomplicated" code next to a more specific one of its category:
+    one that leaves fewer things unspecified (M75.100 next to M75.121, K08.409 next to K08.429), or
+    as many but deeper under the same parent (K05.30 "chronic periodontitis, unspecified" next to K05.329)."""
     text = cm.get_description(code).lower()
     siblings = [c for c in codes if c != code and c[:3] == code[:3]]
-    if "unspecified" in text and any("unspecified" not in cm.get_description(c).lower() for c in siblings):
+    if _is_combination(code):  # "with" codes of one category code different complications (E10.319, E10.22)
+        siblings = [c for c in siblings if not _is_combination(c)]
+    unspecified = text.count("unspecified")
+    parent = cm.get_parent(code)
+    if unspecified and any(
+        cm.get_description(c).lower().count("unspecified") < unspecified
+        or (c.startswith(parent) and len(c) > len(code))
+        for c in siblings
+    ):
         return True
     return ("without" in text or "uncomplicated" in text) and any(_is_combination(c) for c in siblings)
 
@@ -142,7 +161,7 @@ def _is_combination(code: str) -> bool:
 def _without_excluded(codes: list[str]) -> list[str]:
     dropped: set[str] = set()
     for i, a in enumerate(codes):
-        for b in codes[i + 1:]:
+        for b in codes[i + 1 :]:
             if a in dropped or b in dropped or not (_excludes(a, b) or _excludes(b, a)):
                 continue
             dropped.add(min((a, b), key=_priority))

@@ -27,8 +27,19 @@ _DOSE = re.compile(
     r"(mg|mcg|ug|g|ml|iu|ie|ui|units?|unidades|einheiten|mmol|puffs?|drops?|tablets?|tabs?|caps?)(?![A-Za-z])",
     re.IGNORECASE,
 )
-_DOSE_UNITS = {"ug": "mcg", "ie": "IU", "ui": "IU", "iu": "IU", "unit": "units", "unidades": "units",
-               "einheiten": "units", "tab": "tablet", "tabs": "tablets", "cap": "capsule", "caps": "capsules"}
+_DOSE_UNITS = {
+    "ug": "mcg",
+    "ie": "IU",
+    "ui": "IU",
+    "iu": "IU",
+    "unit": "units",
+    "unidades": "units",
+    "einheiten": "units",
+    "tab": "tablet",
+    "tabs": "tablets",
+    "cap": "capsule",
+    "caps": "capsules",
+}
 _REACTION_LEAD = re.compile(r"[ ]*(?:[-:>(]|causes|caused|reaction:?|with|con|mit|avec|ile)[ ]*", re.IGNORECASE)
 _REACTION_END = re.compile(r"[);\n]|\.(?=\s)|$")
 SEGMENT = 90
@@ -44,12 +55,22 @@ def extract_medications(doc: Document, vocabulary: Vocabulary) -> list[Medicatio
         previous_end = hits[i - 1].end if i else 0
         if not _current(doc, hit, previous_end, end):
             continue
-        med = Medication(name=hit.key or "", dose=dose(doc.text[hit.end:end]), frequency=_frequency(doc, hit.end, end),
-                         provenance=doc.provenance(hit.start, _trimmed_end(doc, hit.start, end), "vocabulary-term"))
+        med = Medication(
+            name=hit.key or "",
+            dose=dose(doc.text[hit.end : end]),
+            frequency=_frequency(doc, hit.end, end),
+            provenance=doc.provenance(hit.start, _trimmed_end(doc, hit.start, end), "vocabulary-term"),
+        )
         known = meds.get(med.name)
         if known is None or (known.dose is None and med.dose):
             meds[med.name] = med
-    return list(meds.values())
+    return [med for name, med in meds.items() if not _named_more_precisely(name, meds, vocabulary)]
+
+
+def _named_more_precisely(name: str, meds: dict[str, Medication], vocabulary: Vocabulary) -> bool:
+    """A class name ("insulin") when a member of the class is also listed ("insulin detemir"): the
+    same drug mentioned once by its class ("sous insuline") and once by name."""
+    return any(member in meds for member in vocabulary.medication_classes.get(name, ()))
 
 
 def _current(doc: Document, hit: Hit, previous_end: int, end: int) -> bool:
@@ -67,11 +88,17 @@ def extract_allergies(doc: Document, vocabulary: Vocabulary) -> list[Allergy]:
         section = doc.section(hit.start) == "allergies"
         if not (cue or section) or not asserted(doc, hit):
             continue
-        if not cue and dose(doc.text[hit.end:_segment_end(doc, hit, len(doc.text))]):
+        if not cue and dose(doc.text[hit.end : _segment_end(doc, hit, len(doc.text))]):
             continue  # a drug with a dose, listed next to the allergies
         rule = "allergy-statement" if cue else "allergies-section"
-        allergies.setdefault(hit.key or "", Allergy(substance=hit.key or "", reaction=_reaction(doc, hit),
-                                                    provenance=doc.provenance(hit.start, hit.end, rule)))
+        allergies.setdefault(
+            hit.key or "",
+            Allergy(
+                substance=hit.key or "",
+                reaction=_reaction(doc, hit),
+                provenance=doc.provenance(hit.start, hit.end, rule),
+            ),
+        )
     return list(allergies.values())
 
 
@@ -110,7 +137,7 @@ def _frequency(doc: Document, start: int, end: int) -> str | None:
 
 
 def _stopped(doc: Document, hit: Hit, previous_end: int, end: int) -> bool:
-    """"stop/discontinued aspirin" before it (not past the previous drug), or "aspirin was stopped"."""
+    """ "stop/discontinued aspirin" before it (not past the previous drug), or "aspirin was stopped"."""
     s0, _ = doc.sentence(hit.start)
     before = doc.cues("med_stop", max(s0, previous_end, hit.start - STOP_WINDOW), hit.start)
     return bool(before or doc.cues("med_stop_after", hit.end, end))
@@ -120,19 +147,19 @@ def _allergy_context(doc: Document, hit: Hit, end: int) -> bool:
     """True when a drug name is mentioned as an allergen rather than taken."""
     if in_sentence(doc, "allergy", hit):
         return True
-    return doc.section(hit.start) == "allergies" and dose(doc.text[hit.end:end]) is None
+    return doc.section(hit.start) == "allergies" and dose(doc.text[hit.end : end]) is None
 
 
 def _reaction(doc: Document, hit: Hit) -> str | None:
     pos = hit.end
     for cue in doc.cues("allergy", hit.end, hit.end + 30):  # "Penicillinallergie (Exanthem)"
-        if not doc.text[pos:cue.start].strip(" -"):
+        if not doc.text[pos : cue.start].strip(" -"):
             pos = cue.end
     lead = _REACTION_LEAD.match(doc.text, pos)
     if not lead or lead.end() == pos:
         return None
     end = _REACTION_END.search(doc.text, lead.end()).start()  # type: ignore[union-attr]  # `$` always matches
-    phrase = doc.text[lead.end():end].strip(" .,:-")
+    phrase = doc.text[lead.end() : end].strip(" .,:-")
     reactions = doc.within("reaction", lead.end(), end)
     if not reactions or len(phrase) > 80:
         return None

@@ -40,9 +40,12 @@ def extract_text(pages: list[str], vocabulary: Vocabulary | None = None) -> Extr
     doc = Document.build(pages, vocabulary)
     labs = extract_labs(doc, vocabulary)
     procedure = recommended_procedure_hit(doc)
+    medications = extract_medications(doc, vocabulary)
+    lab_report = is_lab_report(doc, vocabulary, len(labs))
+    drugs = frozenset(m.name for m in medications)
     return Extraction(
-        conditions=extract_conditions(doc, vocabulary, lab_report=is_lab_report(doc, vocabulary, len(labs))),
-        medications=extract_medications(doc, vocabulary),
+        conditions=extract_conditions(doc, vocabulary, lab_report=lab_report, drugs=drugs),
+        medications=medications,
         allergies=extract_allergies(doc, vocabulary),
         labs=labs,
         studies=extract_studies(doc, vocabulary),

@@ -8,12 +8,17 @@ sentence ("correlated radiograph", "MAGNETIC RESONANCE IMAGING REPORT") takes th
 site (the first site named next to a modality); one- or two-letter abbreviations ("CT", "MR") need
 their own site, as they also abbreviate other things.
 
+A procedure is historical in a history section, next to a historical cue ("s/p", "underwent"), or
+with a year next to it and no recommendation in its sentence ("PCI en 2020").
+
 The recommended procedure is the asserted, non-historical procedure mention with the strongest
 recommendation evidence: a cue in its sentence ("recommends", "candidate for", "se recomienda",
 "empfohlen", "önerilir") and a plan/assessment section; ties go to the earliest mention.
 """
 
 from __future__ import annotations
+
+import re
 
 from app.extraction.context import asserted, in_sentence, near_cue, nearest
 from app.extraction.document import Document
@@ -24,6 +29,9 @@ SITE_WINDOW = 40
 HISTORY_BEFORE = 40
 HISTORY_AFTER = 25
 NOT_DONE_WINDOW = 30
+YEAR_AFTER = 40
+YEAR_BEFORE = 12
+_YEAR = re.compile(r"(?<![\d/.-])(?:19[5-9]\d|20[0-4]\d)(?![\d/.-]?\d)")
 _HISTORY_SECTIONS = {"pmh", "procedures", "family"}
 _PLAN_SECTIONS = {"plan", "assessment"}
 
@@ -36,8 +44,12 @@ def extract_studies(doc: Document, vocabulary: Vocabulary) -> list[Study]:
     sited = [(h, _site_hit(doc, h)) for h in imaging]
     doc_site = next((site.key.rstrip("*") for _, site in sited if site and site.key), None)
     found = named + [
-        (min(h.start, site.start if site else h.start), _imaging_name(vocabulary, h.key or "", _key(site) or doc_site),
-         max(h.end, site.end if site else h.end), "imaging-site" if site else "imaging-document-site")
+        (
+            min(h.start, site.start if site else h.start),
+            _imaging_name(vocabulary, h.key or "", _key(site) or doc_site),
+            max(h.end, site.end if site else h.end),
+            "imaging-site" if site else "imaging-document-site",
+        )
         for h, site in sited
         if site or h.end - h.start > 2
     ]
@@ -79,7 +91,18 @@ def historical(doc: Document, hit: Hit) -> bool:
     if doc.section(hit.start) in _HISTORY_SECTIONS and not in_sentence(doc, "recommendation", hit):
         return True
     before = near_cue(doc, "historical", hit, HISTORY_BEFORE, 0)
-    return before or near_cue(doc, "historical_after", hit, 0, HISTORY_AFTER)
+    return before or near_cue(doc, "historical_after", hit, 0, HISTORY_AFTER) or _dated(doc, hit)
+
+
+def _dated(doc: Document, hit: Hit) -> bool:
+    """A procedure with a year next to it and no recommendation in its sentence was done then
+    ("angioplastie coronaire ... en 2020", "CABG 2015", "2019'da TKA")."""
+    if in_sentence(doc, "recommendation", hit):
+        return False
+    s0, s1 = doc.sentence(hit.start)
+    after = doc.text[hit.end : min(s1, hit.end + YEAR_AFTER)]
+    before = doc.text[max(s0, hit.start - YEAR_BEFORE) : hit.start]
+    return bool(_YEAR.search(after) or _YEAR.search(before))
 
 
 def _site_hit(doc: Document, hit: Hit) -> Hit | None:

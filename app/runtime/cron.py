@@ -63,13 +63,24 @@ async def tick(name: str, request: Request) -> TickRead:
     runtime: Runtime = request.app.state.runtime
     schedule = declared_schedule(getattr(request.app.state, "schedules", []), name)
     moment = tick_time(schedule, request.headers.get(TICK_HEADER), now=runtime.clock())
+    return await start_tick(runtime, schedule, moment)
+
+
+async def start_tick(runtime: Runtime, schedule: Schedule, moment: datetime, *, manual: bool = False) -> TickRead:
+    """Start the run of `schedule` for the tick at `moment`, unless a run of it is unfinished.
+
+    Used by the tick endpoint and by `curaway jobs run` (`manual=True`, noted on the events).
+    """
+    name = schedule.name
     run_id = derived_run_id("schedule", name, moment.isoformat())
     workflow = runtime.registry.get(schedule.workflow)
     try:
         workflow.parse_payload(schedule.payload)
     except ValidationError as exc:
         raise BadRequest(f"schedule {schedule.name!r}: invalid payload for workflow {workflow.name!r}: {exc}") from exc
-    tick_event = {"schedule": name, "tick": moment.isoformat()}
+    tick_event: dict[str, object] = {"schedule": name, "tick": moment.isoformat()}
+    if manual:
+        tick_event["manual"] = True
     run, start, running = await runtime.store.start_exclusive(
         run_id, workflow.name, schedule.payload, key=name, event=tick_event
     )

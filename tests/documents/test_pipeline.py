@@ -5,6 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from app.documents.ocr import extract_pages
+from app.ehr.fhir import provenance_of
 from tests.support.api import FIXTURES, Api
 from tests.support.pipeline import assert_extraction_matches, expected, wait_document
 from tests.support.service import live_service
@@ -31,7 +33,10 @@ async def test_every_fixture_ends_as_expected_with_its_clinical_content(database
 
 
 async def test_image_only_document_ends_needs_ocr_when_ocr_is_unavailable(database_url):
-    async with live_service(database_url, None, ocr_enabled=False) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+    async with (
+        live_service(database_url, None, ocr_enabled=False) as svc,
+        httpx.AsyncClient(base_url=svc.base_url) as client,
+    ):
         api = Api(client)
         _, case, token = await api.new_case("lumbar_microdiscectomy")
         response = await api.upload(case["id"], token, "scanned_note_image_only.pdf")
@@ -47,7 +52,7 @@ async def test_cardiology_summary_satisfies_the_bypass_requirements_and_lists_th
         before = (await client.get(f"/cases/{case['id']}/requirements", headers=api.auth(token))).json()
         assert before["procedure"] == "cabg" and all(i["status"] == "missing" for i in before["items"])
         response = await api.upload(case["id"], token, "discharge_summary_cardiology.pdf")
-        await wait_document(api, response.json()["document_id"], token)
+        document = await wait_document(api, response.json()["document_id"], token)
         checklist = (await client.get(f"/cases/{case['id']}/requirements", headers=api.auth(token))).json()
         by_name = {item["requirement"].lower(): item for item in checklist["items"]}
         satisfied = {name for name, item in by_name.items() if item["status"] == "satisfied"}
@@ -60,6 +65,39 @@ async def test_cardiology_summary_satisfies_the_bypass_requirements_and_lists_th
                 assert item["evidence"] and item["evidence"][0]["document_id"] == response.json()["document_id"]
         ehr = (await client.get(f"/cases/{case['id']}/ehr", headers=api.auth(token))).json()
         assert ehr["resourceType"] == "Bundle" and ehr["entry"]
+        read = extract_pages(
+            (FIXTURES / "discharge_summary_cardiology.pdf").read_bytes(), tessdata_prefix=None, engines=()
+        )
+        _assert_provenance(document, ehr, [page.text for page in read.pages])
+
+
+def _assert_provenance(document: dict, ehr: dict, pages: list[str]) -> None:
+    """Every fact of GET /documents/{id} and every resource of GET /cases/{id}/ehr says where it was read."""
+    extraction = document["extraction"]
+    facts = [
+        item for field in ("conditions", "medications", "allergies", "labs", "studies") for item in extraction[field]
+    ]
+    facts.append({"provenance": extraction["procedure_provenance"]})
+    for fact in facts:
+        where = fact["provenance"]
+        assert pages[where["page"] - 1][where["start"] : where["end"]] == where["text"] and where["rule"], fact
+    resources = [e["resource"] for e in ehr["entry"]]
+    assert {r["resourceType"] for r in resources} >= {
+        "Condition",
+        "MedicationStatement",
+        "Observation",
+        "ServiceRequest",
+    }
+    for resource in resources:
+        [where] = provenance_of(resource)
+        assert where["document"] == document["id"], resource
+        assert pages[where["page"] - 1][where["start"] : where["end"]] == where["text"], resource
+    coded = {r["code"]["coding"][0]["code"]: provenance_of(r)[0] for r in resources if r["resourceType"] == "Condition"}
+    by_code = {c["code"]: c["provenance"] for c in extraction["conditions"]}
+    assert coded == {
+        code: {"document": document["id"], **{k: v for k, v in p.items() if k != "text" or v.strip()}}
+        for code, p in by_code.items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -72,7 +110,10 @@ async def test_cardiology_summary_satisfies_the_bypass_requirements_and_lists_th
     ids=["empty", "png", "truncated"],
 )
 async def test_bad_uploads_get_a_clear_4xx_and_leave_the_case_untouched(database_url, tmp_path, content, status, words):
-    async with live_service(database_url, None, storage_dir=tmp_path / "storage") as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+    async with (
+        live_service(database_url, None, storage_dir=tmp_path / "storage") as svc,
+        httpx.AsyncClient(base_url=svc.base_url) as client,
+    ):
         api = Api(client)
         _, case, token = await api.new_case("cabg")
         response = await api.upload(case["id"], token, "x.pdf", content)
@@ -82,7 +123,10 @@ async def test_bad_uploads_get_a_clear_4xx_and_leave_the_case_untouched(database
 
 
 async def test_upload_over_the_size_limit_is_refused_with_413(database_url, tmp_path):
-    async with live_service(database_url, None, storage_dir=tmp_path / "storage", max_upload_bytes=2048) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+    async with (
+        live_service(database_url, None, storage_dir=tmp_path / "storage", max_upload_bytes=2048) as svc,
+        httpx.AsyncClient(base_url=svc.base_url) as client,
+    ):
         api = Api(client)
         _, case, token = await api.new_case("cabg")
         response = await api.upload(case["id"], token, "discharge_summary_cardiology.pdf")

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from fhir.resources.R4B.bundle import Bundle
 
 from app.ehr.bundle import build_bundle
-from app.ehr.fhir import SOURCE_DOCUMENT, to_fhir
+from app.ehr.fhir import SOURCE_DOCUMENT, provenance_of, to_fhir
 from app.extraction.offline import extract_text
-from app.extraction.schemas import Allergy, Condition, Extraction, Lab, Medication
+from app.extraction.schemas import Allergy, Condition, Extraction, Lab, Medication, Provenance
 from tests.extraction.support import pdf_pages
 
 PATIENT = "Patient/pat_1"
@@ -38,7 +38,10 @@ OLDER = Extraction(
     recommended_procedure="total hip arthroplasty",
 )
 NEWER = Extraction(
-    conditions=[Condition(code="I10", display="Essential (primary) hypertension"), Condition(code="E11.9", display="Type 2 diabetes mellitus without complications")],
+    conditions=[
+        Condition(code="I10", display="Essential (primary) hypertension"),
+        Condition(code="E11.9", display="Type 2 diabetes mellitus without complications"),
+    ],
     medications=[Medication(name="ramipril", dose="10 mg", frequency="once daily")],
     allergies=[Allergy(substance="penicillin")],
     labs=[Lab(name="hemoglobin", value=13.4, unit="g/dL")],
@@ -48,8 +51,14 @@ NEWER = Extraction(
 
 def two_documents() -> dict:
     # Given newest first on purpose: order comes from analysed_at, not from the list.
-    return build_bundle("case_1", PATIENT, [("doc_new", T0 + timedelta(days=7), resources("doc_new", NEWER)),
-                                            ("doc_old", T0, resources("doc_old", OLDER))])
+    return build_bundle(
+        "case_1",
+        PATIENT,
+        [
+            ("doc_new", T0 + timedelta(days=7), resources("doc_new", NEWER)),
+            ("doc_old", T0, resources("doc_old", OLDER)),
+        ],
+    )
 
 
 def test_bundle_is_a_valid_r4b_collection() -> None:
@@ -94,8 +103,12 @@ def test_rebuilding_gives_the_same_bundle() -> None:
 
 
 def test_fixture_documents_aggregate_into_one_valid_bundle() -> None:
-    docs = [(name, T0 + timedelta(hours=i), resources(name, extract_text(pdf_pages(name))))
-            for i, name in enumerate(["discharge_summary_cardiology.pdf", "lab_report_panel.pdf", "referral_letter_hip.pdf"])]
+    docs = [
+        (name, T0 + timedelta(hours=i), resources(name, extract_text(pdf_pages(name))))
+        for i, name in enumerate(
+            ["discharge_summary_cardiology.pdf", "lab_report_panel.pdf", "referral_letter_hip.pdf"]
+        )
+    ]
     bundle = build_bundle("case_2", PATIENT, docs)
     Bundle.model_validate(bundle)
     labs = {o["code"]["text"]: o["valueQuantity"]["value"] for o in entries(bundle, "Observation")}
@@ -103,6 +116,45 @@ def test_fixture_documents_aggregate_into_one_valid_bundle() -> None:
     assert labs["ldl cholesterol"] == 128  # lab report after the discharge summary
     codes = [c["code"]["coding"][0]["code"] for c in entries(bundle, "Condition")]
     assert len(codes) == len(set(codes)) and {"I25.10", "M16.12"} <= set(codes)
+
+
+def test_entries_keep_the_provenance_of_every_supporting_document() -> None:
+    def at(page: int, text: str) -> Provenance:
+        return Provenance(page=page, start=0, end=len(text), text=text, rule="vocabulary-term")
+
+    older = Extraction(
+        conditions=[Condition(code="I10", display="Hypertension", provenance=at(1, "hypertension"))],
+        labs=[Lab(name="hemoglobin", value=11.9, unit="g/dL", provenance=at(2, "Hb 11.9"))],
+    )
+    newer = Extraction(
+        conditions=[Condition(code="I10", display="Hypertension", provenance=at(3, "HTN"))],
+        labs=[Lab(name="hemoglobin", value=13.4, unit="g/dL", provenance=at(1, "Hb 13.4"))],
+    )
+    bundle = build_bundle(
+        "case_6",
+        PATIENT,
+        [
+            ("doc_new", T0 + timedelta(days=1), resources("doc_new", newer)),
+            ("doc_old", T0, resources("doc_old", older)),
+        ],
+    )
+    Bundle.model_validate(bundle)
+    [condition] = entries(bundle, "Condition")
+    assert [(p["document"], p["page"], p["text"]) for p in provenance_of(condition)] == [
+        ("doc_old", 1, "hypertension"),
+        ("doc_new", 3, "HTN"),
+    ]
+    [observation] = entries(bundle, "Observation")
+    assert [(p["document"], p["text"]) for p in provenance_of(observation)] == [("doc_new", "Hb 13.4")]
+    again = build_bundle(
+        "case_6",
+        PATIENT,
+        [
+            ("doc_old", T0, resources("doc_old", older)),
+            ("doc_new", T0 + timedelta(days=1), resources("doc_new", newer)),
+        ],
+    )
+    assert again == bundle
 
 
 def test_a_stored_resource_that_is_no_longer_valid_is_reported_not_dropped() -> None:
@@ -122,9 +174,13 @@ def test_case_without_documents_is_an_empty_collection() -> None:
 
 
 def test_naive_and_iso_string_times_are_read_as_utc() -> None:
-    bundle = build_bundle("case_5", PATIENT, [
-        ("doc_a", "2026-03-01T09:00:00", resources("doc_a", OLDER)),
-        ("doc_b", datetime(2026, 3, 2, 9, 0), resources("doc_b", NEWER)),
-    ])
+    bundle = build_bundle(
+        "case_5",
+        PATIENT,
+        [
+            ("doc_a", "2026-03-01T09:00:00", resources("doc_a", OLDER)),
+            ("doc_b", datetime(2026, 3, 2, 9, 0), resources("doc_b", NEWER)),
+        ],
+    )
     labs = {o["code"]["text"]: o for o in entries(bundle, "Observation")}
     assert labs["hemoglobin"]["valueQuantity"]["value"] == 13.4

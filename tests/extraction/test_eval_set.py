@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from app.extraction.icd10 import is_billable
 from app.extraction.vocabulary import default_vocabulary
-from bench.extraction_eval import EVAL_SET, evaluate
+from bench.extraction_eval import EVAL_SET, HELDOUT2_SET, HELDOUT_SET, evaluate
 
 
 def test_the_eval_set_has_25_documents_in_six_languages_with_billable_codes() -> None:
@@ -22,6 +24,28 @@ def test_the_eval_set_has_25_documents_in_six_languages_with_billable_codes() ->
 def test_the_offline_agent_keeps_its_figures_on_the_eval_set() -> None:
     result = evaluate(EVAL_SET, misses=False)
     assert result["clinical"]["f1"] >= 0.97
+    assert result["labs"]["recall"] >= 0.95
+    assert result["procedure"]["invented"] == 0
+    assert result["procedure"]["accuracy"] >= 0.9
+
+
+@pytest.mark.parametrize(
+    ("directory", "documents"), [(HELDOUT_SET, 13), (HELDOUT2_SET, 6)], ids=["heldout", "heldout2"]
+)
+def test_the_heldout_sets_are_well_formed_in_six_languages_with_billable_codes(directory, documents: int) -> None:
+    expected = {k: v for k, v in json.loads((directory / "expected.json").read_text()).items() if not k.startswith("_")}
+    assert len(expected) == documents
+    assert {doc["language"] for doc in expected.values()} == {"en", "es", "de", "fr", "pt", "tr"}
+    assert all((directory / name).is_file() for name in expected)
+    assert all(is_billable(code) for doc in expected.values() for code in doc["conditions"])
+
+
+def test_the_offline_agent_keeps_its_figures_on_the_heldout_set() -> None:
+    """Floors a little under the figures recorded in bench/README.md (after the fixes the set showed;
+    the first, truly held-out run is recorded there too)."""
+    result = evaluate(HELDOUT_SET, misses=False)
+    assert result["clinical"]["f1"] >= 0.95
+    assert result["conditions"]["precision"] >= 0.95
     assert result["labs"]["recall"] >= 0.95
     assert result["procedure"]["invented"] == 0
     assert result["procedure"]["accuracy"] >= 0.9

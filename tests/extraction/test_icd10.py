@@ -5,28 +5,57 @@ from __future__ import annotations
 import json
 
 import pytest
+import simple_icd_10_cm as cm
 
 from app.extraction.canonical import canonicalise
 from app.extraction.icd10 import billable_code, coherent_codes, is_billable
 from app.extraction.schemas import Condition, Extraction
-from app.extraction.vocabulary import VOCABULARY_PATH, default_vocabulary
+from app.extraction.vocabulary import TERMS_PATH, VOCABULARY_PATH, default_vocabulary
 from tests.extraction.support import codes, expected, extract, pdf_pages
 from tests.extraction.test_fixtures import SCANNED_NOTE_OCR
 
-TEXT_FIXTURES = sorted(name for name, want in expected().items() if isinstance(want, dict) and "conditions" in want
-                       and name != "scanned_note_image_only.pdf")
+TEXT_FIXTURES = sorted(
+    name
+    for name, want in expected().items()
+    if isinstance(want, dict) and "conditions" in want and name != "scanned_note_image_only.pdf"
+)
 
 
 def vocabulary_codes() -> set[str]:
     data = json.loads(VOCABULARY_PATH.read_text(encoding="utf-8"))
     found = {c["code"] for c in data["conditions"]} | set(data["icd10_displays"])
-    found |= {code for s in data["site_conditions"] for sides in s["codes"].values() for code in sides.values()}
+    found |= {
+        code
+        for s in data["site_conditions"]
+        for sides in s["codes"].values()
+        for key, code in sides.items()
+        if key != "tabular"
+    }
+    found |= {code for code in data["icd10_history_codes"].values()}
+    found |= {p["code"] for p in data["icd10_status_patterns"]}
+    found |= set(data["icd10_long_term_therapy"]["codes"].values())
+    found |= set(json.loads(TERMS_PATH.read_text(encoding="utf-8"))["terms"].values())
     return found | {c["code"] for c in data["icd10_combinations"]}
 
 
 def test_every_vocabulary_code_is_billable() -> None:
     invalid = sorted(code for code in vocabulary_codes() if not is_billable(code))
     assert invalid == []
+
+
+def test_tabular_site_codes_are_parent_codes_that_refine_to_billable_codes() -> None:
+    data = json.loads(VOCABULARY_PATH.read_text(encoding="utf-8"))
+    categories = [
+        sides["tabular"] for s in data["site_conditions"] for sides in s["codes"].values() if "tabular" in sides
+    ]
+    assert categories
+    for category in categories:
+        assert cm.is_valid_item(category) and not cm.is_leaf(category), category
+        assert billable_code(category, "") is None or is_billable(billable_code(category, "") or ""), category
+    for sides in (sides for s in data["site_conditions"] for sides in s["codes"].values() if "tabular" in sides):
+        assert sides["unspecified"].startswith(sides["tabular"]) and is_billable(sides["unspecified"]), sides
+    assert billable_code("C50", "left breast upper outer quadrant female") == "C50.412"
+    assert billable_code("S83.2", "bucket handle tear of the medial meniscus right knee") == "S83.211A"
 
 
 @pytest.mark.parametrize("name", TEXT_FIXTURES)
@@ -89,12 +118,16 @@ def test_excludes1_pairs_never_appear_together() -> None:
 
 
 def test_the_llm_agents_codes_are_made_billable_or_dropped() -> None:
-    extraction = canonicalise(Extraction(conditions=[
-        Condition(code="I10.90", display="Hypertension"),
-        Condition(code="not-a-code", display="Type 2 diabetes mellitus"),
-        Condition(code="X00.000", display="something the vocabulary does not know"),
-        Condition(code="M16.1", display="Osteoarthritis of right hip"),
-    ]))
+    extraction = canonicalise(
+        Extraction(
+            conditions=[
+                Condition(code="I10.90", display="Hypertension"),
+                Condition(code="not-a-code", display="Type 2 diabetes mellitus"),
+                Condition(code="X00.000", display="something the vocabulary does not know"),
+                Condition(code="M16.1", display="Osteoarthritis of right hip"),
+            ]
+        )
+    )
     assert [c.code for c in extraction.conditions] == ["I10", "E11.9", "M16.11"]
     assert all(is_billable(c.code) for c in extraction.conditions)
 
@@ -118,12 +151,15 @@ def test_portuguese_cid_label_states_a_code() -> None:
     assert codes(extract("Hipótese diagnóstica: coxartrose direita (CID-10 M16.11).")) == {"M16.11"}
 
 
-@pytest.mark.parametrize(("text", "code"), [
-    ("Coronary artery disease with stable angina.", "I25.118"),
-    ("Diagnoses: CAD with angina.", "I25.119"),
-    ("Koronare Herzkrankheit mit Angina pectoris.", "I25.119"),
-    ("Cardiopatía isquémica. Angina inestable.", "I25.110"),
-])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Coronary artery disease with stable angina.", "I25.118"),
+        ("Diagnoses: CAD with angina.", "I25.119"),
+        ("Koronare Herzkrankheit mit Angina pectoris.", "I25.119"),
+        ("Cardiopatía isquémica. Angina inestable.", "I25.110"),
+    ],
+)
 def test_with_angina_never_becomes_without_angina(text: str, code: str) -> None:
     assert codes(extract(text)) == {code}
 
@@ -146,11 +182,17 @@ def test_a_past_procedure_that_leaves_an_implant_gives_its_status_code() -> None
     assert codes(extract("Recommend total hip arthroplasty.")) == set()
 
 
-@pytest.mark.parametrize("text", [
-    "Poorly controlled type 2 diabetes mellitus.", "Diabetes mellitus tipo 2 con mal control.",
-    "Diabetes mellitus Typ 2, schlecht eingestellt.", "Diabète de type 2 mal équilibré.",
-    "Diabetes mellitus tipo 2 descompensado.", "Kontrolsüz tip 2 diyabet.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Poorly controlled type 2 diabetes mellitus.",
+        "Diabetes mellitus tipo 2 con mal control.",
+        "Diabetes mellitus Typ 2, schlecht eingestellt.",
+        "Diabète de type 2 mal équilibré.",
+        "Diabetes mellitus tipo 2 descompensado.",
+        "Kontrolsüz tip 2 diyabet.",
+    ],
+)
 def test_poorly_controlled_diabetes_is_coded_with_hyperglycemia(text: str) -> None:
     assert codes(extract(text)) == {"E11.65"}
 

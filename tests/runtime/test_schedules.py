@@ -171,7 +171,9 @@ async def test_schedules_sync_and_list_commands(database_url):
         synced = await asyncio.to_thread(curaway, "sync")
         assert synced.returncode == 0, synced.stderr
         assert "deleted" in synced.stdout and "retired" in synced.stdout
-        assert "no schedules" in (await asyncio.to_thread(curaway, "list")).stdout
+        after = (await asyncio.to_thread(curaway, "list")).stdout
+        assert "retired" not in after and "stale-session-cleanup" in after and "Europe/Berlin" in after
+        assert "active" in after and "not synced" not in after
         help_text = await asyncio.to_thread(curaway, "--help")
         assert "sync" in help_text.stdout and "list" in help_text.stdout
 

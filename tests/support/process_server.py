@@ -5,7 +5,7 @@
 Environment (for the test that starts it): `CURAWAY_TEST_SETTINGS` (JSON of settings
 overrides), `CURAWAY_TEST_WORKFLOWS=pipelines` (serve the real pipelines instead) and
 `CURAWAY_TEST_SHIPPED=1` (the default settings `make run` ships; of the overrides only the
-`*_dir` paths apply) and `CURAWAY_TEST_FAULTS=1` (publishes can be made to fail:
+`*_dir` paths and product settings such as `webhook_*` apply) and `CURAWAY_TEST_FAULTS=1` (publishes can be made to fail:
 `tests.support.faults.FailingPublishes`) and `CURAWAY_TEST_KILL_AT=<boundary>:<n>` (the process
 SIGKILLs itself at that boundary: `tests.support.faults.KillAt`).
 
@@ -109,6 +109,11 @@ async def stall_three(ctx: WorkflowContext, payload: dict[str, Any]) -> list[str
 WORKFLOWS = [crash_seven, five_steps, paced_five, stall_three]
 
 
+def _kept(key: str) -> bool:
+    """Overrides a shipped-settings server keeps: paths, and product settings of a scenario."""
+    return key.endswith("_dir") or key.startswith(("webhook_", "circuit_")) or key == "embedding_warm_up"
+
+
 def main() -> None:
     port, database_url = int(sys.argv[1]), sys.argv[2]
     public_url = sys.argv[3] if len(sys.argv) > 3 else f"http://127.0.0.1:{port}"
@@ -118,9 +123,8 @@ def main() -> None:
     overrides.update(json.loads(os.environ.get("CURAWAY_TEST_SETTINGS", "{}")))
     settings = service_settings(database_url, public_url, **overrides)
     if os.environ.get("CURAWAY_TEST_SHIPPED") == "1":  # the settings `make run` ships, but for paths
-        paths = {
-            k: v for k, v in json.loads(os.environ.get("CURAWAY_TEST_SETTINGS", "{}")).items() if k.endswith("_dir")
-        }
+        # Of the overrides, paths and product settings (webhook_*, circuit_*: a scenario's hospitals)
+        paths = {k: v for k, v in json.loads(os.environ.get("CURAWAY_TEST_SETTINGS", "{}")).items() if _kept(k)}
         settings = Settings(_env_file=None, database_url=database_url, public_base_url=public_url, **paths)  # type: ignore[call-arg]
     workflows = None if os.environ.get("CURAWAY_TEST_WORKFLOWS") == "pipelines" else WORKFLOWS
     app = create_app(settings, workflows=workflows)

@@ -1,0 +1,1 @@
+"""Per-day counts for ops: cases and documents by status (`GET /ops/analytics`)."""

@@ -1,0 +1,1 @@
+"""Notifications to patients: reminders and digests, each recorded once by its idempotency key."""
