@@ -9,10 +9,14 @@ a running service.
     curaway schedules list [--json]          the declared schedules: cron, zone, next fire time,
                                              last run's outcome, state in QStash
     curaway jobs run NAME                    start a scheduled job now (not while one is unfinished)
-    curaway runs list [--workflow W] [--status S] [--limit N]
-    curaway runs show RUN_ID                 a run, its steps and its events
+    curaway runs list [--workflow W] [--status S] [--case C] [--document D] [--limit N] [--json]
+    curaway runs show RUN_ID [--json]        a run, its steps (each attempt), children and events
     curaway runs retry RUN_ID                resume a failed run at the step that failed
     curaway runs cancel RUN_ID               cancel a run (and its children)
+    curaway events WORKFLOW_ID [--json]      a run's events, oldest first (or --case / --document)
+    curaway usage [--days N] [--json]        QStash messages per day and workflow against the quota
+    curaway dlq list [--json]                dead letters (QStash's DLQ)
+    curaway dlq replay ID                    send a dead letter again
     curaway demo [--url URL] [--documents DIR] [--procedure CODE] [--token T] [--timeout S]
                                              upload a directory of PDFs to a running service and
                                              show their analysis live, then the case's checklist
@@ -35,7 +39,8 @@ from sqlalchemy import select
 
 from app.config import Settings, settings_error_text
 from app.db import create_engine, session_factory
-from app.runtime.models import Event, WorkflowRun, WorkflowStep
+from app.ops import cli as ops_cli
+from app.runtime.models import WorkflowRun
 from app.runtime.transport import QStashClient
 
 
@@ -60,7 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     listing = run_commands.add_parser("list", help="the most recent runs, newest first")
     listing.add_argument("--workflow", help="only runs of this workflow")
     listing.add_argument("--status", help="only runs in this status (e.g. failed)")
+    listing.add_argument("--case", dest="case_id", help="only runs of this case (case_...)")
+    listing.add_argument("--document", dest="document_id", help="only runs of this document")
     listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    listing.add_argument("--cursor", help="continue after a previous page (printed at its end)")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show = run_commands.add_parser("show", help="a run with its steps and events")
     show.add_argument("run_id", help="the run's wfr_ ID")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -68,6 +77,8 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("run_id", help="the run's wfr_ ID")
     cancel = run_commands.add_parser("cancel", help="cancel a run and its children at the next step boundary")
     cancel.add_argument("run_id", help="the run's wfr_ ID")
+
+    _ops_parsers(commands)
 
     demo = commands.add_parser(
         "demo", help="upload PDFs to a running service, show their analysis live, then the checklist"
@@ -90,6 +101,25 @@ def _parser() -> argparse.ArgumentParser:
         "--timeout", metavar="S", type=float, default=180.0, help="seconds to wait for the analyses (default 180)"
     )
     return parser
+
+
+def _ops_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    events = commands.add_parser("events", help="a run's events, oldest first (from DATABASE_URL)")
+    events.add_argument("workflow_id", nargs="?", help="the run's wfr_ ID")
+    events.add_argument("--case", dest="case_id", help="the events of a case instead")
+    events.add_argument("--document", dest="document_id", help="the events of a document instead")
+    events.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    usage = commands.add_parser(
+        "usage", help="QStash messages per day and workflow against the daily quota, and what inline continuation saved"
+    )
+    usage.add_argument("--days", type=int, default=14, help="how many days back, today included (default 14)")
+    usage.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    dlq = commands.add_parser("dlq", help="dead letters: list and replay (QStash at QSTASH_URL or the running app)")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="SUBCOMMAND")
+    dlq_list = dlq_commands.add_parser("list", help="the dead letters, newest first")
+    dlq_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    replay = dlq_commands.add_parser("replay", help="send a dead letter again")
+    replay.add_argument("dead_letter_id", help="the ID as listed (qstash:...)")
 
 
 def _schedules_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -181,11 +211,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_schedules_list(settings, as_json=args.json))
     if args.command == "jobs":
         return asyncio.run(_jobs_run(settings, args.name))
+    if args.command in ("events", "usage", "dlq"):
+        return _ops_command(settings, args)
     if args.runs_command == "list":
-        return asyncio.run(_runs_list(settings, args.workflow, args.status, args.limit))
+        filters = {
+            "workflow": args.workflow,
+            "status": args.status,
+            "case_id": args.case_id,
+            "document_id": args.document_id,
+            "cursor": args.cursor,
+        }
+        return asyncio.run(ops_cli.runs_list(settings, as_json=args.json, limit=args.limit, **filters))
     if args.runs_command == "show":
-        return asyncio.run(_runs_show(settings, args.run_id, as_json=args.json))
+        return asyncio.run(ops_cli.runs_show(settings, args.run_id, as_json=args.json))
     return asyncio.run(_runs_control(settings, args.runs_command, args.run_id))
+
+
+def _ops_command(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "events":
+        if not (args.workflow_id or args.case_id or args.document_id):
+            print("give a WORKFLOW_ID (or --case / --document)", file=sys.stderr)
+            return 2
+        keys = {"workflow_id": args.workflow_id, "case_id": args.case_id, "document_id": args.document_id}
+        return asyncio.run(ops_cli.events(settings, as_json=args.json, **keys))
+    if args.command == "usage":
+        return asyncio.run(ops_cli.usage(settings, days=args.days, as_json=args.json))
+    dead_letter_id = getattr(args, "dead_letter_id", None)
+    return asyncio.run(ops_cli.dlq(settings, args.dlq_command, dead_letter_id, as_json=getattr(args, "json", False)))
 
 
 async def _runs_control(settings: Settings, action: str, run_id: str) -> int:
@@ -356,7 +408,7 @@ def _serve(settings: Settings, host: str | None, port: int | None) -> int:
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     if overrides:
         settings = Settings(**overrides)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
     app = create_app(settings)
     uvicorn.run(
         app,
@@ -373,81 +425,6 @@ def _safe_url(url: str) -> str:
         return url
     scheme, rest = url.split("://", 1)
     return f"{scheme}://***@{rest.split('@', 1)[1]}"
-
-
-async def _runs_list(settings: Settings, workflow: str | None, status: str | None, limit: int) -> int:
-    engine = create_engine(settings.database_url)
-    try:
-        query = select(WorkflowRun).order_by(WorkflowRun.created_at.desc()).limit(limit)
-        if workflow:
-            query = query.where(WorkflowRun.workflow == workflow)
-        if status:
-            query = query.where(WorkflowRun.status == status)
-        async with session_factory(engine)() as session:
-            runs = list(await session.scalars(query))
-    finally:
-        await engine.dispose()
-    if not runs:
-        print("no runs")
-        return 0
-    print(f"{'RUN':<26} {'WORKFLOW':<22} {'STATUS':<10} CREATED")
-    for run in runs:
-        print(f"{run.id:<26} {run.workflow:<22} {run.status:<10} {run.created_at:%Y-%m-%d %H:%M:%S}")
-    return 0
-
-
-async def _runs_show(settings: Settings, run_id: str, *, as_json: bool) -> int:
-    engine = create_engine(settings.database_url)
-    try:
-        async with session_factory(engine)() as session:
-            run = await session.get(WorkflowRun, run_id)
-            if run is None:
-                print(f"no run {run_id}", file=sys.stderr)
-                return 1
-            steps = list(
-                await session.scalars(
-                    select(WorkflowStep).where(WorkflowStep.run_id == run_id).order_by(WorkflowStep.position)
-                )
-            )
-            events = list(await session.scalars(select(Event).where(Event.workflow_id == run_id).order_by(Event.id)))
-    finally:
-        await engine.dispose()
-    if as_json:
-        print(json.dumps(_run_json(run, steps, events), indent=2, default=str))
-        return 0
-    print(f"{run.id}  {run.workflow}  {run.status}")
-    if run.error:
-        print(f"error: {run.error}")
-    print("steps:")
-    for step in steps:
-        error = f"  error: {step.error}" if step.error else ""
-        print(f"  {step.position:>3} {step.name:<28} {step.kind:<10} {step.status:<16} attempts={step.attempts}{error}")
-    print("events:")
-    for event in events:
-        print(f"  {event.created_at:%H:%M:%S.%f} {event.type:<22} {json.dumps(event.payload, default=str)}")
-    return 0
-
-
-def _run_json(run: WorkflowRun, steps: list[WorkflowStep], events: list[Event]) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "workflow": run.workflow,
-        "status": run.status,
-        "error": run.error,
-        "result": run.result,
-        "steps": [
-            {
-                "position": s.position,
-                "name": s.name,
-                "kind": s.kind,
-                "status": s.status,
-                "attempts": s.attempts,
-                "error": s.error,
-            }
-            for s in steps
-        ],
-        "events": [{"id": e.id, "type": e.type, "payload": e.payload, "created_at": e.created_at} for e in events],
-    }
 
 
 if __name__ == "__main__":

@@ -146,7 +146,8 @@ class Settings(BaseSettings):
     # then is cancelled: it gives its run's lease back and goes unanswered, so QStash delivers it again.
     shutdown_grace_s: float = Field(default=8.0, ge=0)
     rate_limits: str = (
-        "POST /auth/=20/60,POST /cases/*/documents=30/60,POST /cases/*/forwardings=30/60,POST /providers=30/60"
+        "POST /auth/=20/60,POST /cases/*/documents=30/60,POST /cases/*/forwardings=30/60,POST /providers=30/60,"
+        "POST /ops/console/login=20/60"
     )
     # Scheduled jobs (app/workflows/scheduled_jobs, docs/scheduled-jobs.md).
     cleanup_retention_days: float = Field(default=30.0, gt=0)  # stale intake sessions older than this go
@@ -188,6 +189,31 @@ class Settings(BaseSettings):
                 "it is refused when ENV=production"
             )
         return self
+    # Ops (app/ops): QStash usage against the daily quota (Upstash free tier: 500 messages a day)
+    # and its price; usage counts are added to the database every OPS_USAGE_FLUSH_S.
+    ops_qstash_daily_quota: int = Field(default=500, ge=0)
+    ops_qstash_price_per_100k: float = Field(default=1.0, ge=0)
+    ops_qstash_quota_warn_ratio: float = Field(default=0.8, gt=0, le=1)
+    ops_usage_flush_s: float = Field(default=2.0, gt=0)
+    # Alerts (app/ops/alerts.py): how often events and dead letters are checked; an optional
+    # ops webhook receiving each alert, signed like Standard Webhooks with the secret.
+    ops_alerts_poll_s: float = Field(default=2.0, gt=0)
+    ops_alerts_dlq_poll_s: float = Field(default=30.0, gt=0)
+    ops_alert_webhook_url: str = ""
+    ops_alert_webhook_secret: SecretStr = SecretStr("")
+    # Langfuse tracing (app/ops/tracing.py): on only when both keys are set.
+    langfuse_host: str = "https://cloud.langfuse.com"
+    langfuse_public_key: str = ""
+    langfuse_secret_key: SecretStr = SecretStr("")
+    # The LLM's price per million input / output tokens, for the cost of Langfuse generations.
+    llm_price_input_per_1m: float = Field(default=0.0, ge=0)
+    llm_price_output_per_1m: float = Field(default=0.0, ge=0)
+    # Log lines as JSON objects (json) or readable text; empty: text in development, else json.
+    log_format: Literal["json", "text", ""] = ""
+
+    @property
+    def effective_log_format(self) -> str:
+        return self.log_format or ("text" if self.env is Environment.DEVELOPMENT else "json")
 
     @model_validator(mode="after")
     def _known_ocr_engines(self) -> Settings:

@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.tokens import TokenService
 from app.cases.progress import ProgressFeed
@@ -27,6 +28,8 @@ from app.devqstash import DevQStash
 from app.devqstash.router import build_router
 from app.errors import HTTPFacingError
 from app.logging import configure_logging, install_run_id_factory
+from app.ops.state import OpsState, build_ops
+from app.ops.usage import Quota
 from app.runtime.cron import router as cron_router
 from app.runtime.errors import UnknownWorkflowError
 from app.runtime.executor import RuntimeConfig
@@ -34,7 +37,6 @@ from app.runtime.registry import Workflow
 from app.runtime.router import router as workflow_router
 from app.runtime.runtime import Runtime, SignatureConfig
 from app.runtime.schedules import Schedule
-from app.runtime.transport import QStashClient
 from app.security import install as install_security
 from app.services import Services
 from app.storage import ObjectStorage, build_storage
@@ -77,10 +79,12 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
-    qstash = QStashClient(settings.qstash_base_url, settings.qstash_token.get_secret_value(), http)
+    ops = build_ops_from(settings, sessions, http)
+    qstash = ops.qstash  # the QStash client with the usage counter (app/ops/usage.py)
     storage = build_storage_from(settings)
     if deps is None:
-        deps = build_pipeline_deps(settings, sessions, http, storage)
+        on_llm_call = ops.tracer.generation if ops.tracer is not None else None
+        deps = build_pipeline_deps(settings, sessions, http, storage, on_llm_call=on_llm_call)
     runtime = Runtime(
         sessions=sessions,
         transport=qstash,
@@ -89,6 +93,7 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
         config=runtime_config(settings),
         signatures=SignatureConfig(settings.signing_keys, settings.qstash_signature_leeway_s),
         deps=deps,
+        hooks=ops.hooks,
     )
     devqstash = None
     if settings.embedded_qstash:
@@ -111,7 +116,31 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
     # Postgres makes rows visible at commit, not in ID order: let the feed wait for stragglers.
     settle_s = 0.5 if engine.dialect.name == "postgresql" else 0.0
     progress = ProgressFeed(sessions, poll_s=settings.progress_poll_s, settle_s=settle_s)
-    return Services(settings, engine, sessions, http, qstash, runtime, devqstash, tokens, storage, progress)
+    return Services(settings, engine, sessions, http, qstash, runtime, devqstash, tokens, storage, progress, ops)
+
+
+def build_ops_from(settings: Settings, sessions: async_sessionmaker[AsyncSession], http: httpx.AsyncClient) -> OpsState:
+    quota = Quota(
+        daily=settings.ops_qstash_daily_quota,
+        price_per_100k=settings.ops_qstash_price_per_100k,
+        warn_ratio=settings.ops_qstash_quota_warn_ratio,
+    )
+    keys = (settings.langfuse_public_key, settings.langfuse_secret_key.get_secret_value())
+    langfuse = (settings.langfuse_host, *keys) if all(keys) else None
+    return build_ops(
+        sessions,
+        http,
+        qstash_url=settings.qstash_base_url,
+        qstash_token=settings.qstash_token.get_secret_value(),
+        quota=quota,
+        flush_s=settings.ops_usage_flush_s,
+        alerts_poll_s=settings.ops_alerts_poll_s,
+        alerts_dlq_poll_s=settings.ops_alerts_dlq_poll_s,
+        alert_webhook_url=settings.ops_alert_webhook_url,
+        alert_webhook_secret=settings.ops_alert_webhook_secret.get_secret_value(),
+        langfuse=langfuse,
+        llm_prices=(settings.llm_price_input_per_1m, settings.llm_price_output_per_1m),
+    )
 
 
 def create_app(
@@ -138,6 +167,8 @@ def create_app(
         if services.devqstash is not None:
             await services.devqstash.start()
         await services.progress.start()
+        if services.ops is not None:
+            await services.ops.start()
         background = _warm_up_embeddings(services)
         watchdog = None
         if settings.workflow_watchdog_interval_s > 0:
@@ -154,6 +185,8 @@ def create_app(
             await services.progress.stop()
             if services.devqstash is not None:
                 await services.devqstash.stop()
+            if services.ops is not None:
+                await services.ops.stop()
             await services.storage.aclose()
             await services.http.aclose()
             await services.engine.dispose()
@@ -204,12 +237,16 @@ def domain_routers(settings: Settings) -> list[APIRouter]:
     from app.consents.router import router as consents_router
     from app.documents.router import router as documents_router
     from app.forwardings.router import router as forwardings_router
+    from app.ops.console import router as ops_console_router
+    from app.ops.health import router as health_router
+    from app.ops.router import router as ops_router
     from app.patients.router import router as patients_router
     from app.procedures.router import router as procedures_router
     from app.providers.router import router as providers_router
 
     routers = [patients_router, cases_router, procedures_router, documents_router]
     routers += [providers_router, consents_router, forwardings_router]
+    routers += [ops_router, ops_console_router, health_router]
     if settings.env is Environment.DEVELOPMENT:
         routers.append(auth_router)
     from app.analytics.router import router as analytics_router
@@ -235,5 +272,5 @@ def _install_error_handlers(app: FastAPI) -> None:
 def app_factory() -> FastAPI:
     """Entry point for `uvicorn --factory app.main:app_factory` and `curaway serve`."""
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.effective_log_format)
     return create_app(settings)

@@ -7,6 +7,7 @@ from app.documents import models as documents_models  # noqa: F401
 from app.ehr import models as ehr_models  # noqa: F401
 from app.forwardings import models as forwardings_models  # noqa: F401
 from app.notifications import models as notifications_models  # noqa: F401
+from app.ops import models as ops_models  # noqa: F401
 from app.patients import models as patients_models  # noqa: F401
 from app.providers import models as providers_models  # noqa: F401
 from app.rates import models as rates_models  # noqa: F401

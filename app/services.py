@@ -16,6 +16,7 @@ from app.auth.tokens import TokenService
 from app.cases.progress import ProgressFeed
 from app.config import Settings
 from app.devqstash import DevQStash
+from app.ops.state import OpsState
 from app.runtime.runtime import Runtime
 from app.runtime.transport import QStashClient
 from app.storage import ObjectStorage
@@ -35,3 +36,4 @@ class Services:
     tokens: TokenService
     storage: ObjectStorage
     progress: ProgressFeed
+    ops: OpsState | None = None  # usage, dead letters, metrics (app/ops)

@@ -65,6 +65,11 @@ class ProgressFeed:
         self._last_id = 0
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def clients(self) -> int:
+        """Streams subscribed now (the `curaway_sse_clients` metric)."""
+        return sum(len(queues) for queues in self._subscribers.values())
+
     async def start(self) -> None:
         async with self._sessions() as session:
             self._last_id = await session.scalar(select(Event.id).order_by(Event.id.desc()).limit(1)) or 0

@@ -17,6 +17,10 @@ Failure policy (invariant):
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -47,6 +51,18 @@ The document may be in any language; answer in English with lower-case names.
 Answer with JSON matching the schema only."""
 
 
+@dataclass(frozen=True, slots=True)
+class LLMCall:
+    """One request to the model, as an observer (tracing) sees it."""
+
+    model: str
+    started_at: datetime
+    duration_s: float
+    status: int | None  # None: no answer (timeout, unreachable)
+    input_tokens: int | None
+    output_tokens: int | None
+
+
 class _BadAnswer(Exception):
     """The endpoint answered, but not with a usable extraction."""
 
@@ -65,7 +81,9 @@ class LLMExtractor:
         max_retries: int = 2,
         max_input_chars: int = 60_000,
         vocabulary: Vocabulary | None = None,
+        on_call: Callable[[LLMCall], None] | None = None,
     ) -> None:
+        self._on_call = on_call  # told of every request (Langfuse generations: app/ops/tracing.py)
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._api_key = api_key
         self._model = model
@@ -125,6 +143,8 @@ class LLMExtractor:
 
     async def _post(self, payload: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self._api_key}"}
+        started, began = datetime.now(UTC), time.monotonic()
+        response = None
         try:
             response = await self._http.post(self._url, json=payload, headers=headers, timeout=self._timeout)
         except httpx.TimeoutException as exc:
@@ -133,8 +153,23 @@ class LLMExtractor:
             ) from exc
         except httpx.HTTPError as exc:
             raise ExtractionError(f"LLM endpoint {self._url} unreachable: {exc!r}", retryable=True) from exc
+        finally:
+            self._observe(started, time.monotonic() - began, response)
         _raise_for_status(response, self._url, self._model)
         return response
+
+    def _observe(self, started: datetime, duration_s: float, response: httpx.Response | None) -> None:
+        if self._on_call is None:
+            return
+        usage: dict[str, Any] = {}
+        if response is not None and response.is_success:
+            try:
+                usage = response.json().get("usage") or {}
+            except (ValueError, AttributeError):
+                usage = {}
+        status = None if response is None else response.status_code
+        tokens = (usage.get("prompt_tokens"), usage.get("completion_tokens"))
+        self._on_call(LLMCall(self._model, started, duration_s, status, *tokens))
 
 
 def _raise_for_status(response: httpx.Response, url: str, model: str) -> None:

@@ -39,6 +39,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from app.logging import attempt_var, step_var
 from app.runtime.context import CallSpec, FailureContext, RunSpec, WorkflowContext, current_step_key
 from app.runtime.errors import (
     Failure,
@@ -50,6 +51,7 @@ from app.runtime.errors import (
     Suspend,
     WorkflowError,
 )
+from app.runtime.hooks import RuntimeHooks, StepAttempt, call_hook
 from app.runtime.models import ON_FAILURE_POSITION, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
 from app.runtime.outbox import Wake
 from app.runtime.records import Clock, failed_step
@@ -94,8 +96,10 @@ class Driver:
         owner: str,
         deps: Any,
         clock: Clock,
+        hooks: RuntimeHooks | None = None,
     ) -> None:
         self.run = run
+        self.hooks = hooks or RuntimeHooks()
         self.workflow = workflow
         self.steps: dict[int, WorkflowStep] = {}  # loaded by drive()
         self.store = store
@@ -350,7 +354,28 @@ class Driver:
                 await self.hand_back(position, f"retry-{attempts}", step.wake_at)
         if not self._may_execute(spec.inline):
             await self.hand_back(position, f"step-{attempts}")
-        return await self._attempt(position, name, kind, spec, attempts + 1)
+        return await self._observed_attempt(position, name, kind, spec, attempts + 1)
+
+    async def _observed_attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
+        """`_attempt`, reported to `hooks.step_attempted` with its outcome (hook point)."""
+        inline, began, outcome = self.executed > 0, time.monotonic(), "error"
+        tokens = step_var.set(name), attempt_var.set(attempt)  # on the attempt's log lines
+        try:
+            result = await self._attempt(position, name, kind, spec, attempt)
+            outcome = "completed"
+            return result
+        except Suspend:
+            outcome = "retry"
+            raise
+        except StepFailedError:
+            outcome = "failed"
+            raise
+        finally:
+            duration = time.monotonic() - began
+            report = StepAttempt(self.run.id, self.workflow.name, name, attempt, outcome, duration, inline)
+            call_hook(self.hooks.step_attempted, report)
+            step_var.reset(tokens[0])
+            attempt_var.reset(tokens[1])
 
     async def _attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
         retries = self.config.default_retries if spec.retries is None else spec.retries

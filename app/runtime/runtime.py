@@ -30,11 +30,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
 from app.errors import BadRequest, Conflict, NotFound
-from app.logging import workflow_id_var
+from app.logging import run_labels_var, workflow_id_var
 from app.runtime import signing
 from app.runtime.context import CallSpec
 from app.runtime.errors import LeaseLostError, RunCancelledError, WorkflowError
 from app.runtime.executor import Driver, RuntimeConfig, check_size
+from app.runtime.hooks import RuntimeHooks
 from app.runtime.ids import new_run_id
 from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun
 from app.runtime.outbox import Outbox, RunRef, Wake, deduplication_id
@@ -98,7 +99,9 @@ class Runtime:
         signatures: SignatureConfig,
         deps: Any = None,
         clock: Clock = utcnow,
+        hooks: RuntimeHooks | None = None,
     ) -> None:
+        self.hooks = hooks or RuntimeHooks()  # observers (metrics, usage): hooks.py
         self.store = RunStore(sessions, clock=clock)
         self.outbox = Outbox(sessions, self.publish_ref)
         self.registry = WorkflowRegistry(workflows)
@@ -297,7 +300,7 @@ class Runtime:
         run = await self._acquire(run_id, owner)
         if not isinstance(run, WorkflowRun):
             return run
-        token = workflow_id_var.set(run_id)
+        token, labels_token = workflow_id_var.set(run_id), run_labels_var.set(run.labels)
         released = False
         try:
             if run.workflow != workflow:
@@ -323,6 +326,7 @@ class Runtime:
             if not released:
                 await self._release(run_id, owner)
             workflow_id_var.reset(token)
+            run_labels_var.reset(labels_token)
 
     async def _release(self, run_id: str, owner: str) -> None:
         try:
@@ -340,6 +344,7 @@ class Runtime:
             owner=owner,
             deps=self.deps,
             clock=self.clock,
+            hooks=self.hooks,
         )
 
     async def _acquire(self, run_id: str, owner: str) -> WorkflowRun | Answer:

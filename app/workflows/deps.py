@@ -6,6 +6,7 @@ Nothing here loads a model or connects until first used. Tests may hand the app 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.config import Settings
 from app.extraction.agent import ClinicalContextAgent
-from app.extraction.llm import LLMExtractor
+from app.extraction.llm import LLMCall, LLMExtractor
 from app.extraction.offline import OfflineExtractor
 from app.matching.embeddings import Embedder, build_embedder
 from app.storage import ObjectStorage
@@ -29,7 +30,9 @@ class PipelineDeps:
     embedder: Embedder
 
 
-def build_extractor(settings: Settings, http: httpx.AsyncClient) -> ClinicalContextAgent:
+def build_extractor(
+    settings: Settings, http: httpx.AsyncClient, on_llm_call: Callable[[LLMCall], None] | None = None
+) -> ClinicalContextAgent:
     """The Clinical Context Agent the settings ask for (EXTRACTOR=offline|llm)."""
     if settings.extractor == "llm":
         return LLMExtractor(
@@ -39,6 +42,7 @@ def build_extractor(settings: Settings, http: httpx.AsyncClient) -> ClinicalCont
             http=http,
             timeout_s=settings.llm_timeout_s,
             max_retries=settings.llm_max_retries,
+            on_call=on_llm_call,
         )
     return OfflineExtractor()
 
@@ -48,12 +52,15 @@ def build_pipeline_deps(
     sessions: async_sessionmaker[AsyncSession],
     http: httpx.AsyncClient,
     storage: ObjectStorage,
+    *,
+    on_llm_call: Callable[[LLMCall], None] | None = None,
 ) -> PipelineDeps:
+    """`on_llm_call` observes every request to the LLM (tracing)."""
     return PipelineDeps(
         settings=settings,
         sessions=sessions,
         http=http,
         storage=storage,
-        extractor=build_extractor(settings, http),
+        extractor=build_extractor(settings, http, on_llm_call),
         embedder=build_embedder(settings, http),
     )

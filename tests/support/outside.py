@@ -36,6 +36,7 @@ class FakeLLM:
                     "object": "chat.completion",
                     "model": "fake",
                     "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500},
                 }
             )
 
