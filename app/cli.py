@@ -15,7 +15,7 @@ a running service.
     curaway runs cancel RUN_ID               cancel a run (and its children)
     curaway events WORKFLOW_ID [--json]      a run's events, oldest first (or --case / --document)
     curaway usage [--days N] [--json]        QStash messages per day and workflow against the quota
-    curaway dlq list [--json]                dead letters (QStash's DLQ)
+    curaway dlq list [--json]                dead letters (QStash's DLQ, webhook deliveries)
     curaway dlq replay ID                    send a dead letter again
     curaway demo [--url URL] [--documents DIR] [--procedure CODE] [--token T] [--timeout S]
                                              upload a directory of PDFs to a running service and
@@ -114,7 +114,7 @@ def _ops_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     usage.add_argument("--days", type=int, default=14, help="how many days back, today included (default 14)")
     usage.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    dlq = commands.add_parser("dlq", help="dead letters: list and replay (QStash at QSTASH_URL or the running app)")
+    dlq = commands.add_parser("dlq", help="dead letters: list and replay (QStash DLQ, webhook deliveries)")
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="SUBCOMMAND")
     dlq_list = dlq_commands.add_parser("list", help="the dead letters, newest first")
     dlq_list.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -237,7 +237,21 @@ def _ops_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "usage":
         return asyncio.run(ops_cli.usage(settings, days=args.days, as_json=args.json))
     dead_letter_id = getattr(args, "dead_letter_id", None)
-    return asyncio.run(ops_cli.dlq(settings, args.dlq_command, dead_letter_id, as_json=getattr(args, "json", False)))
+    return asyncio.run(_dlq(settings, args.dlq_command, dead_letter_id, as_json=getattr(args, "json", False)))
+
+
+async def _dlq(settings: Settings, action: str, dead_letter_id: str | None, *, as_json: bool) -> int:
+    """Both dead-letter sources through services of our own (QStash at QSTASH_URL, the database)."""
+    from app.main import build_services
+    from app.workflows import default_workflows
+
+    services = build_services(settings, default_workflows())
+    try:
+        assert services.ops is not None
+        return await ops_cli.dlq(services.ops.dead_letters, action, dead_letter_id, as_json=as_json)
+    finally:
+        await services.http.aclose()
+        await services.engine.dispose()
 
 
 async def _runs_control(settings: Settings, action: str, run_id: str) -> int:

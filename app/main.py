@@ -28,6 +28,7 @@ from app.devqstash import DevQStash
 from app.devqstash.router import build_router
 from app.errors import HTTPFacingError
 from app.logging import configure_logging, install_run_id_factory
+from app.ops.deadletters import WebhookDeadLetters
 from app.ops.state import OpsState, build_ops
 from app.ops.usage import Quota
 from app.runtime.cron import router as cron_router
@@ -95,6 +96,7 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
         deps=deps,
         hooks=ops.hooks,
     )
+    ops.dead_letters.add(WebhookDeadLetters(sessions, runtime))  # replays start webhook-delivery runs
     devqstash = None
     if settings.embedded_qstash:
         devqstash = DevQStash(

@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-import httpx
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,9 +21,8 @@ from app.config import Settings
 from app.db import create_engine, session_factory, utcnow
 from app.errors import HTTPFacingError
 from app.ops import service
-from app.ops.deadletters import DeadLetters, QStashDeadLetters
+from app.ops.deadletters import DeadLetters
 from app.ops.usage import Quota
-from app.runtime.transport import QStashClient
 
 
 @asynccontextmanager
@@ -161,21 +159,18 @@ async def usage(settings: Settings, *, days: int, as_json: bool) -> int:
     return 0
 
 
-async def dlq(settings: Settings, action: str, dead_letter_id: str | None, *, as_json: bool) -> int:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0)) as http:
-        letters = DeadLetters(
-            [QStashDeadLetters(QStashClient(settings.qstash_base_url, settings.qstash_token.get_secret_value(), http))]
-        )
-        try:
-            if action == "replay":
-                assert dead_letter_id is not None
-                message_id = await letters.replay(dead_letter_id)
-                print(f"replayed {dead_letter_id} as message {message_id}")
-                return 0
-            page = await letters.list(count=100)
-        except HTTPFacingError as exc:
-            print(exc.detail, file=sys.stderr)
-            return 1
+async def dlq(letters: DeadLetters, action: str, dead_letter_id: str | None, *, as_json: bool) -> int:
+    """QStash's DLQ and the webhook deliveries' dead letters (`app.cli` builds `letters`)."""
+    try:
+        if action == "replay":
+            assert dead_letter_id is not None
+            replayed = await letters.replay(dead_letter_id)
+            print(f"replayed {dead_letter_id} as {replayed}")
+            return 0
+        page = await letters.list(count=100)
+    except HTTPFacingError as exc:
+        print(exc.detail, file=sys.stderr)
+        return 1
     if as_json:
         _print_json({"items": [vars_of(d) for d in page.items]})
     elif not page.items:

@@ -3,8 +3,9 @@
 A `DeadLetterSource` lists its dead letters and replays one. An ops ID is `<source>:<id>`
 (`qstash:1733212800000-000000001`), so one route replays from any source. Today's source is
 QStash's DLQ, through its REST API (`QStashClient`), which is the embedded server's
-(`app/devqstash/dlq.py`) in development and Upstash's in production. Webhook deliveries'
-dead letters can be added as a second source (`name = "webhook"`).
+(`app/devqstash/dlq.py`) in development and Upstash's in production; the second is webhook
+deliveries that gave up on their hospital (`webhook:<delivery id>`, `app.providers.deliveries`),
+whose replay starts a new attempt series with the same `webhook-id`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.errors import BadRequest, NotFound
 from app.ops.errors import UpstreamUnavailable
+from app.providers import deliveries
+from app.runtime.runtime import Runtime
 from app.runtime.transport import QStashClient, TransportError
 
 
@@ -90,11 +95,52 @@ class QStashDeadLetters:
         )
 
 
+class WebhookDeadLetters:
+    """Webhook deliveries dead-lettered by the webhook-delivery workflow (`provider_webhooks`)."""
+
+    name = "webhook"
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], runtime: Runtime) -> None:
+        self.sessions = sessions
+        self.runtime = runtime
+
+    async def list(self, *, cursor: str | None, count: int) -> DeadLetterPage:
+        try:
+            before = datetime.fromisoformat(cursor) if cursor else None
+        except ValueError as exc:
+            raise BadRequest(f"cursor {cursor!r} is not one this list returned") from exc
+        async with self.sessions() as session:
+            rows = await deliveries.list_dead_letters(session, before=before, limit=count)
+        items = [
+            DeadLetter(
+                id=f"{self.name}:{row.id}",
+                source=self.name,
+                url=f"provider:{row.provider_id}",
+                workflow_run_id=row.workflow_run_id,
+                response_status=row.last_status,
+                error=row.reason or row.last_error,
+                body=None,  # the packet holds patient data: it is never shown here
+                created_at=row.finished_at,
+            )
+            for row in rows
+        ]
+        last = rows[-1].finished_at if len(rows) == count else None
+        return DeadLetterPage(items, last.isoformat() if last else None)
+
+    async def replay(self, source_id: str) -> str:
+        async with self.sessions() as session:
+            replayed = await deliveries.replay_dead_letter(session, runtime=self.runtime, delivery_id=source_id)
+        return str(replayed["workflow_run_id"])
+
+
 class DeadLetters:
     """All sources; `list` merges their first pages, `replay` routes by the ID's source prefix."""
 
     def __init__(self, sources: list[DeadLetterSource]) -> None:
         self.sources = {source.name: source for source in sources}
+
+    def add(self, source: DeadLetterSource) -> None:
+        self.sources[source.name] = source
 
     async def list(self, *, source: str | None = None, cursor: str | None = None, count: int = 50) -> DeadLetterPage:
         if source is not None and source not in self.sources:

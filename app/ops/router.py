@@ -111,7 +111,7 @@ async def list_dead_letters(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> DeadLetterList:
-    """Dead letters of every source (QStash's DLQ), newest first."""
+    """Dead letters of every source (QStash's DLQ, webhook deliveries), newest first."""
     page = await ops.dead_letters.list(source=source, cursor=cursor, count=limit)
     items = [DeadLetterRead.model_validate(letter, from_attributes=True) for letter in page.items]
     return DeadLetterList(items=items, next_cursor=page.cursor)
@@ -119,7 +119,7 @@ async def list_dead_letters(
 
 @router.post("/dlq/{dead_letter_id}/replay", responses=UPSTREAM)
 async def replay_dead_letter(ops: OpsStateDep, dead_letter_id: str) -> ReplayRead:
-    """Send a dead letter again (`<source>:<id>`, as listed)."""
+    """Send a dead letter again (`<source>:<id>`, as listed); a webhook delivery keeps its webhook-id."""
     message_id = await ops.dead_letters.replay(dead_letter_id)
     return ReplayRead(id=dead_letter_id, message_id=message_id)
 

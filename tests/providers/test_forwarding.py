@@ -102,7 +102,12 @@ async def test_five_receivers_and_one_without_consent_end_as_they_should(databas
             dead = await deliveries.list_dead_letters(session)
         assert {d.provider_id for d in dead} == {ids["bad"], ids["down"], ids["slow"]}
         hooks["bad"].status_for = always(200)
-        replay = (await client.post(f"/deliveries/{outcome['bad']['delivery_id']}/replay", headers=api.ops)).json()
+        listed = (await client.get("/ops/dlq", params={"source": "webhook"}, headers=api.ops)).json()["items"]
+        assert {letter["id"] for letter in listed} == {f"webhook:{d.id}" for d in dead}
+        assert all(letter["body"] is None for letter in listed)  # no patient data on the ops page
+        bad_letter = f"webhook:{outcome['bad']['delivery_id']}"
+        replayed = (await client.post(f"/ops/dlq/{bad_letter}/replay", headers=api.ops)).json()
+        replay = {"workflow_run_id": replayed["message_id"]}
         again = await client.post(f"/deliveries/{outcome['ok']['delivery_id']}/replay", headers=api.ops)
         assert again.status_code == 409 and "dead-lettered" in again.json()["detail"]
         await svc.wait(replay["workflow_run_id"])
