@@ -125,6 +125,7 @@ class Driver:
         # every other write and every hand-back writes them first (`flush`).
         self.pending: list[Completed] = []
         self.writing = asyncio.Lock()  # a step starts only once every earlier result is written
+        self.flushing: set[asyncio.Task[None]] = set()  # `_flush_soon` tasks (kept referenced)
 
     # -- the run --------------------------------------------------------------------------
 
@@ -259,6 +260,8 @@ class Driver:
         except Exception as exc:
             if self.stopped is None:
                 self.stopped = exc
+            if self.changed is not None and not self.changed.done():
+                self.changed.set_result(None)
         else:
             if not outcome.done():
                 outcome.set_result(result)
@@ -375,8 +378,8 @@ class Driver:
         self.pending.append(done)
         if len(self.pending) == 1:
             task = asyncio.ensure_future(self._flush_soon())
-            self.running.add(task)
-            task.add_done_callback(self._operation_done)
+            self.flushing.add(task)
+            task.add_done_callback(self.flushing.discard)
 
     async def _flush_soon(self) -> None:
         # A sequential workflow calls its next step within a few turns of the event loop;
@@ -391,6 +394,8 @@ class Driver:
         except Exception as exc:
             if self.stopped is None:
                 self.stopped = exc
+            if self.changed is not None and not self.changed.done():
+                self.changed.set_result(None)
 
     # -- run steps ------------------------------------------------------------------------
 
