@@ -60,13 +60,15 @@ class CoordinationStore(RunBase):
                 session.add(child)
                 await session.flush()
                 add_labels(session, child_id, child.labels)
-                self._event(session, child, "workflow.started", {"workflow": workflow, "parent_run_id": run_id})
+                await self._event(session, child, "workflow.started", {"workflow": workflow, "parent_run_id": run_id})
                 wake = await outbox.add(session, RunRef(child_id, workflow, 0), "start", now=self.clock())
             status = StepStatus.WAITING if wait else StepStatus.COMPLETED
             result = None if wait else {"run_id": child_id}
             self._add_step(session, run_id, position, name, StepKind.INVOKE, status, result=result)
             event_type = "workflow.waiting" if wait else "step.completed"
-            self._event(session, parent, event_type, {"step": name, "position": position, "child_run_id": child_id})
+            await self._event(
+                session, parent, event_type, {"step": name, "position": position, "child_run_id": child_id}
+            )
             return child, wake
 
     async def _resolve_parent(self, session: AsyncSession, run: WorkflowRun) -> Wake | None:
@@ -88,7 +90,7 @@ class CoordinationStore(RunBase):
             return None
         parent = await session.get(WorkflowRun, run.parent_run_id)
         assert parent is not None
-        self._event(
+        await self._event(
             session,
             parent,
             "step.failed" if failed else "step.completed",
@@ -122,9 +124,9 @@ class CoordinationStore(RunBase):
                 else:  # its sending step may be retried: keep it as an expired marker
                     kept.expires_at = self.clock()
                 self._add_step(session, run_id, position, name, StepKind.WAIT, StepStatus.COMPLETED, result=result)
-                self._event(session, run, "step.completed", {**base, "timed_out": False})
+                await self._event(session, run, "step.completed", {**base, "timed_out": False})
                 return result
-            run.status = RunStatus.WAITING
+            await session.execute(update(WorkflowRun).where(WorkflowRun.id == run_id).values(status=RunStatus.WAITING))
             self._add_step(session, run_id, position, name, StepKind.WAIT, StepStatus.WAITING, wake_at=deadline)
             session.add(
                 WorkflowWaiter(
@@ -136,7 +138,7 @@ class CoordinationStore(RunBase):
                     created_at=self.clock(),
                 )
             )
-            self._event(session, run, "workflow.waiting", {**base, "until": deadline.isoformat()})
+            await self._event(session, run, "workflow.waiting", {**base, "until": deadline.isoformat()})
             return None
 
     async def time_out_wait(self, run_id: str, owner: str, *, position: int) -> bool:
@@ -151,7 +153,9 @@ class CoordinationStore(RunBase):
             await session.execute(
                 delete(WorkflowWaiter).where(WorkflowWaiter.run_id == run_id, WorkflowWaiter.position == position)
             )
-            self._event(session, run, "step.completed", {"step": step.name, "position": position, "timed_out": True})
+            await self._event(
+                session, run, "step.completed", {"step": step.name, "position": position, "timed_out": True}
+            )
             return True
 
     async def notify(
@@ -188,7 +192,7 @@ class CoordinationStore(RunBase):
                     continue
                 run = await session.get(WorkflowRun, waiter.run_id)
                 assert run is not None
-                self._event(
+                await self._event(
                     session,
                     run,
                     "step.completed",
@@ -238,7 +242,7 @@ class CoordinationStore(RunBase):
                 if run is None:
                     continue
                 await session.execute(delete(WorkflowWaiter).where(WorkflowWaiter.run_id == current))
-                self._event(session, run, "workflow.cancelled", {})
+                await self._event(session, run, "workflow.cancelled", {})
                 cancelled.append(RunRef(run.id, run.workflow, 0))
                 children = await session.scalars(
                     select(WorkflowRun.id).where(
@@ -278,7 +282,7 @@ class CoordinationStore(RunBase):
         run.status, run.error, run.finished_at = RunStatus.PENDING, None, None
         run.lease_owner = run.lease_expires_at = None
         run.resumes += 1
-        self._event(session, run, "workflow.resumed", {"reopened_positions": sorted(reopened)})
+        await self._event(session, run, "workflow.resumed", {"reopened_positions": sorted(reopened)})
         wakes.append(await outbox.add(session, RunRef(run.id, run.workflow, 0), key, now=self.clock()))
         return wakes
 
@@ -355,5 +359,5 @@ class CoordinationStore(RunBase):
             run = result.scalar_one_or_none()
             if run is None:
                 return False
-            self._event(session, run, "workflow.stuck", {"status": run.status})
+            await self._event(session, run, "workflow.stuck", {"status": run.status})
             return True

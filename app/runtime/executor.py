@@ -27,6 +27,7 @@ Invariants (DESIGN 3.2); each has a test in tests/runtime/:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -54,7 +55,7 @@ from app.runtime.errors import (
 from app.runtime.hooks import RuntimeHooks, StepAttempt, call_hook
 from app.runtime.models import ON_FAILURE_POSITION, RunStatus, StepKind, StepStatus, WorkflowRun, WorkflowStep
 from app.runtime.outbox import Wake
-from app.runtime.records import Clock, failed_step
+from app.runtime.records import Clock, Completed, failed_step
 from app.runtime.registry import Workflow
 from app.runtime.store import RunStore
 from app.runtime.waits import Publisher, Waits
@@ -64,6 +65,8 @@ log = logging.getLogger(__name__)
 # Turns of the event loop the workflow gets to react to its last resolved operation before a
 # delivery with only parked operations left is ended (nested gathers take a few turns each).
 QUIESCENCE_TURNS = 50
+# Turns of the event loop a finished step's result waits for the next step's start to carry it.
+FLUSH_AFTER_TURNS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,7 @@ class Driver:
         *,
         run: WorkflowRun,
         workflow: Workflow,
+        steps: dict[int, WorkflowStep] | None = None,
         store: RunStore,
         publisher: Publisher,
         config: RuntimeConfig,
@@ -101,7 +105,8 @@ class Driver:
         self.run = run
         self.hooks = hooks or RuntimeHooks()
         self.workflow = workflow
-        self.steps: dict[int, WorkflowStep] = {}  # loaded by drive()
+        self.history = steps  # the recorded steps, if the lease was taken with them
+        self.steps: dict[int, WorkflowStep] = {}  # set by drive()
         self.store = store
         self.publisher = publisher
         self.config = config
@@ -118,6 +123,13 @@ class Driver:
         self.closing = False  # the delivery decided to end; new operations park at once
         self.parked = 0  # ctx operations whose outcome is not known in this delivery
         self.stopped: BaseException | None = None  # why this delivery must stop (not the run's fault)
+        # Results of steps that ran here, not yet written: they go with the delivery's next
+        # write (the next step's start, the run's end), or on their own a few turns of the
+        # event loop later if nothing else writes. Never published or built upon unwritten:
+        # every other write and every hand-back writes them first (`flush`).
+        self.pending: list[Completed] = []
+        self.writing = asyncio.Lock()  # a step starts only once every earlier result is written
+        self.flushing: set[asyncio.Task[None]] = set()  # `_flush_soon` tasks (kept referenced)
 
     # -- the run --------------------------------------------------------------------------
 
@@ -128,7 +140,16 @@ class Driver:
         infrastructure error (database, QStash) unchanged: those are never the run's fault, so
         the delivery ends without touching the run and QStash delivers it again.
         """
-        self.steps = await self.store.load_steps(self.run.id)
+        try:
+            await self._drive()
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep what ran, if the database still lets us
+                await self.flush()
+            raise
+        await self.flush()
+
+    async def _drive(self) -> None:
+        self.steps = self.history if self.history is not None else await self.store.load_steps(self.run.id)
         if self.run.status == RunStatus.FAILING:
             failure = Failure(**self.run.failure) if self.run.failure else Failure("Error", self.run.error or "failed")
             await self._run_on_failure(self.run.error or "failed", failure)
@@ -156,7 +177,9 @@ class Driver:
         except WorkflowError as exc:
             await self._fail(exc)
             return
-        parent = await self.store.complete_run(self.run.id, self.owner, json.loads(encoded))
+        async with self.writing:
+            completed, self.pending = self.pending, []
+            parent = await self.store.complete_run(self.run.id, self.owner, json.loads(encoded), completed=completed)
         log.info("workflow %s completed", self.workflow.name)
         await self._wake_parent(parent)
 
@@ -241,6 +264,8 @@ class Driver:
         except Exception as exc:
             if self.stopped is None:
                 self.stopped = exc
+            if self.changed is not None and not self.changed.done():
+                self.changed.set_result(None)
         else:
             if not outcome.done():
                 outcome.set_result(result)
@@ -263,6 +288,7 @@ class Driver:
         reason = exc.message if isinstance(exc, WorkflowError) else f"{type(exc).__name__}: {exc}"
         failure = exc.failure if isinstance(exc, StepFailedError) else Failure.of(exc)
         log.warning("workflow %s failed: %s", self.workflow.name, reason)
+        await self.flush()
         if self.workflow.on_failure is None:
             await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason, failure))
             return
@@ -283,10 +309,12 @@ class Driver:
             await self._settle()
             return
         except StepFailedError as exc:
+            await self.flush()
             await self._wake_parent(
                 await self.store.fail_run(self.run.id, self.owner, reason, failure, on_failure_error=exc.error)
             )
             return
+        await self.flush()
         await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason, failure))
 
     # -- replay ---------------------------------------------------------------------------
@@ -312,6 +340,7 @@ class Driver:
         return inline and elapsed_ms < self.config.inline_budget_ms
 
     async def hand_back(self, position: int, key: str, not_before: datetime | None = None) -> None:
+        await self.flush()
         await self.publisher.publish_continue(self.run, position, key, not_before)
         raise Suspend
 
@@ -321,17 +350,56 @@ class Driver:
 
     # -- steps that hand the run back (waits.py) ------------------------------------------
 
-    def sleep_step(self, position: int, name: str, *, seconds: float | None, until: datetime | None) -> Any:
-        return self.waits.sleep_step(position, name, seconds=seconds, until=until)
+    async def sleep_step(self, position: int, name: str, *, seconds: float | None, until: datetime | None) -> Any:
+        await self.flush()
+        return await self.waits.sleep_step(position, name, seconds=seconds, until=until)
 
-    def call_step(self, position: int, name: str, spec: CallSpec) -> Any:
-        return self.waits.call_step(position, name, spec)
+    async def call_step(self, position: int, name: str, spec: CallSpec) -> Any:
+        await self.flush()
+        return await self.waits.call_step(position, name, spec)
 
-    def wait_step(self, position: int, name: str, event_id: str, timeout: float) -> Any:
-        return self.waits.wait_step(position, name, event_id, timeout)
+    async def wait_step(self, position: int, name: str, event_id: str, timeout: float) -> Any:
+        await self.flush()
+        return await self.waits.wait_step(position, name, event_id, timeout)
 
-    def invoke_step(self, position: int, name: str, workflow: str, payload: Any, wait: bool) -> Any:
-        return self.waits.invoke_step(position, name, workflow, payload, wait)
+    async def invoke_step(self, position: int, name: str, workflow: str, payload: Any, wait: bool) -> Any:
+        await self.flush()
+        return await self.waits.invoke_step(position, name, workflow, payload, wait)
+
+    # -- writing step results -------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Write the results of steps that ran here and are not written yet."""
+        if not self.pending:
+            return
+        async with self.writing:
+            completed, self.pending = self.pending, []
+            if completed:
+                await self.store.complete_steps(self.run.id, self.owner, completed)
+
+    def _complete_later(self, done: Completed) -> None:
+        """Keep a step's result for the next write; write it on its own if none comes soon."""
+        self.pending.append(done)
+        if len(self.pending) == 1:
+            task = asyncio.ensure_future(self._flush_soon())
+            self.flushing.add(task)
+            task.add_done_callback(self.flushing.discard)
+
+    async def _flush_soon(self) -> None:
+        # A sequential workflow calls its next step within a few turns of the event loop;
+        # anything slower (a long parallel step, workflow code that awaits something else)
+        # must not hold a finished step's result and its event back.
+        for _ in range(FLUSH_AFTER_TURNS):
+            await asyncio.sleep(0)
+            if not self.pending:
+                return
+        try:
+            await self.flush()
+        except Exception as exc:
+            if self.stopped is None:
+                self.stopped = exc
+            if self.changed is not None and not self.changed.done():
+                self.changed.set_result(None)
 
     # -- run steps ------------------------------------------------------------------------
 
@@ -346,6 +414,7 @@ class Driver:
         if step is not None and step.status == StepStatus.RUNNING and attempts > retries:
             error = f"attempt {attempts} never finished (the process crashed or lost the run's lease)"
             failure = Failure("AttemptLost", error, name, attempts)
+            await self.flush()
             await self.store.fail_step(self.run.id, self.owner, position=position, failure=failure)
             raise StepFailedError(failure, run_id=self.run.id)
         if step is not None and step.status == StepStatus.RETRY_SCHEDULED:
@@ -379,9 +448,11 @@ class Driver:
 
     async def _attempt(self, position: int, name: str, kind: StepKind, spec: RunSpec, attempt: int) -> Any:
         retries = self.config.default_retries if spec.retries is None else spec.retries
-        await self.store.start_attempt(
-            self.run.id, self.owner, position=position, name=name, kind=kind, attempt=attempt
-        )
+        async with self.writing:  # with the results of the steps before it
+            completed, self.pending = self.pending, []
+            await self.store.start_attempt(
+                self.run.id, self.owner, position=position, name=name, kind=kind, attempt=attempt, completed=completed
+            )
         self.executed += 1
         began = time.monotonic()
         token = current_step_key.set(f"{self.run.id}:{position}")
@@ -390,6 +461,7 @@ class Driver:
         except Exception as exc:
             failure = Failure.of(exc, step=name, attempt=attempt)
             log.warning("step %s attempt %d failed: %s", name, attempt, failure.error)
+            await self.flush()
             if isinstance(exc, NonRetryableError) or attempt > retries:
                 await self.store.fail_step(self.run.id, self.owner, position=position, failure=failure)
                 raise StepFailedError(failure, run_id=self.run.id) from exc
@@ -402,14 +474,7 @@ class Driver:
             current_step_key.reset(token)
         duration_ms = round((time.monotonic() - began) * 1000, 3)
         result = json.loads(encoded)
-        await self.store.complete_step(
-            self.run.id,
-            self.owner,
-            position=position,
-            result=result,
-            event={"attempt": attempt, "duration_ms": duration_ms},
-            attempt=attempt,
-        )
+        self._complete_later(Completed(position, result, {"attempt": attempt, "duration_ms": duration_ms}, attempt))
         return result
 
     async def _invoke(self, spec: RunSpec) -> Any:

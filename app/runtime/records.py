@@ -6,11 +6,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Row, case, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import utcnow
@@ -29,34 +31,105 @@ from app.runtime.models import (
 
 Clock = Callable[[], datetime]
 
+# The hot path writes through the tables (SQLAlchemy Core): one statement per change, no ORM
+# unit of work or identity map. The rows it returns are read-only `Row`s with the same names.
+RUNS = WorkflowRun.__table__
+STEPS = WorkflowStep.__table__
+EVENTS = Event.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """A step's result, written with the delivery's next write (`RunStore.start_attempt`...)."""
+
+    position: int
+    result: Any
+    event: dict[str, Any]
+    attempt: int | None = None
+
 
 class RunBase:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, clock: Clock = utcnow) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        clock: Clock = utcnow,
+        lease_ttl_s: float | None = None,
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.lease_ttl_s = lease_ttl_s  # when set, every fenced write also extends the lease
 
-    async def _fence(self, session: AsyncSession, run_id: str, owner: str, **values: Any) -> WorkflowRun:
+    async def _fence(self, session: AsyncSession, run_id: str, owner: str, **values: Any) -> Row[Any]:
+        """Touch the run row `WHERE lease_owner = owner` (and extend the lease); the run as a Row."""
         if "status" in values and values["status"] not in TERMINAL_RUN_STATUSES:
             # A failing run stays failing while its on_failure handler runs, sleeps or retries.
-            failing = WorkflowRun.status == RunStatus.FAILING
+            failing = RUNS.c.status == RunStatus.FAILING
             values["status"] = case((failing, RunStatus.FAILING.value), else_=str(values["status"]))
+        now = self.clock()
+        if self.lease_ttl_s is not None:
+            values.setdefault("lease_expires_at", now + timedelta(seconds=self.lease_ttl_s))
         result = await session.execute(
-            update(WorkflowRun)
-            .where(
-                WorkflowRun.id == run_id,
-                WorkflowRun.lease_owner == owner,
-                WorkflowRun.status != RunStatus.CANCELLED,
-            )
-            .values(updated_at=self.clock(), **values)
-            .returning(WorkflowRun)
+            update(RUNS)
+            .where(RUNS.c.id == run_id, RUNS.c.lease_owner == owner, RUNS.c.status != RunStatus.CANCELLED)
+            .values(updated_at=now, **values)
+            .returning(*RUNS.c)
         )
-        run = result.scalar_one_or_none()
+        run = result.first()
         if run is not None:
             return run
-        status = await session.scalar(select(WorkflowRun.status).where(WorkflowRun.id == run_id))
+        status = await session.scalar(select(RUNS.c.status).where(RUNS.c.id == run_id))
         if status == RunStatus.CANCELLED:
             raise RunCancelledError("the run was cancelled", run_id=run_id)
         raise LeaseLostError("another delivery holds this run's lease", run_id=run_id)
+
+    async def _start_step(
+        self, session: AsyncSession, run_id: str, position: int, name: str, kind: StepKind, attempt: int
+    ) -> None:
+        """Insert the step as running, or mark its next attempt running (one upsert)."""
+        dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(STEPS).values(
+            run_id=run_id,
+            position=position,
+            name=name,
+            kind=kind,
+            status=StepStatus.RUNNING,
+            attempts=attempt,
+            started_at=self.clock(),
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[STEPS.c.run_id, STEPS.c.position],
+                set_={"status": StepStatus.RUNNING, "attempts": attempt, "wake_at": None},
+            )
+        )
+
+    async def _complete_steps(self, session: AsyncSession, run: Row[Any], completed: Sequence[Completed]) -> None:
+        """Record each step's result and its `step.completed` event (one UPDATE ... RETURNING each).
+
+        With an `attempt`, only if that attempt is still the step's current one.
+        """
+        for done in completed:
+            conditions = [STEPS.c.run_id == run.id, STEPS.c.position == done.position]
+            if done.attempt is not None:
+                conditions += [STEPS.c.status == StepStatus.RUNNING, STEPS.c.attempts == done.attempt]
+            result = await session.execute(
+                update(STEPS)
+                .where(*conditions)
+                .values(status=StepStatus.COMPLETED, result=done.result, finished_at=self.clock(), error=None)
+                .returning(STEPS.c.name)
+            )
+            name = result.scalar_one_or_none()
+            if name is None:
+                name = await session.scalar(
+                    select(STEPS.c.name).where(STEPS.c.run_id == run.id, STEPS.c.position == done.position)
+                )
+                if name is None:
+                    raise LookupError(f"[{run.id}] step at position {done.position} is not recorded")
+                raise LeaseLostError(
+                    f"attempt {done.attempt} of step {name!r} is stale; its result is dropped", run_id=run.id
+                )
+            await self._event(session, run, "step.completed", {"step": name, "position": done.position, **done.event})
 
     # -- helpers ------------------------------------------------------------------------
     def _new_run(self, run_id: str, workflow: str, payload: Any, *, labels: dict[str, str]) -> WorkflowRun:
@@ -135,9 +208,10 @@ class RunBase:
             raise LookupError(f"[{run_id}] step at position {position} is not recorded")
         return step
 
-    def _event(self, session: AsyncSession, run: WorkflowRun, type_: str, payload: dict[str, Any]) -> None:
-        session.add(
-            Event(
+    async def _event(self, session: AsyncSession, run: Any, type_: str, payload: dict[str, Any]) -> None:
+        """Append an event row for `run` (a `WorkflowRun` or a fenced `Row`): one Core INSERT."""
+        await session.execute(
+            insert(EVENTS).values(
                 workflow_id=run.id,
                 **{name: (run.labels or {}).get(name) for name in EVENT_LABELS},
                 type=type_,

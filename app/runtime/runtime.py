@@ -37,7 +37,7 @@ from app.runtime.errors import LeaseLostError, RunCancelledError, WorkflowError
 from app.runtime.executor import Driver, RuntimeConfig, check_size
 from app.runtime.hooks import RuntimeHooks
 from app.runtime.ids import new_run_id
-from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun
+from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun, WorkflowStep
 from app.runtime.outbox import Outbox, RunRef, Wake, deduplication_id
 from app.runtime.records import Clock
 from app.runtime.registry import Workflow, WorkflowRegistry
@@ -102,7 +102,7 @@ class Runtime:
         hooks: RuntimeHooks | None = None,
     ) -> None:
         self.hooks = hooks or RuntimeHooks()  # observers (metrics, usage): hooks.py
-        self.store = RunStore(sessions, clock=clock)
+        self.store = RunStore(sessions, clock=clock, lease_ttl_s=config.lease_ttl_s)
         self.outbox = Outbox(sessions, self.publish_ref)
         self.registry = WorkflowRegistry(workflows)
         self.transport = transport
@@ -297,9 +297,10 @@ class Runtime:
 
     async def drive(self, run_id: str, workflow: str) -> Answer:
         owner = f"{self.instance}-{secrets.token_hex(4)}"
-        run = await self._acquire(run_id, owner)
-        if not isinstance(run, WorkflowRun):
-            return run
+        leased = await self._acquire(run_id, owner)
+        if isinstance(leased, Answer):
+            return leased
+        run, history = leased
         token, labels_token = workflow_id_var.set(run_id), run_labels_var.set(run.labels)
         released = False
         try:
@@ -307,8 +308,8 @@ class Runtime:
                 raise BadRequest(f"run {run_id} belongs to workflow {run.workflow!r}, not {workflow!r}")
             async with self._heartbeat(run_id, owner):
                 while run is not None:  # again while deliveries rang meanwhile
-                    await self._driver(run, owner).drive()
-                    run = await self.store.release_or_answer(run_id, owner)
+                    await self._driver(run, owner, history).drive()
+                    run, history = await self.store.release_or_answer(run_id, owner), None
             released = True  # release_or_answer gave the lease back: no second UPDATE
             return DONE
         except LeaseLostError:
@@ -334,10 +335,11 @@ class Runtime:
         except Exception as exc:  # the lease lapses by itself after lease_ttl_s
             log.warning("could not release the lease of %s: %s", run_id, exc)
 
-    def _driver(self, run: WorkflowRun, owner: str) -> Driver:
+    def _driver(self, run: WorkflowRun, owner: str, history: dict[int, WorkflowStep] | None = None) -> Driver:
         return Driver(
             run=run,
             workflow=self.registry.get(run.workflow),
+            steps=history,
             store=self.store,
             publisher=self,
             config=self.config,
@@ -347,8 +349,8 @@ class Runtime:
             hooks=self.hooks,
         )
 
-    async def _acquire(self, run_id: str, owner: str) -> WorkflowRun | Answer:
-        """The leased run, or why not: IGNORED (finished or unknown), QUEUED or BUSY.
+    async def _acquire(self, run_id: str, owner: str) -> tuple[WorkflowRun, dict[int, WorkflowStep]] | Answer:
+        """The leased run and its recorded steps, or why not: IGNORED (finished or unknown), QUEUED or BUSY.
 
         When another delivery holds the lease, this one rings its doorbell (`store.ring`): the
         holder drives the run once more before it lets go, so this delivery is acknowledged
@@ -358,9 +360,9 @@ class Runtime:
         deadline = asyncio.get_running_loop().time() + self.config.lease_wait_s
         delay = 0.02
         while True:
-            run = await self.store.acquire_lease(run_id, owner, self.config.lease_ttl_s)
-            if run is not None:
-                return run
+            leased = await self.store.acquire_with_history(run_id, owner, self.config.lease_ttl_s)
+            if leased is not None:
+                return leased
             current = await self.store.get_run(run_id)
             if current is None or current.status in TERMINAL_RUN_STATUSES:
                 state = current.status if current else "no such run"

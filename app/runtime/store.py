@@ -12,6 +12,7 @@ holds the row lock until commit, which serialises the run's writes across proces
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import transaction
 from app.runtime import outbox
 from app.runtime.coordination import CoordinationStore
-from app.runtime.errors import Failure, LeaseLostError
+from app.runtime.errors import Failure
 from app.runtime.models import (
     TERMINAL_RUN_STATUSES,
     Event,
@@ -34,7 +35,7 @@ from app.runtime.models import (
     WorkflowStep,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import add_labels
+from app.runtime.records import RUNS, STEPS, Completed, add_labels
 
 
 class RunStore(CoordinationStore):
@@ -107,14 +108,14 @@ class RunStore(CoordinationStore):
         session.add(run)
         await session.flush()
         add_labels(session, run_id, labels)
-        self._event(session, run, "workflow.started", {"workflow": workflow, **(event or {})})
+        await self._event(session, run, "workflow.started", {"workflow": workflow, **(event or {})})
         return run, await outbox.add(session, RunRef(run_id, workflow, 0), "start", now=self.clock())
 
     async def _event_once(self, session: AsyncSession, run: WorkflowRun, type_: str, payload: dict[str, Any]) -> None:
         """Record `type_` on the run unless an event of that type with this payload exists."""
         recorded = await session.scalars(select(Event.payload).where(Event.workflow_id == run.id, Event.type == type_))
         if payload not in list(recorded):
-            self._event(session, run, type_, payload)
+            await self._event(session, run, type_, payload)
 
     async def runs_labelled(self, key: str, value: str, *, limit: int = 100) -> list[WorkflowRun]:
         """The runs carrying label `key=value`, newest first (an indexed look-up)."""
@@ -134,26 +135,39 @@ class RunStore(CoordinationStore):
 
     async def load_steps(self, run_id: str) -> dict[int, WorkflowStep]:
         async with self.sessions() as session:
-            rows = await session.scalars(select(WorkflowStep).where(WorkflowStep.run_id == run_id))
-            return {step.position: step for step in rows}
+            return await self._load_steps(session, run_id)
+
+    async def _load_steps(self, session: AsyncSession, run_id: str) -> dict[int, WorkflowStep]:
+        rows = await session.execute(select(*STEPS.c).where(STEPS.c.run_id == run_id))
+        return {row.position: row for row in rows}  # read-only rows, named like WorkflowStep
 
     # -- the per-run lease ----------------------------------------------------------------
 
     async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> WorkflowRun | None:
         """Take the run's lease if it is free (or lapsed) and the run unfinished; returns the run."""
+        leased = await self.acquire_with_history(run_id, owner, ttl_s, history=False)
+        return None if leased is None else leased[0]
+
+    async def acquire_with_history(
+        self, run_id: str, owner: str, ttl_s: float, *, history: bool = True
+    ) -> tuple[WorkflowRun, dict[int, WorkflowStep]] | None:
+        """`acquire_lease` and, when it succeeds, the run's recorded steps, in one transaction."""
         now = self.clock()
         async with transaction(self.sessions) as session:
             result = await session.execute(
-                update(WorkflowRun)
+                update(RUNS)
                 .where(
-                    WorkflowRun.id == run_id,
-                    WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
-                    or_(WorkflowRun.lease_owner.is_(None), WorkflowRun.lease_expires_at < now),
+                    RUNS.c.id == run_id,
+                    RUNS.c.status.not_in(TERMINAL_RUN_STATUSES),
+                    or_(RUNS.c.lease_owner.is_(None), RUNS.c.lease_expires_at < now),
                 )
                 .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=ttl_s), wake_pending=False)
-                .returning(WorkflowRun)
+                .returning(*RUNS.c)
             )
-            return result.scalar_one_or_none()
+            row = result.first()
+            if row is None:
+                return None
+            return WorkflowRun(**row._mapping), await self._load_steps(session, run_id) if history else {}
 
     async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
         async with transaction(self.sessions) as session:
@@ -221,13 +235,19 @@ class RunStore(CoordinationStore):
 
     # -- run transitions (fenced) -------------------------------------------------------
 
-    async def complete_run(self, run_id: str, owner: str, result: Any) -> Wake | None:
-        """Finish the run; returns its parent's wake-up if a waiting parent step resolved."""
+    async def complete_run(
+        self, run_id: str, owner: str, result: Any, *, completed: Sequence[Completed] = ()
+    ) -> Wake | None:
+        """Finish the run (with its last steps' results, `completed`, in the same transaction).
+
+        Returns its parent's wake-up if a waiting parent step resolved.
+        """
         async with transaction(self.sessions) as session:
             run = await self._fence(
                 session, run_id, owner, status=RunStatus.COMPLETED, result=result, finished_at=self.clock()
             )
-            self._event(session, run, "workflow.completed", {})
+            await self._complete_steps(session, run, completed)
+            await self._event(session, run, "workflow.completed", {})
             return await self._resolve_parent(session, run)
 
     async def mark_failing(self, run_id: str, owner: str, error: str, failure: Failure) -> None:
@@ -239,37 +259,44 @@ class RunStore(CoordinationStore):
         async with transaction(self.sessions) as session:
             values = {"status": RunStatus.FAILED, "error": error, "failure": failure.as_dict()}
             run = await self._fence(session, run_id, owner, finished_at=self.clock(), **values)
-            self._event(session, run, "workflow.failed", {"error": error, **details})
+            await self._event(session, run, "workflow.failed", {"error": error, **details})
             return await self._resolve_parent(session, run)
 
     # -- step transitions (fenced) ------------------------------------------------------
 
     async def start_attempt(
-        self, run_id: str, owner: str, *, position: int, name: str, kind: str, attempt: int
+        self,
+        run_id: str,
+        owner: str,
+        *,
+        position: int,
+        name: str,
+        kind: str,
+        attempt: int,
+        completed: Sequence[Completed] = (),
     ) -> None:
-        """Record that an attempt began, so a crash in it still counts as an attempt."""
+        """Record that an attempt began, so a crash in it still counts as an attempt.
+
+        `completed`: results of this delivery's earlier steps, recorded in the same transaction
+        (an inline step costs one transaction: the previous result, its event, this start and
+        the lease extension).
+        """
         async with transaction(self.sessions) as session:
-            await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
-            step = await self._step(session, run_id, position)
-            if step is None:
-                self._add_step(session, run_id, position, name, StepKind(kind), StepStatus.RUNNING, attempts=attempt)
-            else:
-                step.status, step.attempts, step.wake_at = StepStatus.RUNNING, attempt, None
+            run = await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
+            await self._complete_steps(session, run, completed)
+            await self._start_step(session, run_id, position, name, StepKind(kind), attempt)
 
     async def complete_step(
         self, run_id: str, owner: str, *, position: int, result: Any, event: dict[str, Any], attempt: int | None = None
     ) -> None:
         """Record a step's result; with `attempt`, only if that attempt is still the step's current one."""
+        await self.complete_steps(run_id, owner, [Completed(position, result, event, attempt)])
+
+    async def complete_steps(self, run_id: str, owner: str, completed: Sequence[Completed]) -> None:
+        """Record several steps' results in one transaction (see `complete_step`)."""
         async with transaction(self.sessions) as session:
             run = await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
-            step = await self._require_step(session, run_id, position)
-            if attempt is not None and (step.status != StepStatus.RUNNING or step.attempts != attempt):
-                raise LeaseLostError(
-                    f"attempt {attempt} of step {step.name!r} is stale; its result is dropped", run_id=run_id
-                )
-            step.status, step.result, step.finished_at = StepStatus.COMPLETED, result, self.clock()
-            step.error = None
-            self._event(session, run, "step.completed", {"step": step.name, "position": position, **event})
+            await self._complete_steps(session, run, completed)
 
     async def schedule_retry(
         self, run_id: str, owner: str, *, position: int, failure: Failure, wake_at: datetime
@@ -281,8 +308,8 @@ class RunStore(CoordinationStore):
             step.status, step.error, step.wake_at = StepStatus.RETRY_SCHEDULED, error, wake_at
             step.error_type = failure.error_type
             base = {"step": step.name, "position": position, "attempt": attempt}
-            self._event(session, run, "step.failed", {**base, "error": error, "final": False})
-            self._event(session, run, "step.retry_scheduled", {**base, "next_attempt_at": wake_at.isoformat()})
+            await self._event(session, run, "step.failed", {**base, "error": error, "final": False})
+            await self._event(session, run, "step.retry_scheduled", {**base, "next_attempt_at": wake_at.isoformat()})
 
     async def fail_step(self, run_id: str, owner: str, *, position: int, failure: Failure) -> None:
         error, attempt = failure.error, failure.attempt
@@ -291,7 +318,7 @@ class RunStore(CoordinationStore):
             step = await self._require_step(session, run_id, position)
             step.status, step.error, step.finished_at = StepStatus.FAILED, error, self.clock()
             step.error_type = failure.error_type
-            self._event(
+            await self._event(
                 session,
                 run,
                 "step.failed",
@@ -316,7 +343,7 @@ class RunStore(CoordinationStore):
         async with transaction(self.sessions) as session:
             run = await self._fence(session, run_id, owner, status=run_status)
             self._add_step(session, run_id, position, name, StepKind(kind), status, wake_at=wake_at)
-            self._event(session, run, event_type, {"step": name, "position": position, **event})
+            await self._event(session, run, event_type, {"step": name, "position": position, **event})
 
     async def save_call_message(self, run_id: str, owner: str, *, position: int, message_id: str) -> None:
         """Remember the call's message, unless its answer already came back (it may be that fast)."""
@@ -346,7 +373,7 @@ class RunStore(CoordinationStore):
             assert run is not None
             payload = {"step": step.name, "position": position}
             if error is None:
-                self._event(session, run, "step.completed", {**payload, "status": result["status"]})
+                await self._event(session, run, "step.completed", {**payload, "status": result["status"]})
             else:
-                self._event(session, run, "step.failed", {**payload, "error": error, "final": True})
+                await self._event(session, run, "step.failed", {**payload, "error": error, "final": True})
             return True
