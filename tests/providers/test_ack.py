@@ -15,7 +15,7 @@ from tests.support.service import live_service
 
 
 async def test_an_acknowledged_delivery_is_recorded_and_a_missing_acknowledgement_escalates(database_url):
-    settings = {**SCENARIO, "webhook_ack_timeout_s": 2.0}
+    settings = {**SCENARIO, "webhook_ack_timeout_s": 6.0}  # long enough for a loaded machine to answer
     async with (
         receivers(acks=always(200), silent=always(200)) as hooks,
         live_service(database_url, None, **settings) as svc,
@@ -31,7 +31,7 @@ async def test_an_acknowledged_delivery_is_recorded_and_a_missing_acknowledgemen
         await consent(api, case["id"], token, list(ids.values()))
         accepted = await forward(api, case["id"], token, list(ids.values()))
 
-        await asyncio.wait_for(hooks["acks"].first_request.wait(), 15)
+        await asyncio.wait_for(hooks["acks"].first_request.wait(), 60)
         ack = hooks["acks"].seen[0].body["data"]["ack"]
         path = httpx.URL(ack["url"]).path
         forged = await client.post(path, json={"token": ack["token"][:-2] + "xx"})

@@ -33,7 +33,7 @@ async def test_consent_revoked_or_expired_while_a_delivery_waits_to_retry_stops_
 
         # Both got their first attempt (503) and wait 2 s to retry; meanwhile one consent is
         # revoked and the other's expiry passes (the row's end moved to the past: the clock moved on).
-        await asyncio.wait_for(asyncio.gather(*(hooks[n].first_request.wait() for n in ids)), 30)
+        await asyncio.wait_for(asyncio.gather(*(hooks[n].first_request.wait() for n in ids)), 60)
         revoked = await client.delete(f"/consents/{granted[0]['id']}", headers=api.auth(token))
         assert revoked.status_code == 200, revoked.text
         assert revoked.json()["status"] == "revoked" and revoked.json()["revoked_by"].startswith("patient:")

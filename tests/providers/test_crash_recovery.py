@@ -50,7 +50,7 @@ async def test_sigkill_while_deliveries_retry_every_delivery_still_ends_and_none
             _, case, token = await api.new_case("cabg")
             await consent(api, case["id"], token, list(ids.values()))
             accepted = await forward(api, case["id"], token, list(ids.values()))
-            await asyncio.wait_for(asyncio.gather(*(hooks[n].first_request.wait() for n in ("flaky", "down"))), 30)
+            await asyncio.wait_for(asyncio.gather(*(hooks[n].first_request.wait() for n in ("flaky", "down"))), 60)
             process.send_signal(signal.SIGKILL)  # the failing ones are between attempts now
             process.wait(timeout=10)
 
