@@ -11,7 +11,7 @@ app's declared schedules (`app.state.schedules`; 404 when unknown):
 - the run ID is `derived_run_id("schedule", name, <tick, ISO 8601 UTC>)`, so a duplicated
   delivery of a tick finds its run and starts nothing;
 - `RunStore.start_exclusive` (one transaction, serialised per schedule): if a run of this
-  schedule is unfinished the tick is skipped and a `schedule.skipped` event is recorded on that
+  schedule is unfinished the tick is skipped and a `job.skipped` event is recorded on that
   run; otherwise the run is created (`schedule_id=name`) with its `workflow.started` event and
   its start in the outbox. A tick therefore never starts a second concurrent run of the job.
 - after the commit, the run's start is published (deduplicated, so publishing again after a

@@ -71,7 +71,7 @@ class RunStore(CoordinationStore):
         Serialised per key (Postgres: an advisory lock; SQLite: `BEGIN IMMEDIATE`). Returns
         `(run, wake, None)` for a new run, `(existing, None, None)` if `run_id` exists, and
         `(None, None, unfinished run ID)` when another run holds the key: that run gets a
-        `schedule.skipped` event naming `run_id`, once. The key is kept as the run's
+        `job.skipped` event naming `run_id`, once. The key is kept as the run's
         `schedule_id`: cron ticks (`cron.py`) use the schedule's name.
         """
         async with transaction(self.sessions) as session:
@@ -87,7 +87,7 @@ class RunStore(CoordinationStore):
             )
             if running is not None:
                 skipped = {**event, "skipped_run_id": run_id, "running_run_id": running.id}
-                await self._event_once(session, running, "schedule.skipped", skipped)
+                await self._event_once(session, running, "job.skipped", skipped)
                 return None, None, running.id
             run, wake = await self._insert_run(session, run_id, workflow, payload, {}, schedule_id=key, event=event)
             return run, wake, None

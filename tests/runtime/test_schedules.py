@@ -253,7 +253,7 @@ async def test_ticks_while_a_run_is_unfinished_are_skipped_with_events(database_
         runs = await scheduled_runs(svc, "slow-job")
 
         first = runs[0]
-        skipped = [e for e in await events_of_type(svc, "schedule.skipped") if e.workflow_id == first.id]
+        skipped = [e for e in await events_of_type(svc, "job.skipped") if e.workflow_id == first.id]
         assert len(skipped) >= 2  # about one per second while the first run slept
         assert len({e.payload["skipped_run_id"] for e in skipped}) == len(skipped)
         assert {e.payload["running_run_id"] for e in skipped} == {first.id}

@@ -69,7 +69,7 @@ async def test_two_ticks_at_once_start_one_run_and_ticks_or_a_manual_run_meanwhi
         assert [r.id for r in runs][0] == started["run_id"] and len(runs) == 2
         await svc.wait(runs[1].id)
         _, listing, _ = await curaway(capsys, settings, "schedules", "list")
-        skipped = await events(sessions, "schedule.skipped")
+        skipped = await events(sessions, "job.skipped")
         assert {e.workflow_id for e in skipped} == {started["run_id"]} and len(skipped) == 3
         assert [e.payload.get("manual", False) for e in skipped] == [False, False, True]
     [row] = [line for line in listing.splitlines() if line.startswith("analytics-refresh")]
