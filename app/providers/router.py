@@ -79,7 +79,11 @@ async def acknowledge(
 ) -> AckAccepted:
     """A hospital acknowledges a delivery with the token its payload carried (`data.ack.token`)."""
     await acks.acknowledge(
-        session, runtime=runtime, delivery_id=delivery_id, token=body.token, secret=settings.auth_secret
+        session,
+        runtime=runtime,
+        delivery_id=delivery_id,
+        token=body.token,
+        secret=settings.auth_secret.get_secret_value(),
     )
     return AckAccepted(delivery_id=delivery_id)
 

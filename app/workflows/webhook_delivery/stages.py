@@ -62,7 +62,7 @@ async def _body(deps: PipelineDeps, delivery_id: str, forwarding_id: str, provid
     data = {"forwarding_id": forwarding_id, "provider_id": provider_id, **packet}
     if ack:
         url = f"{deps.settings.base_url}/webhooks/ack/{delivery_id}"
-        data["ack"] = {"url": url, "token": acks.ack_token(deps.settings.auth_secret, delivery_id)}
+        data["ack"] = {"url": url, "token": acks.ack_token(deps.settings.auth_secret.get_secret_value(), delivery_id)}
     message = {"type": "case.forwarded", "timestamp": created, "data": data}
     return json.dumps(message, sort_keys=True, separators=(",", ":"))
 
