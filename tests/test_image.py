@@ -30,8 +30,7 @@ from app.config import PROJECT_ROOT
 from tests.support.databases import PostgresTemplates, with_database
 from tests.support.processes import free_port
 
-# TODO(lead): switch to /readyz once issue 12's route is merged (it checks the database too).
-READY_PATH = "/healthz"
+READY_PATH = "/readyz"  # 200 only when the database and the QStash endpoint answer
 SECRETS = {
     "OPS_TOKEN": "ops-token-for-the-image-test-0123456789",
     "AUTH_SECRET": "auth-secret-for-the-image-test-0123456789",
