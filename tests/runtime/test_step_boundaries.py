@@ -31,7 +31,9 @@ BOUNDARIES = {
     "before-attempt": ("arrival:3", {}, [1, 1, 1, 1, 1]),
     "inside-body": (None, {"kill_in": "step-3"}, [1, 1, 2, 1, 1]),
     "after-commit-before-publish": ("publish:4", {}, [1, 1, 1, 1, 1]),
-    "after-publish-before-2xx": ("response:3", {}, [1, 1, 1, 1, 1]),
+    # once step 3's continuation is published, step 4 may already run in a parallel delivery when
+    # the process dies: steps 1-3 committed and must never run again; step 4 or 5 may be cut short
+    "after-publish-before-2xx": ("response:3", {}, [1, 1, 1, None, None]),
 }
 
 
@@ -84,8 +86,11 @@ async def _kill_and_recover(case: Case) -> tuple[str, WorkflowRun]:
         assert process.poll() is not None, f"{case.boundary}: never reached\n{case.server_log.read_text()[-2000:]}"
         assert (await case.run_status(run_id)).status != "completed"
         done = case.steps_log.read_text().splitlines() if case.steps_log.exists() else []
-        # killed on the third step: before it ran (two lines) or once it had run (three)
-        assert len(done) == (2 if case.boundary == "before-attempt" else 3), (case.boundary, done)
+        # killed on the third step: before it ran (two lines), once it had run (three), or later
+        if case.boundary == "after-publish-before-2xx":
+            assert len(done) >= 3, (case.boundary, done)
+        else:
+            assert len(done) == (2 if case.boundary == "before-attempt" else 3), (case.boundary, done)
 
         process = start_server(case.port, case.database_url, case.server_log)  # no fault this time
         await wait_healthy(case.base_url, process, case.server_log)
@@ -111,7 +116,12 @@ async def test_sigkill_at_every_step_boundary_loses_nothing_and_repeats_no_commi
             assert run.status == "completed", (run.status, run.error, logs)
             executions = case.steps_log.read_text().splitlines()
             counts = [executions.count(f"{run_id} step-{i}") for i in range(1, 6)]
-            assert counts == BOUNDARIES[case.boundary][2], (case.boundary, counts, logs)
+            expected = BOUNDARIES[case.boundary][2]
+            assert all(n == e if e is not None else n in (1, 2) for n, e in zip(counts, expected, strict=True)), (
+                case.boundary,
+                counts,
+                logs,
+            )
     finally:
         for case in cases:
             await case.services.http.aclose()
