@@ -38,16 +38,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
 from app.logging import attempt_var, step_var
 from app.runtime.context import CallSpec, FailureContext, RunSpec, WorkflowContext, current_step_key
+from app.runtime.encoding import check_size, jsonable
 from app.runtime.errors import (
     Failure,
     NonDeterminismError,
     NonRetryableError,
     StepFailedError,
-    StepOutputTooLarge,
     StepTimeoutError,
     Suspend,
     WorkflowError,
@@ -173,7 +171,7 @@ class Driver:
 
     async def _complete(self, result: Any) -> None:
         try:
-            encoded = self._encode(_jsonable(result), what="workflow result")
+            encoded = self._encode(jsonable(result), what="workflow result")
         except WorkflowError as exc:
             await self._fail(exc)
             return
@@ -495,29 +493,6 @@ class Driver:
 
     def _encode(self, value: Any, *, what: str) -> str:
         return check_size(value, what=what, limit=self.config.max_step_output_bytes, run_id=self.run.id)
-
-
-def check_size(value: Any, *, what: str, limit: int, run_id: str | None = None) -> str:
-    """`value` as compact JSON; `NonRetryableError` if it is not JSON or over `limit` bytes."""
-    try:
-        encoded = json.dumps(value, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise NonRetryableError(f"{what} is not JSON-serialisable: {exc}", run_id=run_id) from exc
-    size = len(encoded.encode())
-    if size > limit:
-        raise StepOutputTooLarge(
-            f"{what} is {size} bytes, over WORKFLOW_MAX_STEP_OUTPUT_BYTES={limit}; "
-            "store large data (text, files) in the database or object storage and return its ID",
-            run_id=run_id,
-        )
-    return encoded
-
-
-def _jsonable(value: Any) -> Any:
-    """A workflow's result as plain data: pydantic models are dumped, the rest must be JSON."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return value
 
 
 def _call_sync(fn: Any, args: tuple[Any, ...]) -> Any:

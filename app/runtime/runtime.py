@@ -33,8 +33,9 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.logging import run_labels_var, workflow_id_var
 from app.runtime import signing
 from app.runtime.context import CallSpec
+from app.runtime.encoding import check_size
 from app.runtime.errors import LeaseLostError, RunCancelledError, WorkflowError
-from app.runtime.executor import Driver, RuntimeConfig, check_size
+from app.runtime.executor import Driver, RuntimeConfig
 from app.runtime.hooks import RuntimeHooks
 from app.runtime.ids import new_run_id
 from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun, WorkflowStep

@@ -30,6 +30,17 @@ class JobInput(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+async def _pages(ctx: WorkflowContext, prefix: str, count: str, page_fn: Any, *args: Any) -> int:
+    """Steps `<prefix>-1..N`, each `page_fn(*args, last)` answering `{last, more, <count>}`,
+    until a page says there is no more; the sum of `count`. Names are stable: never change them."""
+    last, page, more, total = "", 0, True, 0
+    while more:
+        page += 1
+        done = await ctx.run(f"{prefix}-{page}", page_fn, *args, last)
+        last, more, total = done["last"], done["more"], total + done[count]
+    return total
+
+
 @workflow("stale-session-cleanup")
 async def stale_session_cleanup(ctx: WorkflowContext, payload: JobInput) -> dict[str, Any]:
     deps: PipelineDeps = ctx.deps
@@ -63,34 +74,20 @@ async def exchange_rate_refresh(ctx: WorkflowContext, payload: JobInput) -> dict
 async def intake_reminders(ctx: WorkflowContext, payload: JobInput) -> dict[str, Any]:
     deps: PipelineDeps = ctx.deps
     window = await ctx.run("window", notices.reminder_window, deps)
-    last, page, more, reminded = "", 0, True, 0
-    while more:
-        page += 1
-        done = await ctx.run(f"remind-{page}", notices.remind_page, deps, window, last)
-        last, more, reminded = done["last"], done["more"], reminded + done["reminded"]
-    return {"reminded": reminded}
+    return {"reminded": await _pages(ctx, "remind", "reminded", notices.remind_page, deps, window)}
 
 
 @workflow("consent-expiry-warnings")
 async def consent_expiry_warnings(ctx: WorkflowContext, payload: JobInput) -> dict[str, Any]:
     deps: PipelineDeps = ctx.deps
     window = await ctx.run("window", notices.warning_window, deps)
-    last, page, more, warned = "", 0, True, 0
-    while more:
-        page += 1
-        done = await ctx.run(f"warn-{page}", notices.warn_page, deps, window, last)
-        last, more, warned = done["last"], done["more"], warned + done["warned"]
-    return {"warned": warned}
+    return {"warned": await _pages(ctx, "warn", "warned", notices.warn_page, deps, window)}
 
 
 @workflow("notification-digest")
 async def notification_digest(ctx: WorkflowContext, payload: JobInput) -> dict[str, Any]:
     deps: PipelineDeps = ctx.deps
-    last, page, more, digests = "", 0, True, 0
-    while more:
-        page += 1
-        done = await ctx.run(f"digest-{page}", notices.digest_page, deps, ctx.run_id, last)
-        last, more, digests = done["last"], done["more"], digests + done["digests"]
+    digests = await _pages(ctx, "digest", "digests", notices.digest_page, deps, ctx.run_id)
     page, more, sent = 0, True, 0
     while more:
         page += 1
