@@ -6,6 +6,10 @@ continuation is published, and after the publish but before the delivery's 2xx. 
 in a process and database of its own, all four at once; each process is started again as soon
 as it died. Every run completes, and each step whose commit happened ran exactly once (the
 killed body runs again: steps are at-least-once until they commit).
+
+The run killed inside a step's body still holds its lease: the redelivered message finds it
+held, and only the watchdog, once the lease lapsed, moves the run on. That is the one stuck
+run ops must hear of: its `workflow.stuck` event becomes an `alert.stuck_run` (issue 12).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from app.main import build_services
-from app.runtime.models import WorkflowRun
+from app.runtime.models import Event, WorkflowRun
 from tests.support.process_server import WORKFLOWS
 from tests.support.processes import free_port, start_server, stop, wait_healthy
 from tests.support.service import service_settings
@@ -71,6 +76,15 @@ class Case:
             assert run is not None
             return run
 
+    async def stuck_alerts(self, run_id: str) -> tuple[list[str], list[str]]:
+        """The run's own `workflow.stuck` events, and the alerts written from them."""
+        async with self.services.sessions() as session:
+            stuck = await session.scalars(select(Event.type).where(Event.workflow_id == run_id))
+            alerts = await session.scalars(select(Event.payload).where(Event.type == "alert.stuck_run"))
+            return [t for t in stuck if t == "workflow.stuck"], [
+                a["workflow_id"] for a in alerts if a.get("workflow_id") == run_id
+            ]
+
 
 async def _kill_and_recover(case: Case) -> tuple[str, WorkflowRun]:
     kill_at, extra, _ = BOUNDARIES[case.boundary]
@@ -99,6 +113,13 @@ async def _kill_and_recover(case: Case) -> tuple[str, WorkflowRun]:
             if run.status in ("completed", "failed"):
                 break
             await asyncio.sleep(0.1)
+        if case.boundary == "inside-body":  # the restarted process's watchdog and alert watcher
+            for _ in range(300):
+                stuck, alerts = await case.stuck_alerts(run_id)
+                if alerts:
+                    break
+                await asyncio.sleep(0.1)
+            assert stuck and alerts == [run_id], (stuck, alerts, case.server_log.read_text()[-2000:])
         return run_id, run
     finally:
         stop(process)
