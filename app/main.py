@@ -115,9 +115,15 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
         ops_token=settings.ops_token.get_secret_value(),
         ttl_s=settings.patient_token_ttl_s,
     )
-    # Postgres makes rows visible at commit, not in ID order: let the feed wait for stragglers.
-    settle_s = 0.5 if engine.dialect.name == "postgresql" else 0.0
-    progress = ProgressFeed(sessions, poll_s=settings.progress_poll_s, settle_s=settle_s)
+    # Postgres makes rows visible at commit, not in ID order: the feed waits at a young gap in the
+    # IDs for a straggler, and LISTENs for other processes' commits (migration 0011).
+    postgres = engine.dialect.name == "postgresql"
+    progress = ProgressFeed(
+        sessions,
+        poll_s=settings.progress_poll_s,
+        settle_s=0.5 if postgres else 0.0,
+        listen_dsn=engine.url.set(drivername="postgresql").render_as_string(hide_password=False) if postgres else None,
+    )
     return Services(settings, engine, sessions, http, qstash, runtime, devqstash, tokens, storage, progress, ops)
 
 
