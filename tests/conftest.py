@@ -57,3 +57,13 @@ async def database_url(
     url = await templates.fresh()
     yield url
     await templates.drop(url)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `slow` (real processes, real timeouts: a minute or more each) first.
+
+    Under `pytest -n auto --dist worksteal` each worker then starts on long tests and the many
+    short ones fill the gaps at the end, instead of a long test starting last and running on
+    alone. The order is otherwise the collection order (xdist needs it the same on every worker).
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
