@@ -16,9 +16,9 @@ service served by uvicorn in this process, the offline extractor and the local e
 3. SSE fan-out: `--sse-clients` clients on one case's stream (one connection each); one
    progress event is inserted (`record_event` in a transaction) and the time from its commit to
    the moment the last client has it is measured, `--fanout-repeats` times, each inserted at a
-   random point of the feed's poll cycle. It includes the wait for the progress feed's next poll
-   (PROGRESS_POLL_S, 0.25 s: on average half of it) and, on Postgres, its settle delay (0.5 s),
-   and the parsing by all clients, which share this process with the server.
+   random point of the feed's poll cycle. The commit wakes the progress feed at once (no poll
+   wait; on Postgres no settle delay unless a straggler leaves a gap in the IDs), so this is
+   mostly the parsing by all clients, which share this process with the server.
 
 Prints a summary and, as its last line, one JSON object with documents_per_min,
 latency_ms_p50, latency_ms_p95, messages_per_document, sse_fanout_ms_p50, sse_fanout_ms_max.
