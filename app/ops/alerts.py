@@ -16,15 +16,13 @@ same source first. Dead-letter sources are polled every `OPS_ALERTS_DLQ_POLL_S`.
 
 Alerts are followed on `GET /ops/alerts` (SSE) and, when `OPS_ALERT_WEBHOOK_URL` is set, POSTed
 there signed like Standard Webhooks (`webhook-id`, `webhook-timestamp`,
-`webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>` with `OPS_ALERT_WEBHOOK_SECRET`).
+`webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body>` with `OPS_ALERT_WEBHOOK_SECRET`),
+signed by the `standardwebhooks` library as provider webhooks are (`app.providers.signing`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -38,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction, utcnow
 from app.ops.deadletters import DeadLetters
+from app.providers.signing import signature_headers
 from app.runtime.models import Event
 
 log = logging.getLogger(__name__)
@@ -51,14 +50,6 @@ RUN_FAILED, STUCK_RUN, DEAD_LETTER, QUOTA = (
 ALERT_TYPES = (RUN_FAILED, STUCK_RUN, DEAD_LETTER, QUOTA)
 FROM_EVENTS = {"workflow.failed": RUN_FAILED, "workflow.stuck": STUCK_RUN}
 BATCH = 500
-
-
-def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256>` over `id.timestamp.body` (Standard Webhooks: a `whsec_` secret
-    is base64, its decoded bytes are the key; any other secret is used as it is)."""
-    key = base64.b64decode(secret.removeprefix("whsec_")) if secret.startswith("whsec_") else secret.encode()
-    digest = hmac.new(key, f"{message_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
 
 
 class AlertWatcher:
@@ -165,13 +156,12 @@ class AlertWatcher:
     async def _send(self, alert: Event) -> None:
         if not self.webhook_url:
             return
-        body = json.dumps(alert_view(alert)).encode()
-        message_id, timestamp = f"alert_{alert.id}", int(time.time())
+        body = json.dumps(alert_view(alert))
+        # A `whsec_` secret is base64 (Standard Webhooks); any other is used as its bytes.
+        secret = self.webhook_secret if self.webhook_secret.startswith("whsec_") else self.webhook_secret.encode()
         headers = {
             "content-type": "application/json",
-            "webhook-id": message_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(self.webhook_secret, message_id, timestamp, body),
+            **signature_headers(f"alert_{alert.id}", body, [secret], utcnow()),
         }
         try:
             response = await self.http.post(self.webhook_url, content=body, headers=headers, timeout=10)

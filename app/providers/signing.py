@@ -23,8 +23,12 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def signature_headers(delivery_id: str, body: str, signing_secrets: Sequence[str], now: datetime) -> dict[str, str]:
-    """The three Standard Webhooks headers for `body`, signed with each secret (UTC `now`)."""
+def signature_headers(
+    delivery_id: str, body: str, signing_secrets: Sequence[str | bytes], now: datetime
+) -> dict[str, str]:
+    """The three Standard Webhooks headers for `body`, signed with each secret (UTC `now`).
+
+    A secret given as text is base64 (`whsec_` prefix optional); as bytes, it is the key itself."""
     timestamp = now.astimezone(UTC)
     signatures = [Webhook(secret).sign(delivery_id, timestamp, body) for secret in signing_secrets]
     return {
