@@ -187,7 +187,7 @@ def prepare_venv(root: Path, install: bool) -> None:
         stderr=subprocess.DEVNULL,
     )
     (venv / ".installed").touch()  # the Makefile's stamp: newer than pyproject.toml, so make does not reinstall
-    check = run([str(venv / "bin" / "python"), "-c", "import app; print(app.__file__)"], capture_output=True, text=True)
+    check = run([str(venv / "bin" / "python"), "-c", "import app; print(app.__file__)"], capture_output=True, text=True, cwd="/")
     assert check.stdout.strip().startswith(str(root)), f"the clone's venv imports app from {check.stdout}"
 
 
