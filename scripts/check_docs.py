@@ -25,7 +25,7 @@ shell run before the block, in the same bash):
                                               exports each NAME as the URL of a new, empty
                                               throwaway database (dropped at the end)
 
-Directives combine on one line, separated by `;` (e.g. `server; stream 10`). Anything unmarked must
+Directives combine on one line, separated by `;` (e.g. `server; stream 10`; `skip:` comes last). Anything unmarked must
 exit 0. Every block gets PORT (a free port; `make run` and the docs honour it), and a proxy that
 refuses everything but 127.0.0.1/localhost (`https_proxy`, `no_proxy`), so a command that would
 reach the internet fails instead.
@@ -129,11 +129,12 @@ def _console_commands(body: list[str]) -> str:
 
 def _apply(block: Block, directives: str, setup: str) -> None:
     block.setup = setup
+    directives, _, reason = directives.partition("skip:")  # the reason runs to the end of the line
+    if _:
+        block.skip = reason.strip() or "no reason given"
     for directive in filter(None, (d.strip() for d in directives.split(";"))):
         word, _, rest = directive.partition(" ")
-        if word.rstrip(":") == "skip":
-            block.skip = directive.partition(":")[2].strip() or "no reason given"
-        elif word == "server":
+        if word == "server":
             block.server = dict(item.split("=", 1) for item in shlex.split(rest))
         elif word == "stream":
             block.stream_s = float(rest)
