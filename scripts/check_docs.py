@@ -347,6 +347,7 @@ def check(root: Path, workdir: Path, postgres: Postgres, only: str | None) -> li
                     results.append((block, "skipped", block.skip))
                     continue
                 print(f"=== {where} ({block.tag}{', server' if block.server is not None else ''})")
+                print("\n".join(f"  (set-up, hidden in the doc) {line}" for line in block.setup.splitlines()))
                 print("\n".join(f"  $ {line}" for line in block.commands.splitlines()))
                 if block.server is not None:
                     server.ensure(block.server)
