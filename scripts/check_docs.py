@@ -6,7 +6,9 @@ It clones the checkout's current commit (committed work only) into a temporary d
 README.md and then docs/runbook/*.md, runs every fenced block tagged sh, bash, shell, console or
 shell-session, in order, each in its own `bash` with `set -euo pipefail`, starting in the clone.
 Variables a block sets are carried to the next blocks of the same document (not to other
-documents). A `console` block runs its `$ ` lines only. Runbook blocks run with the clone's
+documents). A `console` block runs its `$ ` lines only. A `sql` block runs on the clone's migrated
+SQLite database (`sqlite3`), so a renamed table or column fails; its `'wfr_...'` placeholders
+simply match nothing. Runbook blocks run with the clone's
 `.venv/bin` first on PATH, as in the container where `curaway` is on PATH.
 
 A block is run unless the document says otherwise in an HTML comment right before it (invisible
@@ -64,6 +66,8 @@ DIRECTIVE = "<!-- docs-check:"
 BLOCK_TIMEOUT_S = 300
 READY_TIMEOUT_S = 180
 REFUSING_PROXY = "http://127.0.0.1:9"  # discard port: nothing answers, so a request fails at once
+# SQL blocks run on the clone's own SQLite database (the docs' SQL is meant for Postgres and SQLite).
+SQL_PREAMBLE = ".venv/bin/curaway migrate >/dev/null && sqlite3 -bail -header var/curaway.db <<'__SQL__'"
 ENV_PASSED = ("HOME", "USER", "LANG", "LC_ALL", "TERM", "TMPDIR", "TESSDATA_PREFIX")
 
 
@@ -111,14 +115,16 @@ def parse(doc: Path, root: Path) -> list[Block]:
             i += 1
         i += 1
         tag = fence["tag"].lower()
-        if tag in SHELL_TAGS:
+        if tag in SHELL_TAGS or tag == "sql":
             commands = _console_commands(body) if tag in ("console", "shell-session") else "\n".join(body)
             block = Block(str(doc.relative_to(root)), start, tag, commands)
             if pending:
                 _apply(block, *pending)
             blocks.append(block)
         elif pending:
-            raise SystemExit(f"{doc}:{start}: a docs-check directive before a {tag or 'plain'} block, not a shell block")
+            raise SystemExit(
+                f"{doc}:{start}: a docs-check directive before a {tag or 'plain'} block, not a shell block"
+            )
         pending = None
     return blocks
 
@@ -176,19 +182,36 @@ def prepare_venv(root: Path, install: bool) -> None:
         return
     venv = root / ".venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)])
-    purelib = Path(run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                       capture_output=True, text=True).stdout.strip())
+    purelib = Path(
+        run(
+            [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     # A path entry, not a site directory: this venv's own editable install (.pth) is not loaded.
     (purelib / "_docs_check_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-         "--no-build-isolation", "--editable", str(root)],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--no-build-isolation",
+            "--editable",
+            str(root),
+        ],
         cwd=root,
         env={**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
         stderr=subprocess.DEVNULL,
     )
     (venv / ".installed").touch()  # the Makefile's stamp: newer than pyproject.toml, so make does not reinstall
-    check = run([str(venv / "bin" / "python"), "-c", "import app; print(app.__file__)"], capture_output=True, text=True, cwd="/")
+    check = run(
+        [str(venv / "bin" / "python"), "-c", "import app; print(app.__file__)"], capture_output=True, text=True, cwd="/"
+    )
     assert check.stdout.strip().startswith(str(root)), f"the clone's venv imports app from {check.stdout}"
 
 
@@ -211,8 +234,11 @@ class Postgres:
             self._sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', check=False)
 
     def _sql(self, statement: str, check: bool = True) -> None:
-        subprocess.run(["psql", "-q", "-v", "ON_ERROR_STOP=1", f"{self.server}/postgres", "-c", statement],
-                       check=check, capture_output=True)
+        subprocess.run(
+            ["psql", "-q", "-v", "ON_ERROR_STOP=1", f"{self.server}/postgres", "-c", statement],
+            check=check,
+            capture_output=True,
+        )
 
 
 class Server:
@@ -231,8 +257,12 @@ class Server:
         print(f"--- starting `{shown + ' ' if shown else ''}make run` in the background (log: {self.log})")
         self.settings = settings
         self.process = subprocess.Popen(
-            ["make", "run"], cwd=self.root, env={**self.base_env, **settings},
-            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            ["make", "run"],
+            cwd=self.root,
+            env={**self.base_env, **settings},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         url = f"http://127.0.0.1:{self.base_env['PORT']}/readyz"
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -264,22 +294,31 @@ class Server:
 
 
 def block_script(root: Path, state: Path, block: Block) -> str:
-    return "\n".join([
-        "set -euo pipefail",
-        "set -a  # every variable set is exported, so the next block of this document sees it",
-        f"trap 'env -0 > {shlex.quote(str(state))}' EXIT",
-        f"cd {shlex.quote(str(root))}",
-        block.setup,
-        block.commands,
-        "",
-    ])
+    commands = block.commands
+    if block.tag == "sql":
+        commands = f"{SQL_PREAMBLE}\n{commands}\n__SQL__"
+    return "\n".join(
+        [
+            "set -euo pipefail",
+            "set -a  # every variable set is exported, so the next block of this document sees it",
+            f"trap 'env -0 > {shlex.quote(str(state))}' EXIT",
+            f"cd {shlex.quote(str(root))}",
+            block.setup,
+            commands,
+            "",
+        ]
+    )
 
 
 def run_block(root: Path, env: dict[str, str], block: Block, state: Path) -> tuple[bool, str, dict[str, str]]:
     """Run one block; (passed, why, the environment it leaves for the next block)."""
     process = subprocess.Popen(
-        ["bash", "-c", block_script(root, state, block)], cwd=root, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        ["bash", "-c", block_script(root, state, block)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     limit = block.stream_s if block.stream_s is not None else BLOCK_TIMEOUT_S
     try:
@@ -314,14 +353,21 @@ def _read_state(state: Path, before: dict[str, str]) -> dict[str, str]:
 
 def base_env(root: Path, port: int) -> dict[str, str]:
     env = {k: os.environ[k] for k in ENV_PASSED if k in os.environ}
-    env.update({
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PORT": str(port),
-        "http_proxy": REFUSING_PROXY, "https_proxy": REFUSING_PROXY, "HTTP_PROXY": REFUSING_PROXY,
-        "HTTPS_PROXY": REFUSING_PROXY, "ALL_PROXY": REFUSING_PROXY,
-        "no_proxy": "127.0.0.1,localhost,::1", "NO_PROXY": "127.0.0.1,localhost,::1",
-        "PIP_NO_INDEX": "1", "HF_HUB_OFFLINE": "1",
-    })
+    env.update(
+        {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PORT": str(port),
+            "http_proxy": REFUSING_PROXY,
+            "https_proxy": REFUSING_PROXY,
+            "HTTP_PROXY": REFUSING_PROXY,
+            "HTTPS_PROXY": REFUSING_PROXY,
+            "ALL_PROXY": REFUSING_PROXY,
+            "no_proxy": "127.0.0.1,localhost,::1",
+            "NO_PROXY": "127.0.0.1,localhost,::1",
+            "PIP_NO_INDEX": "1",
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
     return env
 
 
@@ -347,7 +393,8 @@ def check(root: Path, workdir: Path, postgres: Postgres, only: str | None) -> li
                     results.append((block, "skipped", block.skip))
                     continue
                 print(f"=== {where} ({block.tag}{', server' if block.server is not None else ''})")
-                print("\n".join(f"  (set-up, hidden in the doc) {line}" for line in block.setup.splitlines()))
+                for line in block.setup.splitlines():
+                    print(f"  (set-up, hidden in the doc) {line}")
                 print("\n".join(f"  $ {line}" for line in block.commands.splitlines()))
                 if block.server is not None:
                     server.ensure(block.server)
@@ -372,7 +419,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", action="store_true", help="keep the clone (and the server log) afterwards")
     parser.add_argument("--install", action="store_true", help="`make install` in the clone (asks the package index)")
-    parser.add_argument("--postgres", default=default_postgres(), help="a Postgres URL whose server holds the throwaway databases")
+    parser.add_argument(
+        "--postgres", default=default_postgres(), help="a Postgres URL whose server holds the throwaway databases"
+    )
     parser.add_argument("--only", metavar="NAME", help="only the documents whose path contains NAME")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -391,8 +440,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{outcome.upper():<8} {block.doc}:{block.line}" + (f"  ({why})" if outcome != "passed" else ""))
     failed = [r for r in results if r[1] == "failed"]
     counts = {o: sum(1 for r in results if r[1] == o) for o in ("passed", "skipped", "failed")}
-    print(f"{counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} failed "
-          f"in {time.monotonic() - started:.0f}s" + (f"; kept {workdir}" if args.keep else ""))
+    print(
+        f"{counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} failed "
+        f"in {time.monotonic() - started:.0f}s" + (f"; kept {workdir}" if args.keep else "")
+    )
     return 1 if failed else 0
 
 
