@@ -27,8 +27,15 @@ shell run before the block, in the same bash):
                                               exports each NAME as the URL of a new, empty
                                               throwaway database (dropped at the end)
 
-Directives combine on one line, separated by `;` (e.g. `server; stream 10`; `skip:` comes last). Anything unmarked must
-exit 0. Every block gets PORT (a free port; `make run` and the docs honour it), and a proxy that
+Directives combine on one line, separated by `;` (e.g. `server; stream 10`; `skip:` comes
+last). Anything unmarked must exit 0; after a failure, the document's later blocks are reported
+"not run".
+
+Where a command needs an ID (a run, a document, a dead letter), the docs use a shell variable
+(`RUN_ID`, `DOC`, `DLQ_ID`, ...) that an earlier block sets, or that the text asks the reader to
+set and the hidden set-up sets for the check; never a placeholder such as `wfr_...` in a block.
+
+Every block gets PORT (a free port; `make run` and the docs honour it), and a proxy that
 refuses everything but 127.0.0.1/localhost (`https_proxy`, `no_proxy`), so a command that would
 reach the internet fails instead.
 
@@ -386,8 +393,12 @@ def check(root: Path, workdir: Path, postgres: Postgres, only: str | None) -> li
             env = dict(env0)
             if "runbook" in doc.parts:
                 env["PATH"] = f"{root / '.venv' / 'bin'}:{env['PATH']}"
+            failed = False
             for block in parse(doc, root):
                 where = f"{block.doc}:{block.line}"
+                if failed:  # later blocks of this document depend on the one that failed
+                    results.append((block, "not run", "an earlier block of this document failed"))
+                    continue
                 if block.skip is not None:
                     print(f"=== {where}: SKIPPED: {block.skip}")
                     results.append((block, "skipped", block.skip))
@@ -403,8 +414,7 @@ def check(root: Path, workdir: Path, postgres: Postgres, only: str | None) -> li
                 passed, why, env = run_block(root, env, block, workdir / "state")
                 print(f"=== {where}: {'passed' if passed else 'FAILED'} ({why})")
                 results.append((block, "passed" if passed else "failed", why))
-                if not passed:
-                    break  # later blocks of this document depend on this one
+                failed = not passed
     finally:
         server.stop()
     return results
@@ -439,10 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     for block, outcome, why in results:
         print(f"{outcome.upper():<8} {block.doc}:{block.line}" + (f"  ({why})" if outcome != "passed" else ""))
     failed = [r for r in results if r[1] == "failed"]
-    counts = {o: sum(1 for r in results if r[1] == o) for o in ("passed", "skipped", "failed")}
+    counts = {o: sum(1 for r in results if r[1] == o) for o in ("passed", "skipped", "failed", "not run")}
     print(
-        f"{counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} failed "
-        f"in {time.monotonic() - started:.0f}s" + (f"; kept {workdir}" if args.keep else "")
+        f"{counts['passed']} passed, {counts['skipped']} skipped, {counts['failed']} failed, "
+        f"{counts['not run']} not run in {time.monotonic() - started:.0f}s" + (f"; kept {workdir}" if args.keep else "")
     )
     return 1 if failed else 0
 
