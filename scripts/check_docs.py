@@ -232,7 +232,11 @@ class Postgres:
 
     def create(self) -> str:
         name = f"{self.prefix}_{len(self.created)}"
-        self._sql(f'CREATE DATABASE "{name}"')
+        try:
+            self._sql(f'CREATE DATABASE "{name}"')
+        except subprocess.CalledProcessError as exc:
+            error = exc.stderr.decode(errors="replace").strip()
+            raise RuntimeError(f"cannot create a database on {self.server} (set --postgres): {error}") from exc
         self.created.append(name)
         return f"{self.server}/{name}"
 
@@ -407,11 +411,15 @@ def check(root: Path, workdir: Path, postgres: Postgres, only: str | None) -> li
                 for line in block.setup.splitlines():
                     print(f"  (set-up, hidden in the doc) {line}")
                 print("\n".join(f"  $ {line}" for line in block.commands.splitlines()))
-                if block.server is not None:
-                    server.ensure(block.server)
-                for name in block.postgres:
-                    env[name] = postgres.create()
-                passed, why, env = run_block(root, env, block, workdir / "state")
+                try:
+                    if block.server is not None:
+                        server.ensure(block.server)
+                    for name in block.postgres:
+                        env[name] = postgres.create()
+                except RuntimeError as exc:  # the block's prerequisites, not its commands
+                    passed, why = False, str(exc)
+                else:
+                    passed, why, env = run_block(root, env, block, workdir / "state")
                 print(f"=== {where}: {'passed' if passed else 'FAILED'} ({why})")
                 results.append((block, "passed" if passed else "failed", why))
                 failed = not passed
