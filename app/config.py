@@ -4,17 +4,20 @@ Every other module receives a `Settings` instance (or values taken from it) thro
 constructor or a FastAPI dependency. Outside `ENV=development` the public development
 credentials (Upstash's local QStash token and keys, the dev ops token and auth secret) are
 refused, so a production deployment can never run with secrets printed in documentation;
-`unsafe_settings` adds what else is refused (short secrets; with ENV=production SQLite, the
-embedded QStash, local storage, a PUBLIC_BASE_URL that is not https). Secrets are `SecretStr`:
+`unsafe_settings` adds what else is refused (short secrets; SQLite, the embedded QStash, local
+storage, a PUBLIC_BASE_URL that is not https: with ENV=production always, with ENV=test unless the
+service is machine-local, see `machine_local`). Secrets are `SecretStr`:
 read them with `.get_secret_value()` where they are used, never log the settings' values.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -183,12 +186,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _private_webhook_urls_only_in_development(self) -> Settings:
-        if self.webhook_allow_private_urls and self.env is Environment.PRODUCTION:
+        if self.webhook_allow_private_urls and not _local_stand_ins_allowed(self):
             raise ValueError(
                 "WEBHOOK_ALLOW_PRIVATE_URLS lets webhooks reach plain http and private addresses; "
-                "it is refused when ENV=production"
+                "it is refused when ENV=production, and when ENV=test on a service that is not machine-local"
             )
         return self
+
     # Ops (app/ops): QStash usage against the daily quota (Upstash free tier: 500 messages a day)
     # and its price; usage counts are added to the database every OPS_USAGE_FLUSH_S.
     ops_qstash_daily_quota: int = Field(default=500, ge=0)
@@ -305,14 +309,41 @@ MIN_AUTH_SECRET_BYTES = 32
 MIN_OPS_TOKEN_CHARS = 16
 
 
+def machine_local(settings: Settings) -> bool:
+    """Whether nobody outside this machine can reach the service: HOST is a loopback address and
+    PUBLIC_BASE_URL is unset (then it is http://HOST:PORT) or a URL on a loopback host."""
+    if not _loopback(settings.host):
+        return False
+    return not settings.public_base_url or _loopback(urlsplit(settings.public_base_url).hostname or "")
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _local_stand_ins_allowed(settings: Settings) -> bool:
+    """Development always; ENV=test only on a machine-local service; production never."""
+    if settings.env is Environment.DEVELOPMENT:
+        return True
+    return settings.env is Environment.TEST and machine_local(settings)
+
+
 def unsafe_settings(settings: Settings) -> list[str]:
     """What makes these settings unfit outside development, one sentence per setting (named first).
 
-    Outside development (`test` and `production`) a short AUTH_SECRET is refused. In `production`
-    the local stand-ins are refused too: SQLite, the embedded QStash, local file storage, and a
-    PUBLIC_BASE_URL that is missing or not https. (`ENV=test` keeps them, so the suite and a CI
-    smoke test can run production code paths on one machine.) The public development credentials
-    are refused by `_refuse_dev_secrets_outside_development`.
+    Outside development (`test` and `production`) a short AUTH_SECRET or OPS_TOKEN and empty
+    QStash credentials are refused. The local stand-ins (SQLite, the embedded QStash, local file
+    storage, and a PUBLIC_BASE_URL that is missing or not https) are refused with `production`,
+    and with `test` unless the service is `machine_local` (HOST a loopback address, PUBLIC_BASE_URL
+    unset or on a loopback host): the suite and the image test run production code paths on one
+    machine that way, while a deployment with ENV=test, which others can reach, cannot run on
+    SQLite or local disk. The public development credentials are refused by
+    `_refuse_dev_secrets_outside_development`.
     """
     if settings.env is Environment.DEVELOPMENT:
         return []
@@ -324,8 +355,21 @@ def unsafe_settings(settings: Settings) -> list[str]:
     for name in ("qstash_token", "qstash_current_signing_key", "qstash_next_signing_key"):
         if not getattr(settings, name).get_secret_value():
             problems.append(f"{name.upper()} is empty: copy it from the Upstash console")
-    if settings.env is not Environment.PRODUCTION:
+    if _local_stand_ins_allowed(settings):
         return problems
+    stand_ins = _stand_ins(settings)
+    if stand_ins and settings.env is Environment.TEST:
+        stand_ins.append(
+            f"HOST={settings.host} and PUBLIC_BASE_URL={settings.public_base_url or '(unset)'} make the service "
+            "reachable beyond this machine: ENV=test keeps the local stand-ins above only with HOST a loopback "
+            "address and PUBLIC_BASE_URL unset or http://127.0.0.1:PORT (or localhost)"
+        )
+    return problems + stand_ins
+
+
+def _stand_ins(settings: Settings) -> list[str]:
+    """The development stand-ins in use, each named: fine on one machine, refused where others reach it."""
+    problems = []
     if settings.database_url.startswith("sqlite"):
         problems.append("DATABASE_URL is SQLite: use Postgres (postgresql://user:password@host/db)")
     if not settings.public_base_url.startswith("https://"):

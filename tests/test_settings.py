@@ -61,17 +61,56 @@ def test_each_unsafe_setting_is_refused_in_production_by_name(override, named):
         settings(**override)
 
 
-def test_test_env_refuses_short_secrets_but_keeps_local_infrastructure():
-    local = {
-        "database_url": "sqlite+aiosqlite:///x.db",
-        "public_base_url": "",
-        "qstash_url": "",
-        "storage_backend": "local",
-    }
+LOCAL_STAND_INS: dict[str, Any] = {
+    "database_url": "sqlite+aiosqlite:///x.db",
+    "public_base_url": "",
+    "qstash_url": "",
+    "storage_backend": "local",
+}
+
+
+@pytest.mark.parametrize(
+    ("host", "public_base_url"),
+    [("127.0.0.1", ""), ("127.0.0.1", "http://127.0.0.1:8123"), ("localhost", "http://localhost:8000/"), ("::1", "")],
+)
+def test_test_env_refuses_short_secrets_but_keeps_local_stand_ins_on_a_machine_local_service(host, public_base_url):
+    local = {**LOCAL_STAND_INS, "host": host, "public_base_url": public_base_url}
     assert settings(env="test", **local).embedded_qstash
+    assert settings(env="test", webhook_allow_private_urls=True, **local).webhook_allow_private_urls
     with pytest.raises(ValidationError, match="AUTH_SECRET is shorter"):
         settings(env="test", auth_secret="short", **local)
     assert settings(env="development", auth_secret="short", **local).env == "development"
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"database_url": "sqlite+aiosqlite:///var/curaway.db"}, "DATABASE_URL is SQLite"),
+        ({"public_base_url": "http://pipelines.example.org"}, "PUBLIC_BASE_URL must be"),
+        ({"qstash_url": ""}, "QSTASH_URL is unset"),
+        ({"devqstash_enabled": True}, "DEVQSTASH_ENABLED"),
+        ({"storage_backend": "local"}, "STORAGE_BACKEND=local"),
+        ({"webhook_allow_private_urls": True}, "WEBHOOK_ALLOW_PRIVATE_URLS"),
+        ({"host": "0.0.0.0", "public_base_url": ""}, "PUBLIC_BASE_URL must be"),
+    ],
+)
+def test_test_env_reachable_beyond_the_machine_refuses_each_local_stand_in_by_name(override, named):
+    """A deployment with ENV=test is not a loophole: on a public URL it gets production's refusals."""
+    assert settings(env="test").env == "test"  # the safe production settings pass with ENV=test too
+    with pytest.raises(ValidationError, match=named):
+        settings(env="test", **{"host": "0.0.0.0", **override})
+
+
+@pytest.mark.parametrize(
+    ("host", "public_base_url"),
+    [("0.0.0.0", ""), ("127.0.0.1", "http://pipelines.example.org"), ("10.0.0.5", "http://127.0.0.1:8000")],
+)
+def test_test_env_with_all_stand_ins_off_the_machine_names_each_and_why(host, public_base_url):
+    with pytest.raises(ValidationError) as refused:
+        settings(env="test", **{**LOCAL_STAND_INS, "host": host, "public_base_url": public_base_url})
+    message = str(refused.value)
+    for named in ("DATABASE_URL", "PUBLIC_BASE_URL must be", "QSTASH_URL", "STORAGE_BACKEND", f"HOST={host}"):
+        assert named in message, (named, message)
 
 
 def test_secrets_never_appear_in_repr_or_dumps():

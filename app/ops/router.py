@@ -84,6 +84,9 @@ async def cancel_run(session: SessionDep, runtime: RuntimeDep, run_id: str) -> C
     """Cancel the run and its children at their next step boundary."""
     if await session.get(WorkflowRun, run_id) is None:
         raise NotFound(f"no run {run_id}")
+    # End this read before the runtime writes in a transaction of its own: on SQLite every
+    # transaction holds the write lock (BEGIN IMMEDIATE), so the runtime would wait for this one.
+    await session.rollback()
     cancelled = await runtime.cancel(run_id)
     detail = "cancelled" if cancelled else "the run had already finished"
     return CancelRead(run_id=run_id, cancelled=cancelled, detail=detail)

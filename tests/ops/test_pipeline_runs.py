@@ -112,6 +112,12 @@ async def test_failed_then_recovered_and_failed_for_good_runs_are_shown_retried_
             assert next(s for s in detail_b["steps"] if s["name"] == "ocr")["attempts"] == 1
             again = await client.post(f"/ops/runs/{run_b}/retry", headers=api.ops)
             assert again.status_code == 409, again.text
+            # Cancel: a finished run is left alone (and on SQLite the request's own read does not
+            # hold the write lock the runtime's cancel needs); an unknown run is 404.
+            finished = await client.post(f"/ops/runs/{run_b}/cancel", headers=api.ops)
+            assert finished.status_code == 200 and finished.json()["cancelled"] == [], finished.text
+            unknown = await client.post("/ops/runs/wfr_nobody/cancel", headers=api.ops)
+            assert unknown.status_code == 404, unknown.text
 
             # Usage agrees with what the embedded QStash took for the pipeline.
             await svc.settled(run_a, run_b)
