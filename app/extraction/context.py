@@ -3,8 +3,11 @@
 A mention is modified by a kind of context (negated, resolved, hypothetical, family, prophylaxis)
 when a "before" trigger of that kind stands up to `PRE_WINDOW` characters before it, or an "after"
 trigger up to `POST_WINDOW` characters after it, in the same sentence and with no terminator
-("but", "aber", "pero", "ama" ...) between trigger and mention. Pseudo-triggers ("past medical
-history", "no change") are not triggers. The per-language trigger lists live in `context.json`
+("but", "aber", "pero", "ama" ...) between trigger and mention. A treatment introduced after the
+trigger ends its scope too ("sans crise depuis 3 ans sous lamotrigine", "without complications on
+metformin": the seizures are negated, not the drug). Pseudo-triggers ("past medical history", "no
+change") are not triggers, nor is a trigger word inside a condition's own name ("migraine sans
+aura", "diabetes without complications" name a condition, they negate nothing after them). The per-language trigger lists live in `context.json`
 (negation and family cues also in `vocabulary.json`). A condition is a current diagnosis when no
 kind modifies it, it is not a screening or risk statement, and it is not in a family-history or
 differential-diagnosis section.
@@ -24,12 +27,21 @@ def modified(doc: Document, kind: str, start: int, end: int) -> bool:
     """True when a trigger of `kind` has the mention at [start, end) in its scope."""
     s0, s1 = doc.sentence(start)
     for cue in doc.cues(trigger_cue(kind, "before"), max(s0, start - PRE_WINDOW), start):
-        if not doc.cues("scope_end", cue.end, start):
+        if not doc.cues("scope_end", cue.end, start) and not _names_a_condition(doc, cue):
             return True
     for cue in doc.cues(trigger_cue(kind, "after"), end, min(s1, end + POST_WINDOW)):
-        if not doc.cues("scope_end", end, cue.start):
+        if not doc.cues("scope_end", end, cue.start) and not _names_a_condition(doc, cue):
             return True
     return False
+
+
+def _names_a_condition(doc: Document, cue: Hit) -> bool:
+    """A trigger word that is part of a condition's name ("migraine sans aura", "ohne Aura")."""
+    return any(h.start < cue.start or cue.end < h.end for h in _covering(doc, cue))
+
+
+def _covering(doc: Document, cue: Hit) -> list[Hit]:
+    return [h for h in doc.found("condition") if h.start <= cue.start and cue.end <= h.end]
 
 
 def context_of(doc: Document, start: int, end: int) -> str | None:
