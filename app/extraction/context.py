@@ -82,8 +82,7 @@ def near_cue(doc: Document, cue: str, hit: Hit, before: int, after: int) -> bool
     """A cue of this kind within the sentence, `before` chars before or `after` chars after the hit."""
     s0, s1 = doc.sentence(hit.start)
     return bool(
-        doc.cues(cue, max(s0, hit.start - before), hit.start)
-        or doc.cues(cue, hit.end, min(s1, hit.end + after))
+        doc.cues(cue, max(s0, hit.start - before), hit.start) or doc.cues(cue, hit.end, min(s1, hit.end + after))
     )
 
 

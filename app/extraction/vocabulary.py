@@ -213,6 +213,7 @@ class Vocabulary:
     long_term_codes: dict[str, str] = field(default_factory=dict)  # drug name -> Z79 code
     medication_classes: dict[str, list[str]] = field(default_factory=dict)  # class name -> member names
     pregnancy: dict[str, Any] = field(default_factory=dict)  # icd10_pregnancy: weeks, O99 companions
+    fragility_fracture: dict[str, str] = field(default_factory=dict)  # icd10_fragility_fracture: tabular, history
 
     @classmethod
     def from_file(
@@ -264,6 +265,7 @@ def _compile(data: dict[str, Any], context: dict[str, Any], tabular_terms: dict[
         medication_classes=data["medication_classes"],
         pregnancy=data["icd10_pregnancy"]
         | {"weeks": [re.compile(p, re.IGNORECASE) for p in data["icd10_pregnancy"]["weeks_patterns"]]},
+        fragility_fracture={k: v for k, v in data["icd10_fragility_fracture"].items() if isinstance(v, str)},
     )
 
 
@@ -323,13 +325,16 @@ def _index_terms(index: TermIndex, data: dict[str, Any], tabular_terms: dict[str
 
 def _index_context(index: TermIndex, data: dict[str, Any]) -> None:
     by_section = {section: category for category, section in _NAMED.items()} | {"site_conditions": "site_condition"}
-    for section, phrases in data["blockers"].items():
-        _add_all(index, by_section.get(section, "condition"), None, phrases)
+    for section, phrases in data["blockers"].items():  # "cue.allergy": phrases that are no allergy cue
+        category = section if section.startswith("cue.") else by_section.get(section, "condition")
+        _add_all(index, category, None, phrases)
     for cue, phrases in data["cues"].items():
         _add_all(index, f"cue.{cue}", cue, phrases)
     for modifier in data["icd10_modifiers"]:
         _add_all(index, f"cue.{modifier['cue']}", modifier["cue"], modifier["terms"])
     _add_all(index, "cue.long_term", "long_term", data["icd10_long_term_therapy"]["cues"])
+    _add_all(index, "fracture", "fracture", data["icd10_fragility_fracture"]["fractures"])
+    _add_all(index, "cue.fragility", "fragility", data["icd10_fragility_fracture"]["cues"])
     for reaction in data["reactions"]:
         index.add("reaction", reaction, reaction)
 
