@@ -4,13 +4,13 @@ A mention is modified by a kind of context (negated, resolved, hypothetical, fam
 when a "before" trigger of that kind stands up to `PRE_WINDOW` characters before it, or an "after"
 trigger up to `POST_WINDOW` characters after it, in the same sentence and with no terminator
 ("but", "aber", "pero", "ama" ...) between trigger and mention. A treatment introduced after the
-trigger ends its scope too ("sans crise depuis 3 ans sous lamotrigine", "without complications on
-metformin": the seizures are negated, not the drug). Pseudo-triggers ("past medical history", "no
-change") are not triggers, nor is a trigger word inside a condition's own name ("migraine sans
-aura", "diabetes without complications" name a condition, they negate nothing after them). The per-language trigger lists live in `context.json`
-(negation and family cues also in `vocabulary.json`). A condition is a current diagnosis when no
-kind modifies it, it is not a screening or risk statement, and it is not in a family-history or
-differential-diagnosis section.
+trigger ends its scope too ("sans crise depuis 3 ans sous lamotrigine", "no seizures since 2019,
+treated with levetiracetam": the seizures are negated, not the drug). Pseudo-triggers ("past
+medical history", "no change") are not triggers, nor is a trigger word inside a condition's own
+name ("migraine sans aura", "Migräne ohne Aura" name a condition and negate nothing after them).
+The per-language trigger lists live in `context.json` (negation and family cues also in
+`vocabulary.json`). A condition is a current diagnosis when no kind modifies it, it is not a
+screening or risk statement, and it is not in a family-history or differential-diagnosis section.
 """
 
 from __future__ import annotations
