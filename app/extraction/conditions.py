@@ -64,6 +64,7 @@ CODE_HEAD = 25
 MODIFIER_BEFORE = 25
 MODIFIER_AFTER = 40
 FRACTURE_REACHES = (8, 20, 40)
+REACTION_REACH = 40
 
 
 class _Found(NamedTuple):
@@ -225,7 +226,8 @@ def _treated_by_past_procedure(doc: Document, hit: Hit) -> bool:
 def _a_reaction(doc: Document, hit: Hit) -> bool:
     """A condition word that is an allergy's reaction ("Allergies: penicillin (urticaria)", "allergy
     to latex (hives)"): a reaction word in the allergies section or in a sentence about an allergy."""
-    if not any(r.start <= hit.start and hit.end <= r.end for r in doc.within("reaction", hit.start, hit.end)):
+    reactions = doc.within("reaction", hit.start - REACTION_REACH, hit.end + REACTION_REACH)
+    if not any(r.start <= hit.start and hit.end <= r.end for r in reactions):  # "latex (contact dermatitis)"
         return False
     s0, s1 = doc.sentence(hit.start)
     return doc.section(hit.start) == "allergies" or bool(doc.cues("allergy", s0, s1))

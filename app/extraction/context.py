@@ -7,7 +7,9 @@ trigger up to `POST_WINDOW` characters after it, in the same sentence and with n
 trigger ends its scope too ("sans crise depuis 3 ans sous lamotrigine", "no seizures since 2019,
 treated with levetiracetam": the seizures are negated, not the drug). Pseudo-triggers ("past
 medical history", "no change") are not triggers, nor is a trigger word inside a condition's own
-name ("migraine sans aura", "Migräne ohne Aura" name a condition and negate nothing after them).
+name ("migraine sans aura", "Migräne ohne Aura" name a condition and negate nothing after them),
+nor an "after" trigger beyond a colon and another finding ("Endoskopi: özofajitis yok" negates the
+oesophagitis, not the endoscopy; "Asthma: excluded" still negates the asthma).
 The per-language trigger lists live in `context.json` (negation and family cues also in
 `vocabulary.json`). A condition is a current diagnosis when no kind modifies it, it is not a
 screening or risk statement, and it is not in a family-history or differential-diagnosis section.
@@ -30,9 +32,18 @@ def modified(doc: Document, kind: str, start: int, end: int) -> bool:
         if not doc.cues("scope_end", cue.end, start) and not _names_a_condition(doc, cue):
             return True
     for cue in doc.cues(trigger_cue(kind, "after"), end, min(s1, end + POST_WINDOW)):
+        if _finding_after_a_label(doc, end, cue.start):
+            break  # "Endoskopi: ozofajitis yok": the trigger is about the finding after the label
         if not doc.cues("scope_end", end, cue.start) and not _names_a_condition(doc, cue):
             return True
     return False
+
+
+def _finding_after_a_label(doc: Document, end: int, cue_start: int) -> bool:
+    """A colon, then a condition, between the mention and an "after" trigger ("Asthma: excluded" is
+    still about the asthma)."""
+    colon = doc.text.find(":", end, cue_start)
+    return colon >= 0 and any(doc.within(category, colon, cue_start) for category in ("condition", "site_condition"))
 
 
 def _names_a_condition(doc: Document, cue: Hit) -> bool:

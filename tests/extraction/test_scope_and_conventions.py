@@ -188,3 +188,39 @@ def test_a_procedure_phrased_by_a_specialist_or_abbreviated_is_recommended(text:
 )
 def test_a_past_operation_or_another_kind_of_decompression_is_no_recommendation(text: str) -> None:
     assert extract(text).recommended_procedure is None
+
+
+# --- found by the fourth held-out set ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("LA grade B reflux oesophagitis.", "K21.00"),
+        ("Haemorrhoids.", "K64.9"),
+        ("Calcul de l'uretère lombaire gauche de 7 mm.", "N20.1"),
+        ("Evre 2 iç hemoroid.", "K64.1"),
+    ],
+)
+def test_british_spellings_other_languages_and_grades_written_apart(text: str, code: str) -> None:
+    assert codes(extract(text)) == {code}
+
+
+def test_an_allergy_reaction_longer_than_the_condition_inside_it_is_no_diagnosis() -> None:
+    assert codes(extract("Allergies: latex (contact dermatitis).")) == set()
+
+
+def test_a_procedure_not_advised_is_not_the_recommendation() -> None:
+    text = "A sleeve gastrectomy is not advised. She is a suitable candidate for a Roux-en-Y gastric bypass."
+    assert extract(text).recommended_procedure == "gastric bypass"
+
+
+def test_an_after_negation_beyond_a_label_and_another_finding_negates_the_finding_only() -> None:
+    extraction = extract("Üst GİS endoskopi: distal özofajitis yok, antral gastrit.")
+    assert {s.name for s in extraction.studies} == {"upper gi endoscopy"}
+    assert codes(extraction) == {"K29.70"}
+    assert codes(extract("Asthma: excluded. Atrial fibrillation.")) == {"I48.91"}
+
+
+def test_long_term_anticoagulation_written_as_a_german_compound() -> None:
+    assert "Z79.01" in codes(extract("Permanentes Vorhofflimmern, Dauerantikoagulation mit Apixaban 5 mg 1-0-1."))
