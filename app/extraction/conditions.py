@@ -62,7 +62,7 @@ SITE_WINDOW = 60
 SIDE_WINDOW = 30
 CODE_HEAD = 25
 MODIFIER_BEFORE = 25
-MODIFIER_AFTER = 40
+MODIFIER_AFTER = 55
 FRACTURE_REACHES = (8, 20, 40)
 REACTION_REACH = 40
 
@@ -246,11 +246,12 @@ def _implant_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
 
 
 def _modified(doc: Document, vocabulary: Vocabulary, hit: Hit, code: str | None = None) -> str:
-    """The term's code, made specific by a modifier next to it ("poorly controlled" -> E11.65)."""
+    """The term's code, made specific by the modifiers next to it ("poorly controlled" -> E11.65;
+    "crónica agudizada con fracción de eyección reducida" -> I50.20 -> I50.23)."""
     code = code or hit.key or ""
-    for cue, codes in vocabulary.modifiers.items():
+    for cue, codes in vocabulary.modifiers.items():  # in order, so they chain: reduced EF, then acute on chronic
         if code in codes and _modifies(doc, cue, hit):
-            return codes[code]
+            code = codes[code]
     return code
 
 

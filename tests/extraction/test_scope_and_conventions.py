@@ -224,3 +224,15 @@ def test_an_after_negation_beyond_a_label_and_another_finding_negates_the_findin
 
 def test_long_term_anticoagulation_written_as_a_german_compound() -> None:
     assert "Z79.01" in codes(extract("Permanentes Vorhofflimmern, Dauerantikoagulation mit Apixaban 5 mg 1-0-1."))
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("Insuficiencia cardiaca crónica agudizada con fracción de eyección reducida (FEVI 30 %).", "I50.23"),
+        ("Herzinsuffizienz mit erhaltener Ejektionsfraktion.", "I50.30"),
+        ("Heart failure, acute on chronic, with reduced ejection fraction.", "I50.23"),
+    ],
+)
+def test_heart_failure_modifiers_chain(text: str, code: str) -> None:
+    assert codes(extract(text)) == {code}
