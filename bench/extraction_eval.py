@@ -3,8 +3,9 @@
 The sets are `tests/fixtures/documents/eval/` (`--set eval`, the default: the documents the rules
 were written on) and `tests/fixtures/documents/heldout/` (`--set heldout`: documents of other
 specialities written after the rules, see bench/README.md for the figures before and after the
-fixes they showed) and `tests/fixtures/documents/heldout2/` (`--set heldout2`: written after every
-change and never tuned on): synthetic documents (`*.txt`, pages separated by form feeds) and
+fixes they showed), `tests/fixtures/documents/heldout2/`, `heldout3/` and `heldout4/` (`--set heldout2`,
+`--set heldout3`, `--set heldout4`: each written after the changes before it and scored once before any change for
+it, see bench/README.md): synthetic documents (`*.txt`, pages separated by form feeds) and
 `expected.json`, what a correct extraction finds in each. Per field it counts true
 positives, false positives and false negatives over all documents (micro-averaged):
 
@@ -15,7 +16,7 @@ positives, false positives and false negatives over all documents (micro-average
 
 Prints a table, then as its last line one JSON object with every figure. No database, no network.
 
-    .venv/bin/python bench/extraction_eval.py [--set eval|heldout|DIR] [--misses]
+    .venv/bin/python bench/extraction_eval.py [--set eval|heldout|heldout2|heldout3|heldout4|DIR] [--misses]
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ from app.extraction.schemas import Extraction  # noqa: E402
 EVAL_SET = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "documents" / "eval"
 HELDOUT_SET = EVAL_SET.parent / "heldout"
 HELDOUT2_SET = EVAL_SET.parent / "heldout2"
-SETS = {"eval": EVAL_SET, "heldout": HELDOUT_SET, "heldout2": HELDOUT2_SET}
+HELDOUT3_SET = EVAL_SET.parent / "heldout3"
+HELDOUT4_SET = EVAL_SET.parent / "heldout4"
+SETS = {
+    "eval": EVAL_SET,
+    "heldout": HELDOUT_SET,
+    "heldout2": HELDOUT2_SET,
+    "heldout3": HELDOUT3_SET,
+    "heldout4": HELDOUT4_SET,
+}
 SET_FIELDS = ("conditions", "medications", "allergies", "studies")
 CLINICAL = ("conditions", "medications", "allergies")
 LAB_TOLERANCE = 0.01
@@ -176,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         "--set",
         default="eval",
         help="eval (the set the rules were written on), heldout (documents written after them, then used "
-        "to fix general patterns), heldout2 (written after every change, never tuned on), or a directory "
+        "to fix general patterns), heldout2, heldout3 and heldout4 (each written after the changes before it; see bench/README.md for their first, held-out figures), or a directory "
         "with *.txt and expected.json",
     )
     parser.add_argument("--misses", action="store_true", help="print each document's misses and extras")

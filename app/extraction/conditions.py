@@ -4,7 +4,15 @@
 2. vocabulary terms ("Essential hypertension", "Diabetes mellitus Typ 2", "hipotiroidismo"), made more
    specific by a modifier next to them ("poorly controlled" type 2 diabetes -> E11.65);
 3. site-coded terms: a condition plus the body site and side in its sentence ("osteoarthritis of the
-   right knee" -> M17.11, "Gonarthrose links" -> M17.12, "lumbar radiculopathy" -> M54.16).
+   right knee" -> M17.11, "Gonarthrose links" -> M17.12, "lumbar radiculopathy" -> M54.16), made
+   more specific by a modifier next to them like terms ("lumbar stenosis with neurogenic
+   claudication" -> M48.062);
+4. fragility fractures: a fracture with an osteoporotic cue in its sentence or the next ("fragility
+   fracture of the left distal radius", "fracture vertebrale osteoporotique de T12", "femur boyun
+   kirigi. Osteoporoz zemininde") is coded as the tabular list's osteoporosis with current
+   pathological fracture, M80.0- by site and side, initial encounter (the ICD-10-CM convention: not
+   M81.- plus a traumatic S-code; M81.- then goes by its Excludes1 note), or its history code when
+   the fracture is past.
 
 A combination code never replaces a code the document states on the strength of a term found
 elsewhere (the document's own coding wins). A site-coded term gives way to a code the document
@@ -28,10 +36,12 @@ from typing import NamedTuple
 
 from app.extraction.context import (
     NOT_CURRENT_SECTIONS,
+    PRE_WINDOW,
     about_family,
     asserted,
     context_of,
     diagnosed,
+    near_cue,
     nearest,
 )
 from app.extraction.document import Document
@@ -52,7 +62,9 @@ SITE_WINDOW = 60
 SIDE_WINDOW = 30
 CODE_HEAD = 25
 MODIFIER_BEFORE = 25
-MODIFIER_AFTER = 30
+MODIFIER_AFTER = 55
+FRACTURE_REACHES = (8, 20, 40)
+REACTION_REACH = 40
 
 
 class _Found(NamedTuple):
@@ -99,7 +111,8 @@ def _derived(doc: Document, vocabulary: Vocabulary, explicit: list[_Found]) -> l
     stated = {(doc.sentence(f.start), f.code[:3]) for f in explicit}
     stated_categories = {f.code[:3] for f in explicit}
     terms = [f for f in _terms(doc, vocabulary) if (doc.sentence(f.start), f.code[:3]) not in stated]
-    return terms + [f for f in _site_terms(doc, vocabulary) if f.code[:3] not in stated_categories]
+    sited = _site_terms(doc, vocabulary) + _fragility_fractures(doc, vocabulary)
+    return terms + [f for f in sited if f.code[:3] not in stated_categories]
 
 
 def _respect_stated(
@@ -194,16 +207,27 @@ def _display_from_text(doc: Document, start: int) -> str:
 def _terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     found = []
     for hit in doc.found("condition"):
-        if hit.key and diagnosed(doc, hit) and not _a_reaction(doc, hit):
+        if hit.key and diagnosed(doc, hit) and not _a_reaction(doc, hit) and not _treated_by_past_procedure(doc, hit):
             code = _modified(doc, vocabulary, hit)
             found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "vocabulary-term"))
     return found + _history_terms(doc, vocabulary) + _implant_terms(doc, vocabulary)
 
 
+def _treated_by_past_procedure(doc: Document, hit: Hit) -> bool:
+    """A condition named inside a past procedure's name ("2021'de katarakt ameliyati", "s/p hernia
+    repair") was treated by it: not a current diagnosis."""
+    return any(
+        p.start <= hit.start and hit.end <= p.end and historical(doc, p)
+        for p in doc.within("procedure", hit.start - 60, hit.end + 60)
+        if p.key
+    )
+
+
 def _a_reaction(doc: Document, hit: Hit) -> bool:
     """A condition word that is an allergy's reaction ("Allergies: penicillin (urticaria)", "allergy
     to latex (hives)"): a reaction word in the allergies section or in a sentence about an allergy."""
-    if not any(r.start <= hit.start and hit.end <= r.end for r in doc.within("reaction", hit.start, hit.end)):
+    reactions = doc.within("reaction", hit.start - REACTION_REACH, hit.end + REACTION_REACH)
+    if not any(r.start <= hit.start and hit.end <= r.end for r in reactions):  # "latex (contact dermatitis)"
         return False
     s0, s1 = doc.sentence(hit.start)
     return doc.section(hit.start) == "allergies" or bool(doc.cues("allergy", s0, s1))
@@ -221,12 +245,13 @@ def _implant_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
     return found
 
 
-def _modified(doc: Document, vocabulary: Vocabulary, hit: Hit) -> str:
-    """The term's code, made specific by a modifier next to it ("poorly controlled" -> E11.65)."""
-    code = hit.key or ""
-    for cue, codes in vocabulary.modifiers.items():
+def _modified(doc: Document, vocabulary: Vocabulary, hit: Hit, code: str | None = None) -> str:
+    """The term's code, made specific by the modifiers next to it ("poorly controlled" -> E11.65;
+    "crónica agudizada con fracción de eyección reducida" -> I50.20 -> I50.23)."""
+    code = code or hit.key or ""
+    for cue, codes in vocabulary.modifiers.items():  # in order, so they chain: reduced EF, then acute on chronic
         if code in codes and _modifies(doc, cue, hit):
-            return codes[code]
+            code = codes[code]
     return code
 
 
@@ -295,8 +320,47 @@ def _site_terms(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
             continue
         code = _site_code(doc, vocabulary, hit)
         if code:
+            code = _modified(doc, vocabulary, hit, code)
             found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "site-term"))
     return found
+
+
+def _fragility_fractures(doc: Document, vocabulary: Vocabulary) -> list[_Found]:
+    """Osteoporotic fractures: M80.0- by the site and side named nearest to them, or the history
+    code; an unspecified site only when no fracture of the document has a site."""
+    spec, found = vocabulary.fragility_fracture, []
+    for hit in doc.found("fracture"):
+        s0, s1 = doc.sentence(hit.start)
+        _, next_end = doc.sentence(s1 + 1) if s1 < len(doc.text) else (s1, s1)
+        if not doc.cues("fragility", s0, next_end) or about_family(doc, hit.start):
+            continue
+        context = context_of(doc, hit.start, hit.end)
+        if context == "resolved":
+            code: str | None = spec["history"]
+        elif context is None and not near_cue(doc, "not_diagnosis_before", hit, PRE_WINDOW, 0):
+            code = _fracture_code(doc, vocabulary, hit, spec["tabular"])
+        else:
+            continue
+        if code:
+            found.append(_Found(hit.start, hit.end, code, _display(code, vocabulary), "fragility-fracture"))
+    return [f for f in found if not _less_specific_fracture(f.code, {g.code for g in found}, spec["tabular"])]
+
+
+def _less_specific_fracture(code: str, codes: set[str], category: str) -> bool:
+    """An unspecified site next to a named one, an unspecified side next to a side of that site."""
+    if code == billable_code(category):
+        return any(c.startswith(category) and c != code for c in codes)
+    return "unspecified" in description(code) and any(c[:6] == code[:6] and c != code for c in codes)
+
+
+def _fracture_code(doc: Document, vocabulary: Vocabulary, hit: Hit, category: str) -> str | None:
+    """The code of the site named closest to the fracture: words within a growing reach, then the sentence."""
+    side, default = _side(doc, hit, False), billable_code(category)
+    for reach in FRACTURE_REACHES:
+        code = _tabular_code(doc, vocabulary, hit, category, side, reach)
+        if code != default:
+            return code
+    return default
 
 
 def _site_code(doc: Document, vocabulary: Vocabulary, hit: Hit) -> str | None:
@@ -317,12 +381,17 @@ def _site_code(doc: Document, vocabulary: Vocabulary, hit: Hit) -> str | None:
     return sides.get(side) or sides.get("unspecified")
 
 
-def _tabular_code(doc: Document, vocabulary: Vocabulary, hit: Hit, category: str, side: str) -> str | None:
+def _tabular_code(
+    doc: Document, vocabulary: Vocabulary, hit: Hit, category: str, side: str, reach: int | None = None
+) -> str | None:
     """The billable code under `category` that the sentence supports, walking the tabular list down
     by the words of each child's description ("upper outer quadrant" -> C50.4-, "left" -> C50.412).
     Words in the supported languages are put in the list's English first (`tabular_words`), and
-    the side and the patient's sex are added as the list writes them."""
+    the side and the patient's sex are added as the list writes them. `reach` limits the words to
+    those up to that many characters from the hit (default: its whole sentence)."""
     s0, s1 = doc.sentence(hit.start)
+    if reach is not None:
+        s0, s1 = max(s0, hit.start - reach), min(s1, hit.end + reach)
     words = _CONTEXT_WORD.findall(doc.text[s0:s1].lower())
     english = [vocabulary.tabular_words.get(word, word) for word in words]
     sides = [side] if side != "unspecified" else []

@@ -3,11 +3,16 @@
 A mention is modified by a kind of context (negated, resolved, hypothetical, family, prophylaxis)
 when a "before" trigger of that kind stands up to `PRE_WINDOW` characters before it, or an "after"
 trigger up to `POST_WINDOW` characters after it, in the same sentence and with no terminator
-("but", "aber", "pero", "ama" ...) between trigger and mention. Pseudo-triggers ("past medical
-history", "no change") are not triggers. The per-language trigger lists live in `context.json`
-(negation and family cues also in `vocabulary.json`). A condition is a current diagnosis when no
-kind modifies it, it is not a screening or risk statement, and it is not in a family-history or
-differential-diagnosis section.
+("but", "aber", "pero", "ama" ...) between trigger and mention. A treatment introduced after the
+trigger ends its scope too ("sans crise depuis 3 ans sous lamotrigine", "no seizures since 2019,
+treated with levetiracetam": the seizures are negated, not the drug). Pseudo-triggers ("past
+medical history", "no change") are not triggers, nor is a trigger word inside a condition's own
+name ("migraine sans aura", "Migräne ohne Aura" name a condition and negate nothing after them),
+nor an "after" trigger beyond a colon and another finding ("Endoskopi: özofajitis yok" negates the
+oesophagitis, not the endoscopy; "Asthma: excluded" still negates the asthma).
+The per-language trigger lists live in `context.json` (negation and family cues also in
+`vocabulary.json`). A condition is a current diagnosis when no kind modifies it, it is not a
+screening or risk statement, and it is not in a family-history or differential-diagnosis section.
 """
 
 from __future__ import annotations
@@ -24,12 +29,30 @@ def modified(doc: Document, kind: str, start: int, end: int) -> bool:
     """True when a trigger of `kind` has the mention at [start, end) in its scope."""
     s0, s1 = doc.sentence(start)
     for cue in doc.cues(trigger_cue(kind, "before"), max(s0, start - PRE_WINDOW), start):
-        if not doc.cues("scope_end", cue.end, start):
+        if not doc.cues("scope_end", cue.end, start) and not _names_a_condition(doc, cue):
             return True
     for cue in doc.cues(trigger_cue(kind, "after"), end, min(s1, end + POST_WINDOW)):
-        if not doc.cues("scope_end", end, cue.start):
+        if _finding_after_a_label(doc, end, cue.start):
+            break  # "Endoskopi: ozofajitis yok": the trigger is about the finding after the label
+        if not doc.cues("scope_end", end, cue.start) and not _names_a_condition(doc, cue):
             return True
     return False
+
+
+def _finding_after_a_label(doc: Document, end: int, cue_start: int) -> bool:
+    """A colon, then a condition, between the mention and an "after" trigger ("Asthma: excluded" is
+    still about the asthma)."""
+    colon = doc.text.find(":", end, cue_start)
+    return colon >= 0 and any(doc.within(category, colon, cue_start) for category in ("condition", "site_condition"))
+
+
+def _names_a_condition(doc: Document, cue: Hit) -> bool:
+    """A trigger word that is part of a condition's name ("migraine sans aura", "ohne Aura")."""
+    return any(h.start < cue.start or cue.end < h.end for h in _covering(doc, cue))
+
+
+def _covering(doc: Document, cue: Hit) -> list[Hit]:
+    return [h for h in doc.found("condition") if h.start <= cue.start and cue.end <= h.end]
 
 
 def context_of(doc: Document, start: int, end: int) -> str | None:
@@ -70,8 +93,7 @@ def near_cue(doc: Document, cue: str, hit: Hit, before: int, after: int) -> bool
     """A cue of this kind within the sentence, `before` chars before or `after` chars after the hit."""
     s0, s1 = doc.sentence(hit.start)
     return bool(
-        doc.cues(cue, max(s0, hit.start - before), hit.start)
-        or doc.cues(cue, hit.end, min(s1, hit.end + after))
+        doc.cues(cue, max(s0, hit.start - before), hit.start) or doc.cues(cue, hit.end, min(s1, hit.end + after))
     )
 
 

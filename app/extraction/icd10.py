@@ -32,12 +32,16 @@ with warnings.catch_warnings():  # the package reads its data with a deprecated 
     import simple_icd_10_cm as cm
 
 _WORD = re.compile(r"[a-z0-9]+")
+_FUNCTION_WORDS = frozenset(
+    {"a", "an", "and", "at", "by", "for", "in", "of", "on", "or", "the", "to"}
+)  # never choose a child
 _NOTE_CODES = re.compile(r"\(([A-Z0-9.,\- ]+)\)\s*$")
 _SYMPTOM_CHAPTER = "R"
-# A child the context does not choose: the "unspecified" one, the "without ..." one, and for the 7th
-# character of injuries the initial encounter (the patient is in active treatment).
+# A child the context does not choose: the "unspecified" one, the "without ..." one, and for a 7th
+# character of the encounter (injuries, pathological fractures M80.-) the initial encounter (the
+# patient is in active treatment).
 _DEFAULT_CHILD = ({"unspecified"}, {"without"}, {"initial", "encounter"})
-_INJURY_CHAPTERS = ("S", "T")
+_ENCOUNTER_CHAPTERS = ("M", "S", "T")  # injuries and the pathological fractures of chapter 13
 
 
 @dataclass(frozen=True)
@@ -108,12 +112,14 @@ def _best_child(code: str, context: set[str]) -> str | None:
     """The child whose own description words the context names, else the "unspecified" one."""
     children = cm.get_children(code)
     parent_words = _words(cm.get_description(code))
+    context = context - _FUNCTION_WORDS
     scores = [(len((_words(cm.get_description(c)) - parent_words) & context), c) for c in children]
     best = max((score for score, _ in scores), default=0)
     if best and sum(1 for score, _ in scores if score == best) == 1:
         return next(c for score, c in scores if score == best)
     own = {c: _words(cm.get_description(c)) - parent_words for c in children}
-    for default in _DEFAULT_CHILD if code.startswith(_INJURY_CHAPTERS) else _DEFAULT_CHILD[:2]:
+    encounters = code.startswith(_ENCOUNTER_CHAPTERS) and any("encounter" in own[c] for c in children)
+    for default in _DEFAULT_CHILD if encounters else _DEFAULT_CHILD[:2]:
         found = [c for c in children if default <= own[c]]
         if found:
             return found[0]

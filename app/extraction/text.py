@@ -7,7 +7,10 @@ extractor works with refers to the folded text; `fold_map` also gives, per folde
 offset of the original character it came from (for provenance).
 
 `tokenize` splits folded text into alphanumeric tokens with their offsets; German allergy
-compounds ("Penicillinallergie") are split into substance + "allergie".
+compounds ("Penicillinallergie") are split into substance + "allergie". A token's `low` form is
+also put in American spelling ("oesophagitis" -> "esophagitis", "haemorrhoids" -> "hemorrhoids"),
+in the text and in the vocabulary alike, so every English term (the tabular list's are American)
+matches both spellings.
 """
 
 from __future__ import annotations
@@ -18,10 +21,39 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 _SPECIAL = {
-    "ı": "i", "ß": "ss", "ẞ": "SS", "µ": "u", "μ": "u", "×": "x", "æ": "ae", "Æ": "AE",
-    "œ": "oe", "Œ": "OE", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "đ": "d", "ð": "d",
-    "’": "'", "‘": "'", "´": "'", "`": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"',
-    "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\t": " ", "·": ".", "•": "-", "≤": "<", "≥": ">",
+    "ı": "i",
+    "ß": "ss",
+    "ẞ": "SS",
+    "µ": "u",
+    "μ": "u",
+    "×": "x",
+    "æ": "ae",
+    "Æ": "AE",
+    "œ": "oe",
+    "Œ": "OE",
+    "ø": "o",
+    "Ø": "O",
+    "ł": "l",
+    "Ł": "L",
+    "đ": "d",
+    "ð": "d",
+    "’": "'",
+    "‘": "'",
+    "´": "'",
+    "`": "'",
+    "“": '"',
+    "”": '"',
+    "„": '"',
+    "«": '"',
+    "»": '"',
+    "\u00a0": " ",
+    "\u2009": " ",
+    "\u202f": " ",
+    "\t": " ",
+    "·": ".",
+    "•": "-",
+    "≤": "<",
+    "≥": ">",
 }
 _DASHES = "‐‑‒–—―−﹘﹣－"
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
@@ -74,8 +106,13 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(Token(start, cut, word[: cut - start], split.group(1)))
             tokens.append(Token(cut, m.end(), word[cut - start :], split.group(2)))
         else:
-            tokens.append(Token(start, m.end(), word, low))
+            tokens.append(Token(start, m.end(), word, _american(low)))
     return tokens
+
+
+def _american(low: str) -> str:
+    """ "oe"/"ae" as "e" (oesophagus, haemoglobin, diarrhoea), the same in text and vocabulary."""
+    return low.replace("ae", "e").replace("oe", "e") if "ae" in low or "oe" in low else low
 
 
 def spelling_variants(phrase: str) -> Iterator[str]:
