@@ -43,7 +43,7 @@ async def test_reconnecting_with_last_event_id_misses_nothing_and_repeats_nothin
         url = f"/cases/{case['id']}/events?access_token={token}"  # as a browser EventSource would
         await _emit(svc, case["id"], 3)
         first = asyncio.create_task(_collect(client, url, 5))
-        await asyncio.sleep(0.3)
+        await _await(lambda: svc.services.progress.clients == 1, "the client to subscribe")
         await _emit(svc, case["id"], 4, start=3)  # two arrive live, then the client disconnects
         seen = await asyncio.wait_for(first, 10)
         await _emit(svc, case["id"], 3, start=7)  # while disconnected
@@ -96,7 +96,7 @@ async def test_events_written_by_another_process_reach_the_stream(database_url):
         api = Api(client)
         _, case, token = await api.new_case()
         listening = asyncio.create_task(_collect(client, f"/cases/{case['id']}/events", 2, api.auth(token)))
-        await asyncio.sleep(0.3)
+        await _await(lambda: svc.services.progress.clients == 1, "the client to subscribe")
         other = create_engine(database_url)  # its own engine and connections, as another process has
         try:
             async with transaction(session_factory(other)) as session:
