@@ -102,7 +102,9 @@ async def _kill_and_recover(case: Case) -> tuple[str, WorkflowRun]:
         done = case.steps_log.read_text().splitlines() if case.steps_log.exists() else []
         # killed on the third step: before it ran (two lines), once it had run (three), or later
         if case.boundary == "after-publish-before-2xx":
-            assert len(done) >= 3, (case.boundary, done)
+            # the third delivery may be one that found the lease still held by the second (it
+            # rang the doorbell and answers 2xx): then the process dies after two steps
+            assert len(done) >= 2, (case.boundary, done)
         else:
             assert len(done) == (2 if case.boundary == "before-attempt" else 3), (case.boundary, done)
 
