@@ -223,15 +223,18 @@ def create_app(
 
 
 def _warm_up_embeddings(services: Services) -> asyncio.Task[None] | None:
-    """Embed the catalog's requirement terms in the background, so the first match is fast."""
+    """Read the ICD-10-CM tabular list and embed the catalog's requirement terms in the background,
+    so the first document's coding and match are fast."""
     deps = services.runtime.deps
     if not isinstance(deps, PipelineDeps) or not services.settings.embedding_warm_up:
         return None
     embedder = deps.embedder
+    from app.extraction.icd10 import load_tabular_list
     from app.matching.matcher import warm_up
 
     async def run() -> None:
         try:
+            await asyncio.to_thread(load_tabular_list)
             await warm_up(embedder)
         except Exception:  # the first match will try again, lazily
             log.exception("embedding warm-up failed")

@@ -26,10 +26,29 @@ import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-with warnings.catch_warnings():  # the package reads its data with a deprecated importlib call
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import simple_icd_10_cm as cm
+
+class _TabularList:
+    """`simple_icd_10_cm`, imported at first use: reading the tabular list takes seconds, which
+    every process start (the CLI included) would pay even when it never codes a condition."""
+
+    def __getattr__(self, name: str) -> Any:  # only for names not looked up before
+        with warnings.catch_warnings():  # the package reads its data with a deprecated importlib call
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import simple_icd_10_cm
+
+        value = getattr(simple_icd_10_cm, name)
+        setattr(self, name, value)
+        return value
+
+
+def load_tabular_list() -> None:
+    """Read the tabular list now (a warm-up, so the first document does not wait for it)."""
+    cm.is_valid_item("I10")
+
+
+cm = _TabularList()
 
 _WORD = re.compile(r"[a-z0-9]+")
 _FUNCTION_WORDS = frozenset(

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import simple_icd_10_cm as cm
 
 from app.extraction.canonical import canonicalise
-from app.extraction.icd10 import billable_code, coherent_codes, is_billable
+from app.extraction.icd10 import billable_code, cm, coherent_codes, is_billable
 from app.extraction.schemas import Condition, Extraction
 from app.extraction.vocabulary import TERMS_PATH, VOCABULARY_PATH, default_vocabulary
 from tests.extraction.support import codes, expected, extract, pdf_pages
