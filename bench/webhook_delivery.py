@@ -176,6 +176,13 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
             async with sessions() as session:
                 rows = (await session.execute(select(ProviderWebhook.provider_id, ProviderWebhook.status))).all()
                 traffic = await _traffic(session)
+                reasons = (
+                    await session.scalars(
+                        select(ProviderWebhook.reason).where(
+                            ProviderWebhook.provider_id != ids[0], ProviderWebhook.status == "dead_lettered"
+                        )
+                    )
+                ).all()
             delivered = sum(status == "delivered" for _, status in rows)
             dead = sum(status == "dead_lettered" for p, status in rows if p != ids[0])
             down = [status for p, status in rows if p == ids[0]]
@@ -194,6 +201,7 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
         "deliveries_per_s": round(forwardings * (len(hospitals) - 1) / drain_s, 1),
         "delivered": delivered,
         "dead_lettered_live": dead,
+        "dead_lettered_live_reasons": sorted(set(reasons)),
         "repeats_after_accept": sum(h.repeats_after_accept for h in hospitals),
         "bad_signatures": sum(h.bad_signatures for h in hospitals),
         "healthy_wait_ms_p50": round(statistics.median(waits), 1) if waits else None,
