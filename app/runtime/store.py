@@ -150,11 +150,6 @@ class RunStore(CoordinationStore):
 
     # -- the per-run lease ----------------------------------------------------------------
 
-    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> WorkflowRun | None:
-        """Take the run's lease if it is free (or lapsed) and the run unfinished; returns the run."""
-        leased = await self.acquire_or_ring(run_id, owner, ttl_s, history=False)
-        return leased.run if isinstance(leased, Lease) else None
-
     async def acquire_or_ring(
         self, run_id: str, owner: str, ttl_s: float, *, history: bool = True
     ) -> Lease | Ring | None:
