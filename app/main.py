@@ -187,6 +187,7 @@ def create_app(
             await services.progress.stop()
             if services.devqstash is not None:
                 await services.devqstash.stop()
+            await services.runtime.outbox.close()
             if services.ops is not None:
                 await services.ops.stop()
             await services.storage.aclose()
