@@ -101,7 +101,6 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
     if settings.embedded_qstash:
         devqstash = DevQStash(
             sessions=sessions,
-            http=http,
             token=settings.qstash_token.get_secret_value(),
             signing_keys=settings.signing_keys,
             retry_scale=settings.devqstash_retry_scale,
