@@ -150,9 +150,7 @@ class RunStore(CoordinationStore):
 
     # -- the per-run lease ----------------------------------------------------------------
 
-    async def acquire_or_ring(
-        self, run_id: str, owner: str, ttl_s: float, *, history: bool = True
-    ) -> Lease | Ring | None:
+    async def acquire_or_ring(self, run_id: str, owner: str, ttl_s: float) -> Lease | Ring | None:
         """Take the run's lease, or else ring the holder's doorbell, in one transaction.
 
         - `Lease`: the lease is this delivery's; with the run and its recorded steps (read in
@@ -176,8 +174,7 @@ class RunStore(CoordinationStore):
             )
             row = result.first()
             if row is not None:
-                steps = await self._load_steps(session, run_id) if history else {}
-                return Lease(WorkflowRun(**row._mapping), steps)
+                return Lease(WorkflowRun(**row._mapping), await self._load_steps(session, run_id))
             if await self._ring(session, run_id, now):
                 return Ring.RANG
             status = await session.scalar(select(RUNS.c.status).where(RUNS.c.id == run_id))
