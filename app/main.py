@@ -101,7 +101,6 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
     if settings.embedded_qstash:
         devqstash = DevQStash(
             sessions=sessions,
-            http=http,
             token=settings.qstash_token.get_secret_value(),
             signing_keys=settings.signing_keys,
             retry_scale=settings.devqstash_retry_scale,
@@ -193,6 +192,7 @@ def create_app(
             await services.progress.stop()
             if services.devqstash is not None:
                 await services.devqstash.stop()
+            await services.runtime.outbox.close()
             if services.ops is not None:
                 await services.ops.stop()
             await services.storage.aclose()

@@ -52,8 +52,10 @@ from starlette.responses import JSONResponse  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
 from app.config import DEV_OPS_TOKEN  # noqa: E402
+from app.devqstash.models import EventState, QStashEvent  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.providers.models import TERMINAL_DELIVERY_STATUSES, ProviderWebhook  # noqa: E402
+from app.runtime.models import Event  # noqa: E402
 from app.serving import serve_in_loop  # noqa: E402
 from bench.support import bench_settings, fresh_database  # noqa: E402
 
@@ -173,6 +175,14 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
             down_attempts = hospitals[0].requests  # wasted on the down hospital meanwhile
             async with sessions() as session:
                 rows = (await session.execute(select(ProviderWebhook.provider_id, ProviderWebhook.status))).all()
+                traffic = await _traffic(session)
+                reasons = (
+                    await session.scalars(
+                        select(ProviderWebhook.reason).where(
+                            ProviderWebhook.provider_id != ids[0], ProviderWebhook.status == "dead_lettered"
+                        )
+                    )
+                ).all()
             delivered = sum(status == "delivered" for _, status in rows)
             dead = sum(status == "dead_lettered" for p, status in rows if p != ids[0])
             down = [status for p, status in rows if p == ids[0]]
@@ -191,6 +201,7 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
         "deliveries_per_s": round(forwardings * (len(hospitals) - 1) / drain_s, 1),
         "delivered": delivered,
         "dead_lettered_live": dead,
+        "dead_lettered_live_reasons": sorted(set(reasons)),
         "repeats_after_accept": sum(h.repeats_after_accept for h in hospitals),
         "bad_signatures": sum(h.bad_signatures for h in hospitals),
         "healthy_wait_ms_p50": round(statistics.median(waits), 1) if waits else None,
@@ -199,6 +210,22 @@ async def scenario(args: argparse.Namespace, breaker: bool) -> dict[str, Any]:
         "down_deliveries_dead_lettered": sum(status == "dead_lettered" for status in down),
         "down_deliveries_held": sum(status == "pending" for status in down),
         "flaky_requests": sum(h.requests for h in hospitals if h.kind == "flaky"),
+        **traffic,
+    }
+
+
+async def _traffic(session: Any) -> dict[str, int]:
+    """QStash messages created, workflow deliveries answered 429 / 503, runs re-published as stuck."""
+    created = await session.scalar(select(func.count()).where(QStashEvent.state == EventState.CREATED))
+    retried = (
+        await session.execute(select(QStashEvent.url, QStashEvent.details).where(QStashEvent.state == EventState.RETRY))
+    ).all()
+    stuck = await session.scalar(select(func.count()).where(Event.type == "workflow.stuck"))
+    return {
+        "qstash_messages": created or 0,
+        "answered_429": sum(d.get("responseStatus") == 429 for _, d in retried),
+        "answered_503": sum(d.get("responseStatus") == 503 and "/workflows/" in url for url, d in retried),
+        "stuck_republished": stuck or 0,
     }
 
 

@@ -41,7 +41,7 @@ class DevQStash:
         self,
         *,
         sessions: async_sessionmaker[AsyncSession],
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None = None,
         token: str,
         signing_keys: tuple[str, str],
         retry_scale: float = 1.0,
@@ -53,6 +53,15 @@ class DevQStash:
     ) -> None:
         self._sessions = sessions
         self._token = token
+        # Its own connections, like the real QStash: a delivery holds one for as long as the
+        # run it drives works, and must not take the ones that run needs for its publishes and
+        # its calls out (with one shared pool, 32 deliveries each publishing 20 child starts
+        # exhausted it and every request waited out the pool timeout).
+        self._owned_http = http is None
+        if http is None:
+            limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+            http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), limits=limits)
+        self._http = http
         self.signing_keys = signing_keys
         self._default_retries = default_retries
         self._loop = DeliveryLoop(
@@ -78,6 +87,8 @@ class DevQStash:
         """Stop firing schedules and delivering; in-flight messages are redelivered later."""
         await self._cron.stop()
         await self._loop.stop()
+        if self._owned_http:
+            await self._http.aclose()
 
     def now(self) -> datetime:
         return self._loop.now()

@@ -1,13 +1,14 @@
 """Forwardings: start one (refusing an overlapping one still running), read one, and its packet.
 
-Starting writes the forwarding and one pending delivery per provider, commits, then starts the
-provider-forwarding run. Two forwardings of one case to overlapping providers cannot both be
+Starting writes the forwarding, one pending delivery per provider and the start of the
+provider-forwarding run (`runtime.start_in`) in one transaction: a crash or a QStash outage
+after the commit only delays the run to the watchdog's sweep, and no forwarding is left
+`running` without a run. Two forwardings of one case to overlapping providers cannot both be
 running: the check and the insert happen with the case row locked (SQLite serialises writers).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -25,9 +26,6 @@ from app.providers.service import require_providers
 from app.runtime.events import record_event
 from app.runtime.ids import new_run_id
 from app.runtime.runtime import Runtime
-from app.runtime.transport import TransportError
-
-log = logging.getLogger(__name__)
 
 WORKFLOW = "provider-forwarding"
 
@@ -70,11 +68,10 @@ async def start_forwarding(
         workflow_id=run_id,
         payload={"forwarding_id": forwarding.id, "provider_ids": provider_ids, "by": forwarding.requested_by},
     )
+    payload = {"forwarding_id": forwarding.id}
+    start = await runtime.start_in(session, WORKFLOW, payload, run_id=run_id, labels={"case_id": case_id})
     await session.commit()
-    try:
-        await runtime.trigger(WORKFLOW, {"forwarding_id": forwarding.id}, run_id=run_id, labels={"case_id": case_id})
-    except TransportError:  # the run is recorded; the watchdog publishes its start later
-        log.exception("could not publish the start of %s; the watchdog will retry", run_id)
+    await runtime.flush([start])  # what QStash refuses, the watchdog's sweep sends
     return forwarding
 
 

@@ -199,7 +199,9 @@ async def replay_dead_letter(
 ) -> dict[str, Any]:
     """Send a dead-lettered delivery again: a new attempt series (a new run), the same webhook-id.
 
-    Commits before starting the run, so the run finds the delivery pending.
+    The delivery's reset and the new run's start (an outbox row) are one transaction: a crash
+    or a QStash outage after the commit only delays the start to the watchdog's sweep, and
+    nothing leaves the delivery pending without a run.
     """
     row = await get_delivery(session, delivery_id=delivery_id, lock=True)
     if row.status != DeliveryStatus.DEAD_LETTERED:
@@ -217,8 +219,8 @@ async def replay_dead_letter(
         payload={"delivery_id": row.id, "provider_id": row.provider_id, "series": row.series, "by": requested_by},
     )
     series, case_id = row.series, row.case_id
+    payload = {"delivery_id": delivery_id, "series": series}
+    start = await runtime.start_in(session, WEBHOOK_DELIVERY, payload, run_id=run_id, labels={"case_id": case_id})
     await session.commit()
-    await runtime.trigger(
-        WEBHOOK_DELIVERY, {"delivery_id": delivery_id, "series": series}, run_id=run_id, labels={"case_id": case_id}
-    )
+    await runtime.flush([start])
     return {"delivery_id": delivery_id, "series": series, "workflow_run_id": run_id}

@@ -4,11 +4,21 @@ Children (`ctx.invoke`), events (`ctx.wait_for_event` / `notify`), cancellation,
 the watchdog's view of stuck runs. Every resolution of a waiting step goes through
 `_settle_step`, one conditional UPDATE, so two racing resolutions (a notify and a timeout, a
 child's end and a cancel) end exactly one way.
+
+Wake-ups are coalesced with the run's doorbell, `workflow_runs.wake_pending` (`_wake`): a
+resolution that finds the run leased rings the holder, which drives the run once more before
+it lets go; one that finds it idle publishes a wake-up only if none is on its way already
+(`wake_pending` set and not yet cleared). Whoever takes the lease (or answers the doorbell)
+clears it in the transaction that reads the run's steps, so a resolution committed after that
+publishes again and none is missed. Twenty children ending together cost their parent one
+delivery, or none while it is being driven, instead of twenty.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, delete, exists, or_, select, text, update
@@ -28,7 +38,22 @@ from app.runtime.models import (
     WorkflowWaiter,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RunBase, add_labels
+from app.runtime.records import RUNS, RunBase, add_labels
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A delivery's lease on a run: the run and its recorded steps, read when it was taken."""
+
+    run: WorkflowRun
+    steps: dict[int, WorkflowStep]
+
+
+class Ring(StrEnum):
+    """Why a delivery did not get the lease (`RunStore.acquire_or_ring`)."""
+
+    RANG = "rang"  # the holder drives the run once more before letting go
+    FINISHED = "finished"  # the run is finished or unknown
 
 
 class CoordinationStore(RunBase):
@@ -99,7 +124,50 @@ class CoordinationStore(RunBase):
             else {"step": step.name, "position": step.position, "child_run_id": run.id},
         )
         ref = RunRef(parent.id, parent.workflow, step.position)
-        return await outbox.add(session, ref, f"child-{run.id}.r{parent.resumes}", now=self.clock())
+        return await self._wake(session, ref, f"child-{run.id}.r{parent.resumes}")
+
+    # -- wake-ups (the doorbell) -----------------------------------------------------------
+
+    async def _wake(self, session: AsyncSession, ref: RunRef, key: str) -> Wake | None:
+        """Make sure a delivery looks at `ref`'s run after this transaction; the wake-up to send, if any.
+
+        None when the run's lease is live (the holder is rung: it drives the run once more
+        before letting go), when a wake-up is already on its way (`wake_pending` on an idle
+        run), or when the run is finished. Otherwise the doorbell is set and the wake-up written
+        to the outbox, in this transaction. The run row is read `FOR UPDATE SKIP LOCKED`: if
+        another transaction holds it (its holder writing, a cancel), this one does not wait
+        for it (no lock-order cycle with a parent's own writes) and sends a wake-up anyway.
+        """
+        now = self.clock()
+        row = (
+            await session.execute(
+                select(RUNS.c.status, RUNS.c.lease_owner, RUNS.c.lease_expires_at, RUNS.c.wake_pending)
+                .where(RUNS.c.id == ref.run_id)
+                .with_for_update(skip_locked=True)
+            )
+        ).first()
+        if row is not None:
+            if row.status in TERMINAL_RUN_STATUSES or (row.wake_pending and row.lease_owner is None):
+                return None
+            live = row.lease_owner is not None and row.lease_expires_at >= now
+            await session.execute(update(RUNS).where(RUNS.c.id == ref.run_id).values(wake_pending=True))
+            if live or row.wake_pending:  # rung; or a lapsed lease's ring, which the watchdog answers
+                return None
+        return await outbox.add(session, ref, key, now=now)
+
+    async def _ring(self, session: AsyncSession, run_id: str, now: datetime) -> bool:
+        """Ring the doorbell of a run whose lease is live; False if no live lease is held."""
+        rang = await session.execute(
+            update(RUNS)
+            .where(
+                RUNS.c.id == run_id,
+                RUNS.c.status.not_in(TERMINAL_RUN_STATUSES),
+                RUNS.c.lease_owner.is_not(None),
+                RUNS.c.lease_expires_at >= now,
+            )
+            .values(wake_pending=True)
+        )
+        return rang.rowcount == 1
 
     # -- events (ctx.wait_for_event / notify) ------------------------------------------
 
@@ -178,7 +246,8 @@ class CoordinationStore(RunBase):
                     select(WorkflowWaiter).where(WorkflowWaiter.event_id == event_id).order_by(WorkflowWaiter.id)
                 )
             )
-            woken: list[Wake] = []
+            wakes: list[Wake] = []
+            run_ids: list[str] = []
             for waiter in waiters:
                 await session.delete(waiter)
                 step = await self._settle_step(
@@ -198,15 +267,18 @@ class CoordinationStore(RunBase):
                     "step.completed",
                     {"step": step.name, "position": step.position, "event_id": event_id, "timed_out": False},
                 )
-                ref = RunRef(run.id, run.workflow, step.position)
-                woken.append(await outbox.add(session, ref, f"notify-{step.position}.r{run.resumes}", now=self.clock()))
-            now, run_ids = self.clock(), [wake.ref.run_id for wake in woken]
-            if not woken or source is not None:  # kept for a waiter, or an expired marker of its source
-                expires_at = now if woken else now + keep_for
+                run_ids.append(run.id)
+                wake = await self._wake(
+                    session, RunRef(run.id, run.workflow, step.position), f"notify-{step.position}.r{run.resumes}"
+                )
+                wakes += [wake] if wake is not None else []
+            now = self.clock()
+            if not run_ids or source is not None:  # kept for a waiter, or an expired marker of its source
+                expires_at = now if run_ids else now + keep_for
                 row = WorkflowNotification(event_id=event_id, data=data, source=source, woken=run_ids, created_at=now)
                 row.expires_at = expires_at
                 session.add(row)
-            return woken, run_ids
+            return wakes, run_ids
 
     async def prune_notifications(self, *, older_than: timedelta) -> None:
         """Delete notifications (and `ctx.notify` markers) expired for longer than `older_than`."""
@@ -281,6 +353,7 @@ class CoordinationStore(RunBase):
                 step.status, step.result, step.error, step.finished_at = StepStatus.WAITING, None, None, None
         run.status, run.error, run.finished_at = RunStatus.PENDING, None, None
         run.lease_owner = run.lease_expires_at = None
+        run.wake_pending = False  # its restart is published below
         run.resumes += 1
         await self._event(session, run, "workflow.resumed", {"reopened_positions": sorted(reopened)})
         wakes.append(await outbox.add(session, RunRef(run.id, run.workflow, 0), key, now=self.clock()))
@@ -353,7 +426,7 @@ class CoordinationStore(RunBase):
                     WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
                     or_(WorkflowRun.lease_owner.is_(None), WorkflowRun.lease_expires_at < now),
                 )
-                .values(lease_owner=None, lease_expires_at=None, updated_at=now)
+                .values(lease_owner=None, lease_expires_at=None, wake_pending=False, updated_at=now)
                 .returning(WorkflowRun)
             )
             run = result.scalar_one_or_none()

@@ -78,7 +78,9 @@ class WorkflowRun(Base):
     schedule_id: Mapped[str | None] = mapped_column(String(100), index=True, nullable=True)
     resumes: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # times resumed after failing
     lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # A delivery found the lease held and rang: the holder drives the run once more before it lets go.
+    # The doorbell. Leased: a delivery or a resolution rang, so the holder drives the run once
+    # more before it lets go. Idle: a wake-up is on its way, so resolutions send no other one.
+    # Cleared by whoever takes the lease (or answers the doorbell), as it reads the steps.
     wake_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

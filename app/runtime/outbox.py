@@ -14,6 +14,8 @@ so a crash before it means QStash delivers it again and the replay publishes aga
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
 from app.runtime.models import WorkflowOutbox
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +72,15 @@ class Outbox:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], send: Send) -> None:
         self.sessions = sessions
         self.send = send
+        self._sent: list[int] = []  # rows published, to delete
+        self._deleting: asyncio.Task[None] | None = None
 
     async def flush(self, wakes: Sequence[Wake]) -> int:
-        """Publish these continuations and delete their rows; a failed publish stays for the sweep."""
+        """Publish these continuations; a failed publish stays for the sweep. Returns how many went out.
+
+        The rows of those that went out are deleted in the background (`_delete_sent`): the
+        caller (a delivery, a request) does not wait for that cleanup.
+        """
         sent = []
         for wake in wakes:
             try:
@@ -79,9 +89,30 @@ class Outbox:
                 continue
             sent.append(wake.id)
         if sent:
-            async with transaction(self.sessions) as session:
-                await session.execute(delete(WorkflowOutbox).where(WorkflowOutbox.id.in_(sent)))
+            self._sent += sent
+            if self._deleting is None or self._deleting.done():
+                self._deleting = asyncio.create_task(self._delete_sent(), name="outbox-delete")
         return len(sent)
+
+    async def _delete_sent(self) -> None:
+        """Delete published rows, all those published meanwhile in one DELETE.
+
+        Twenty children started by one `gather` cost one DELETE, not twenty. A row whose delete
+        is lost (a crash, a database error) is only sent again by the sweep, and QStash drops
+        the copy (same deduplication ID).
+        """
+        while self._sent:
+            batch, self._sent = self._sent, []
+            try:
+                async with transaction(self.sessions) as session:
+                    await session.execute(delete(WorkflowOutbox).where(WorkflowOutbox.id.in_(batch)))
+            except Exception as exc:
+                log.warning("could not delete %d sent outbox row(s) (%s); the sweep re-sends them", len(batch), exc)
+
+    async def close(self) -> None:
+        """Finish the deletes under way (at shutdown)."""
+        if self._deleting is not None:
+            await self._deleting
 
     async def sweep(self, *, older_than: timedelta, now: datetime, limit: int = 500) -> int:
         """Re-send continuations left behind for longer than `older_than`; returns how many went out."""

@@ -33,12 +33,13 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.logging import run_labels_var, workflow_id_var
 from app.runtime import signing
 from app.runtime.context import CallSpec
+from app.runtime.coordination import Lease, Ring
 from app.runtime.encoding import check_size
 from app.runtime.errors import LeaseLostError, RunCancelledError, WorkflowError
 from app.runtime.executor import Driver, RuntimeConfig
 from app.runtime.hooks import RuntimeHooks
 from app.runtime.ids import new_run_id
-from app.runtime.models import TERMINAL_RUN_STATUSES, RunStatus, WorkflowRun, WorkflowStep
+from app.runtime.models import RunStatus, WorkflowRun, WorkflowStep
 from app.runtime.outbox import Outbox, RunRef, Wake, deduplication_id
 from app.runtime.records import Clock
 from app.runtime.registry import Workflow, WorkflowRegistry
@@ -137,15 +138,9 @@ class Runtime:
         kept on the run, indexed to find runs by them, inherited by child runs, and copied onto
         the run's event rows where the events table has a column of that name.
         """
-        wf = self.registry.get(workflow if isinstance(workflow, str) else workflow.name)
-        if isinstance(payload, BaseModel):
-            payload = payload.model_dump(mode="json")
-        try:
-            wf.parse_payload(payload)
-        except ValidationError as exc:
-            raise BadRequest(f"invalid payload for workflow {wf.name!r}: {exc}") from exc
+        wf, payload = self._checked(workflow, payload)
         run_id = run_id or new_run_id()
-        kept = {key: str(value) for key, value in (labels or {}).items() if value is not None}
+        kept = _kept_labels(labels)
         run, start = await self.store.create_run(run_id, wf.name, payload, labels=kept)
         if run.workflow != wf.name:
             raise Conflict(f"run {run_id} already exists for workflow {run.workflow!r}")
@@ -155,6 +150,36 @@ class Runtime:
         elif run.status == RunStatus.PENDING:
             await self.publish_continue(run, 0, "start", None)
         return run_id
+
+    async def start_in(
+        self,
+        session: AsyncSession,
+        workflow: str | Workflow,
+        payload: Any,
+        *,
+        run_id: str,
+        labels: Mapping[str, str | None] | None = None,
+    ) -> Wake:
+        """Write a run's start into the caller's transaction: the run exists exactly if the caller's change does.
+
+        Adds the run, its labels, its `workflow.started` event and its start (an outbox row) to
+        `session`, without committing. After its commit the caller sends the start with
+        `flush([wake])`; if it cannot (a crash, QStash refusing), the watchdog's sweep sends it.
+        Unlike `trigger`, a `run_id` that exists already fails the caller's transaction.
+        """
+        wf, payload = self._checked(workflow, payload)
+        return await self.store.add_run(session, run_id, wf.name, payload, labels=_kept_labels(labels))
+
+    def _checked(self, workflow: str | Workflow, payload: Any) -> tuple[Workflow, Any]:
+        """The registered workflow and the payload as JSON, checked against its input model."""
+        wf = self.registry.get(workflow if isinstance(workflow, str) else workflow.name)
+        if isinstance(payload, BaseModel):
+            payload = payload.model_dump(mode="json")
+        try:
+            wf.parse_payload(payload)
+        except ValidationError as exc:
+            raise BadRequest(f"invalid payload for workflow {wf.name!r}: {exc}") from exc
+        return wf, payload
 
     # -- publishing (the executor's Publisher) ------------------------------------------
 
@@ -353,24 +378,24 @@ class Runtime:
     async def _acquire(self, run_id: str, owner: str) -> tuple[WorkflowRun, dict[int, WorkflowStep]] | Answer:
         """The leased run and its recorded steps, or why not: IGNORED (finished or unknown), QUEUED or BUSY.
 
-        When another delivery holds the lease, this one rings its doorbell (`store.ring`): the
-        holder drives the run once more before it lets go, so this delivery is acknowledged
-        (QUEUED) and nothing it carried is lost. If the holder died, its lease lapses and the
-        watchdog re-publishes the run. BUSY (429) only if the lease kept changing hands.
+        When another delivery holds the lease, this one rings its doorbell in the same
+        transaction (`store.acquire_or_ring`): the holder drives the run once more before it
+        lets go, so this delivery is acknowledged (QUEUED) and nothing it carried is lost. If
+        the holder died, its lease lapses and the watchdog re-publishes the run. Only a lease
+        that changed hands between the two statements of every try for `lease_wait_s` (it
+        takes contention Postgres alone can produce) is answered BUSY (429).
         """
         deadline = asyncio.get_running_loop().time() + self.config.lease_wait_s
         delay = 0.02
         while True:
-            leased = await self.store.acquire_with_history(run_id, owner, self.config.lease_ttl_s)
-            if leased is not None:
-                return leased
-            current = await self.store.get_run(run_id)
-            if current is None or current.status in TERMINAL_RUN_STATUSES:
-                state = current.status if current else "no such run"
-                log.info("delivery for run %s ignored: %s", run_id, state)
-                return IGNORED
-            if await self.store.ring(run_id):
+            leased = await self.store.acquire_or_ring(run_id, owner, self.config.lease_ttl_s)
+            if isinstance(leased, Lease):
+                return leased.run, leased.steps
+            if leased is Ring.RANG:
                 return QUEUED
+            if leased is Ring.FINISHED:
+                log.info("delivery for run %s ignored: finished or unknown", run_id)
+                return IGNORED
             if asyncio.get_running_loop().time() >= deadline:
                 return Answer(Outcome.BUSY, 1)
             await asyncio.sleep(delay)
@@ -394,6 +419,10 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _kept_labels(labels: Mapping[str, str | None] | None) -> dict[str, str]:
+    return {key: str(value) for key, value in (labels or {}).items() if value is not None}
 
 
 def _call_body(body: Any) -> str | None:

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import transaction
 from app.runtime import outbox
-from app.runtime.coordination import CoordinationStore
+from app.runtime.coordination import CoordinationStore, Lease, Ring
 from app.runtime.errors import Failure
 from app.runtime.models import (
     TERMINAL_RUN_STATUSES,
@@ -62,6 +62,13 @@ class RunStore(CoordinationStore):
             if existing is None:
                 raise
             return existing, None
+
+    async def add_run(
+        self, session: AsyncSession, run_id: str, workflow: str, payload: Any, *, labels: dict[str, str]
+    ) -> Wake:
+        """`create_run` in the caller's transaction (not committed); the outbox row that starts the run."""
+        _, wake = await self._insert_run(session, run_id, workflow, payload, labels)
+        return wake
 
     async def start_exclusive(
         self, run_id: str, workflow: str, payload: Any, *, key: str, event: dict[str, Any]
@@ -143,15 +150,16 @@ class RunStore(CoordinationStore):
 
     # -- the per-run lease ----------------------------------------------------------------
 
-    async def acquire_lease(self, run_id: str, owner: str, ttl_s: float) -> WorkflowRun | None:
-        """Take the run's lease if it is free (or lapsed) and the run unfinished; returns the run."""
-        leased = await self.acquire_with_history(run_id, owner, ttl_s, history=False)
-        return None if leased is None else leased[0]
+    async def acquire_or_ring(self, run_id: str, owner: str, ttl_s: float) -> Lease | Ring | None:
+        """Take the run's lease, or else ring the holder's doorbell, in one transaction.
 
-    async def acquire_with_history(
-        self, run_id: str, owner: str, ttl_s: float, *, history: bool = True
-    ) -> tuple[WorkflowRun, dict[int, WorkflowStep]] | None:
-        """`acquire_lease` and, when it succeeds, the run's recorded steps, in one transaction."""
+        - `Lease`: the lease is this delivery's; with the run and its recorded steps (read in
+          the same transaction, after the doorbell was cleared: whatever rang before is in them);
+        - `Ring.RANG`: another delivery holds a live lease and will drive the run once more
+          before it lets go (`release_or_answer`): nothing this delivery carried is lost;
+        - `Ring.FINISHED`: the run is finished or unknown: nothing to do;
+        - None: the lease changed hands between the two statements (Postgres): try again.
+        """
         now = self.clock()
         async with transaction(self.sessions) as session:
             result = await session.execute(
@@ -165,9 +173,12 @@ class RunStore(CoordinationStore):
                 .returning(*RUNS.c)
             )
             row = result.first()
-            if row is None:
-                return None
-            return WorkflowRun(**row._mapping), await self._load_steps(session, run_id) if history else {}
+            if row is not None:
+                return Lease(WorkflowRun(**row._mapping), await self._load_steps(session, run_id))
+            if await self._ring(session, run_id, now):
+                return Ring.RANG
+            status = await session.scalar(select(RUNS.c.status).where(RUNS.c.id == run_id))
+            return Ring.FINISHED if status is None or status in TERMINAL_RUN_STATUSES else None
 
     async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
         async with transaction(self.sessions) as session:
@@ -175,24 +186,6 @@ class RunStore(CoordinationStore):
                 update(WorkflowRun)
                 .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
                 .values(lease_expires_at=self.clock() + timedelta(seconds=ttl_s))
-            )
-            return result.rowcount == 1
-
-    async def ring(self, run_id: str) -> bool:
-        """Ask the delivery holding the run's (live) lease to drive it once more before letting go.
-
-        False if there is no live lease to ring at (it was released or lapsed meanwhile).
-        """
-        async with transaction(self.sessions) as session:
-            result = await session.execute(
-                update(WorkflowRun)
-                .where(
-                    WorkflowRun.id == run_id,
-                    WorkflowRun.status.not_in(TERMINAL_RUN_STATUSES),
-                    WorkflowRun.lease_owner.is_not(None),
-                    WorkflowRun.lease_expires_at >= self.clock(),
-                )
-                .values(wake_pending=True)
             )
             return result.rowcount == 1
 

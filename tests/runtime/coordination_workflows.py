@@ -19,6 +19,14 @@ async def waiter(ctx: WorkflowContext, payload: dict[str, Any]) -> dict[str, Any
     return outcome
 
 
+@workflow("waits-for-two")
+async def waits_for_two(ctx: WorkflowContext, payload: dict[str, Any]) -> list[Any]:
+    first, second = await asyncio.gather(
+        *(ctx.wait_for_event(f"wait-{i}", event, timeout=60) for i, event in enumerate(payload["events"]))
+    )
+    return [first["data"], second["data"]]
+
+
 @workflow("notifier")
 async def notifier(ctx: WorkflowContext, payload: dict[str, Any]) -> list[str]:
     return await ctx.notify("tell", payload["event"], {"from": ctx.run_id})
@@ -41,7 +49,10 @@ async def child(ctx: WorkflowContext, payload: dict[str, Any]) -> int:
 @workflow("parent")
 async def parent(ctx: WorkflowContext, payload: dict[str, Any]) -> list[Any]:
     outcomes = await asyncio.gather(
-        *(ctx.invoke(f"child-{i}", "child", {"index": i, "sleep": payload.get("sleep", 0)}) for i in range(payload["children"])),
+        *(
+            ctx.invoke(f"child-{i}", "child", {"index": i, "sleep": payload.get("sleep", 0)})
+            for i in range(payload["children"])
+        ),
         return_exceptions=True,
     )
     await ctx.run("after-children", record, ctx.deps, ctx.run_id, "after-children")
@@ -92,4 +103,14 @@ async def invoke_sleeper(ctx: WorkflowContext, payload: dict[str, Any]) -> Any:
     return await ctx.invoke("slow-child", "child", {"index": 1, "sleep": 2})
 
 
-COORDINATION = [waiter, notifier, child, parent, parallel, sleep_then_step, fails_at_five, invoke_sleeper]
+COORDINATION = [
+    waiter,
+    waits_for_two,
+    notifier,
+    child,
+    parent,
+    parallel,
+    sleep_then_step,
+    fails_at_five,
+    invoke_sleeper,
+]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 import pytest
 from sqlalchemy import select
 
 from app.config import DEV_QSTASH_TOKEN
-from app.runtime.models import WorkflowRun
+from app.devqstash.models import QStashEvent
+from app.runtime.models import WorkflowRun, WorkflowWaiter
 from tests.runtime.coordination_workflows import COORDINATION
 from tests.runtime.workflows import Recorder
 from tests.support.service import live_service
@@ -62,9 +64,34 @@ async def test_notify_racing_the_timeout_ends_exactly_one_way(database_url, reco
                 assert run.result == {"data": {"i": i}, "timed_out": False}
             else:
                 assert woken[i] == [] and run.result == {"data": None, "timed_out": True}
-            events = [e for e in await svc.events(run_id) if e.payload.get("step") == "approval" and e.type == "step.completed"]
+            events = [
+                e
+                for e in await svc.events(run_id)
+                if e.payload.get("step") == "approval" and e.type == "step.completed"
+            ]
             assert len(events) == 1
             assert recorder.count(run_id, "after-wait") == 1
+
+
+async def test_wake_ups_of_an_idle_run_ride_on_the_one_already_on_its_way(database_url, recorder):
+    """Two resolutions before the run is delivered again: the second sends no wake-up of its own."""
+    async with live_service(database_url, COORDINATION, deps=recorder) as svc:
+        run_id = await svc.runtime.trigger("waits-for-two", {"events": ["a:1", "b:1"]})
+        while (await svc.run(run_id)).lease_owner is not None or len(await _waiters(svc, run_id)) < 2:
+            await asyncio.sleep(0.02)
+        keep = timedelta(minutes=1)
+        first = await svc.runtime.store.notify("a:1", "a", keep_for=keep)  # the store's half: nothing sent yet
+        second = await svc.runtime.store.notify("b:1", "b", keep_for=keep)
+        assert ([w.ref.run_id for w in first[0]], first[1], second) == ([run_id], [run_id], ([], [run_id]))
+        assert (await svc.run(run_id)).wake_pending  # the doorbell says a wake-up is on its way
+        await svc.runtime.flush(first[0])
+        run = await svc.wait(run_id)
+        assert (run.status, run.result, run.wake_pending) == ("completed", ["a", "b"], False)
+
+
+async def _waiters(svc, run_id: str) -> list[int]:  # noqa: ANN001
+    async with svc.services.sessions() as session:
+        return list(await session.scalars(select(WorkflowWaiter.id).where(WorkflowWaiter.run_id == run_id)))
 
 
 async def test_ctx_notify_wakes_another_run(database_url, recorder):
@@ -94,6 +121,9 @@ async def test_parent_with_20_children_some_failing_resumes_once_all_finished(da
         assert recorder.count(parent_id, "after-children") == 1
         last_child = max(recorder.times[(c.id, "child-work")] for c in children)
         assert recorder.times[(parent_id, "after-children")] > last_child  # only once all finished
+        async with svc.services.sessions() as session:
+            answers = list(await session.scalars(select(QStashEvent.details).where(QStashEvent.state == "RETRY")))
+        assert [a for a in answers if a.get("responseStatus") == 429] == []  # wake-ups ring, never 429
 
 
 async def test_three_parallel_steps_run_concurrently_and_replay_runs_none_again(database_url, recorder):
@@ -174,7 +204,9 @@ async def test_watchdog_recovers_a_run_whose_continuation_message_was_deleted(da
         while (await svc.run(run_id)).lease_owner is not None:  # the wake message is published
             await asyncio.sleep(0.02)
         async with httpx.AsyncClient() as client:  # lose every pending message, as an outside queue might
-            response = await client.delete(f"{svc.base_url}/qstash/v2/messages", headers={"Authorization": f"Bearer {DEV_QSTASH_TOKEN}"})
+            response = await client.delete(
+                f"{svc.base_url}/qstash/v2/messages", headers={"Authorization": f"Bearer {DEV_QSTASH_TOKEN}"}
+            )
             assert response.status_code == 200 and response.json()["cancelled"] >= 1
         run = await svc.wait(run_id, timeout=60)  # overdue for WORKFLOW_WATCHDOG_STUCK_AFTER_S, then re-published
         assert run.status == "completed"

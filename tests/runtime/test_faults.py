@@ -13,7 +13,7 @@ from sqlalchemy import select
 from app.devqstash.models import QStashEvent
 from app.runtime.errors import StepOutputTooLarge
 from app.runtime.ids import derived_run_id
-from app.runtime.models import ON_FAILURE_POSITION
+from app.runtime.models import ON_FAILURE_POSITION, WorkflowWaiter
 from tests.runtime.coordination_workflows import COORDINATION
 from tests.runtime.fault_workflows import FAULTS
 from tests.runtime.workflows import Recorder
@@ -184,11 +184,16 @@ async def test_resume_reopens_every_failed_step_and_child_with_fresh_messages(da
         assert run.result == result
 
 
+async def _waiting(svc, event_id: str) -> bool:  # noqa: ANN001
+    async with svc.services.sessions() as session:
+        return await session.scalar(select(WorkflowWaiter.id).where(WorkflowWaiter.event_id == event_id)) is not None
+
+
 async def test_a_wake_up_that_meets_a_held_lease_is_acknowledged_and_still_acted_on(database_url, recorder):
     async with live_service(database_url, FAULTS, deps=recorder) as svc:
         run_id = await svc.runtime.trigger("busy-when-notified", {"event": "ok:1"})
-        while recorder.count(run_id, "work") == 0:  # the slow branch holds the lease now
-            await asyncio.sleep(0.02)
+        while recorder.count(run_id, "work") == 0 or not await _waiting(svc, "ok:1"):
+            await asyncio.sleep(0.02)  # the slow branch holds the lease, the other one waits
         assert await svc.runtime.notify("ok:1", {"by": "ops"}) == [run_id]
         run = await svc.wait(run_id)
         assert run.status == "completed", run.error
