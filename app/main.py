@@ -191,7 +191,7 @@ def create_app(
                         await task
             await services.progress.stop()
             if services.devqstash is not None:
-                await services.devqstash.stop()
+                await services.devqstash.aclose()
             await services.runtime.outbox.close()
             if services.ops is not None:
                 await services.ops.stop()

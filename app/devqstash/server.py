@@ -84,9 +84,15 @@ class DevQStash:
         await self._cron.start()
 
     async def stop(self) -> None:
-        """Stop firing schedules and delivering; in-flight messages are redelivered later."""
+        """Stop firing schedules and delivering; in-flight messages are redelivered later.
+
+        It can be started again; `aclose` (at shutdown) closes its own connections."""
         await self._cron.stop()
         await self._loop.stop()
+
+    async def aclose(self) -> None:
+        """Stop, and close the HTTP client it made for itself (after this it cannot start again)."""
+        await self.stop()
         if self._owned_http:
             await self._http.aclose()
 
