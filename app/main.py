@@ -177,6 +177,7 @@ def create_app(
         if services.ops is not None:
             await services.ops.start()
         background = _warm_up_embeddings(services)
+        services.runtime.serve()  # runs started or woken here are driven here at once
         watchdog = None
         if settings.workflow_watchdog_interval_s > 0:
             watchdog = asyncio.create_task(services.runtime.watchdog(), name="workflow-watchdog")
@@ -189,6 +190,7 @@ def create_app(
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
+            await services.runtime.close()
             await services.progress.stop()
             if services.devqstash is not None:
                 await services.devqstash.aclose()

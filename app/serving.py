@@ -19,8 +19,16 @@ App = TypeVar("App", bound=ASGIApp)
 
 
 def bind_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A TCP socket bound to `host:port` (0: a free port), not listening yet.
+
+    Created with `IPPROTO_TCP` and `TCP_NODELAY` (which the connections it accepts inherit):
+    asyncio turns Nagle's algorithm off only on sockets whose protocol is TCP, and with it on,
+    every response whose headers and body uvicorn writes separately waited ~40 ms for the
+    client's delayed ACK.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     return sock
 

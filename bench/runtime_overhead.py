@@ -52,37 +52,61 @@ async def bench_steps(ctx: WorkflowContext, payload: dict[str, Any]) -> int:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test", help="Postgres server for --db postgres (a scratch database is created on it)")
+    parser.add_argument(
+        "--dsn",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="Postgres server for --db postgres (a scratch database is created on it)",
+    )
     parser.add_argument("--runs", type=int, default=1000, help="number of runs (default 1000)")
     parser.add_argument("--steps", type=int, default=7, help="steps per run (default 7)")
-    parser.add_argument("--inline", choices=["on", "off"], default="on", help="inline continuation (on: budget 10 s; off: one message per step)")
+    parser.add_argument(
+        "--inline",
+        choices=["on", "off"],
+        default="on",
+        help="inline continuation (on: budget 10 s; off: one message per step)",
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="runs in flight at once (default 16)")
     return parser.parse_args(argv)
 
 
-async def _drive(runtime: Any, sessions: Any, runs: int, steps: int, concurrency: int) -> float:
+class _Finished:
+    """Counts runs as they finish, through the runtime's `run_finished` hook (no database polling)."""
+
+    def __init__(self, hooks: Any) -> None:
+        self.hooks = hooks  # the app's own observer keeps getting every call
+        self.completed = self.failed = 0
+        self.changed = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.hooks, name)
+
+    def run_finished(self, run_id: str, workflow: str, status: str) -> None:
+        self.hooks.run_finished(run_id, workflow, status)
+        if status == RunStatus.COMPLETED:
+            self.completed += 1
+        else:
+            self.failed += 1
+        self.changed.set()
+
+
+async def _drive(runtime: Any, runs: int, steps: int, concurrency: int) -> float:
+    finished = runtime.hooks = _Finished(runtime.hooks)
     started = time.perf_counter()
-    triggered = completed = 0
-    while completed < runs:
-        while triggered < runs and triggered - completed < concurrency:
+    triggered = 0
+    while True:
+        finished.changed.clear()  # before reading the counts: a run finishing after this sets it again
+        if finished.failed:
+            raise SystemExit(f"{finished.failed} runs failed")
+        if finished.completed >= runs:
+            break
+        while triggered < runs and triggered - finished.completed < concurrency:
             await runtime.trigger("bench-steps", {"steps": steps})
             triggered += 1
-        await asyncio.sleep(0.01)
-        async with sessions() as session:
-            completed = await session.scalar(
-                select(func.count()).select_from(WorkflowRun).where(WorkflowRun.status == RunStatus.COMPLETED)
-            )
-        failed = await _count_failed(sessions)
-        if failed:
-            raise SystemExit(f"{failed} runs failed")
+        try:
+            await asyncio.wait_for(finished.changed.wait(), timeout=60)
+        except TimeoutError:
+            raise SystemExit(f"no run finished for 60 s ({finished.completed} of {runs} completed)") from None
     return time.perf_counter() - started
-
-
-async def _count_failed(sessions: Any) -> int:
-    async with sessions() as session:
-        return await session.scalar(
-            select(func.count()).select_from(WorkflowRun).where(WorkflowRun.status == RunStatus.FAILED)
-        )
 
 
 async def _overheads(sessions: Any) -> list[float]:
@@ -98,6 +122,13 @@ async def _overheads(sessions: Any) -> list[float]:
         overheads.append((finished - before).total_seconds() * 1000)
         previous[run_id] = finished
     return overheads
+
+
+async def _run_latencies(sessions: Any) -> list[float]:
+    """Per run, the time from its creation (the trigger) to its completion, in ms."""
+    async with sessions() as session:
+        rows = await session.execute(select(WorkflowRun.created_at, WorkflowRun.finished_at))
+    return [(finished - created).total_seconds() * 1000 for created, finished in rows]
 
 
 async def _messages(sessions: Any) -> int:
@@ -124,8 +155,9 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
 
         async with serve_in_loop(build) as (_, app):
             services = app.state.services
-            elapsed = await _drive(services.runtime, services.sessions, args.runs, args.steps, args.concurrency)
+            elapsed = await _drive(services.runtime, args.runs, args.steps, args.concurrency)
             overheads = await _overheads(services.sessions)
+            latencies = await _run_latencies(services.sessions)
             messages = await _messages(services.sessions)
     figures = {
         "db": args.db,
@@ -138,6 +170,8 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         "steps_per_s": round(args.runs * args.steps / elapsed, 2),
         "step_overhead_ms_p50": round(_percentile(overheads, 50), 3),
         "step_overhead_ms_p95": round(_percentile(overheads, 95), 3),
+        "run_latency_ms_p50": round(_percentile(latencies, 50), 3),
+        "run_latency_ms_p95": round(_percentile(latencies, 95), 3),
         "messages_per_run": round(messages / args.runs, 3),
     }
     print(

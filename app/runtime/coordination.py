@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import transaction
@@ -38,7 +38,18 @@ from app.runtime.models import (
     WorkflowWaiter,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RUNS, RunBase, add_labels
+from app.runtime.records import RUNS, RunBase, add_labels, param
+
+_RING = (
+    update(RUNS)
+    .where(
+        RUNS.c.id == bindparam("run_id"),
+        RUNS.c.status.not_in(TERMINAL_RUN_STATUSES),
+        RUNS.c.lease_owner.is_not(None),
+        RUNS.c.lease_expires_at >= param(RUNS, "lease_expires_at", "now"),
+    )
+    .values(wake_pending=True)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,16 +168,7 @@ class CoordinationStore(RunBase):
 
     async def _ring(self, session: AsyncSession, run_id: str, now: datetime) -> bool:
         """Ring the doorbell of a run whose lease is live; False if no live lease is held."""
-        rang = await session.execute(
-            update(RUNS)
-            .where(
-                RUNS.c.id == run_id,
-                RUNS.c.status.not_in(TERMINAL_RUN_STATUSES),
-                RUNS.c.lease_owner.is_not(None),
-                RUNS.c.lease_expires_at >= now,
-            )
-            .values(wake_pending=True)
-        )
+        rang = await session.execute(_RING, {"run_id": run_id, "now": now})
         return rang.rowcount == 1
 
     # -- events (ctx.wait_for_event / notify) ------------------------------------------

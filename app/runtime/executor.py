@@ -179,6 +179,7 @@ class Driver:
             completed, self.pending = self.pending, []
             parent = await self.store.complete_run(self.run.id, self.owner, json.loads(encoded), completed=completed)
         log.info("workflow %s completed", self.workflow.name)
+        call_hook(self.hooks.run_finished, self.run.id, self.workflow.name, RunStatus.COMPLETED)
         await self._wake_parent(parent)
 
     async def _until_blocked(self, task: asyncio.Future[Any]) -> bool:
@@ -288,7 +289,7 @@ class Driver:
         log.warning("workflow %s failed: %s", self.workflow.name, reason)
         await self.flush()
         if self.workflow.on_failure is None:
-            await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason, failure))
+            await self._failed(await self.store.fail_run(self.run.id, self.owner, reason, failure))
             return
         await self.store.mark_failing(self.run.id, self.owner, reason, failure)
         await self._run_on_failure(reason, failure)
@@ -308,12 +309,16 @@ class Driver:
             return
         except StepFailedError as exc:
             await self.flush()
-            await self._wake_parent(
+            await self._failed(
                 await self.store.fail_run(self.run.id, self.owner, reason, failure, on_failure_error=exc.error)
             )
             return
         await self.flush()
-        await self._wake_parent(await self.store.fail_run(self.run.id, self.owner, reason, failure))
+        await self._failed(await self.store.fail_run(self.run.id, self.owner, reason, failure))
+
+    async def _failed(self, parent: Wake | None) -> None:
+        call_hook(self.hooks.run_finished, self.run.id, self.workflow.name, RunStatus.FAILED)
+        await self._wake_parent(parent)
 
     # -- replay ---------------------------------------------------------------------------
 

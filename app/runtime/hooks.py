@@ -32,6 +32,9 @@ class RuntimeHooks:
     def step_attempted(self, attempt: StepAttempt) -> None:
         """A step attempt ended (called after its outcome was committed, or failed to be)."""
 
+    def run_finished(self, run_id: str, workflow: str, status: str) -> None:
+        """A run completed or failed (called after that was committed, in the process that drove it)."""
+
 
 def call_hook(hook: object, *args: object) -> None:
     """Call `hook(*args)`; a failing observer never hurts the run."""

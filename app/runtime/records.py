@@ -6,14 +6,16 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, case, insert, select, update
+from sqlalchemy import Row, Table, bindparam, case, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Insert, Update
 
 from app.db import utcnow
 from app.runtime.errors import Failure, LeaseLostError, RunCancelledError
@@ -33,9 +35,66 @@ Clock = Callable[[], datetime]
 
 # The hot path writes through the tables (SQLAlchemy Core): one statement per change, no ORM
 # unit of work or identity map. The rows it returns are read-only `Row`s with the same names.
+# Its statements are built once and executed with parameters: building one costs more CPU
+# than Postgres takes to run it, and a statement object keeps its compiled-cache key.
 RUNS = WorkflowRun.__table__
 STEPS = WorkflowStep.__table__
 EVENTS = Event.__table__
+
+
+def param(table: Table, column: str, key: str | None = None) -> Any:
+    """A bound parameter typed like `table.column` (JSON, timestamps), named `key` or the column."""
+    return bindparam(key or column, type_=table.c[column].type)
+
+
+@functools.cache
+def fence_statement(columns: tuple[str, ...], keep_failing: bool) -> Update:
+    """`UPDATE workflow_runs SET <columns> WHERE id = :run_id AND lease_owner = :owner ... RETURNING *`.
+
+    With `keep_failing`, a failing run keeps that status whatever `:status` says.
+    """
+    values = {column: param(RUNS, column) for column in columns}
+    if keep_failing:
+        values["status"] = case((RUNS.c.status == RunStatus.FAILING, RunStatus.FAILING.value), else_=values["status"])
+    return (
+        update(RUNS)
+        .where(RUNS.c.id == bindparam("run_id"), RUNS.c.lease_owner == bindparam("owner"))
+        .where(RUNS.c.status != RunStatus.CANCELLED)
+        .values(values)
+        .returning(*RUNS.c)
+    )
+
+
+RUN_STATUS = select(RUNS.c.status).where(RUNS.c.id == bindparam("run_id"))
+EVENT_INSERT: Insert = insert(EVENTS).values(
+    {column: param(EVENTS, column) for column in ("workflow_id", *EVENT_LABELS, "type", "payload", "created_at")}
+)
+_STEP_DONE = {column: param(STEPS, column) for column in ("result", "finished_at")}
+COMPLETE_STEP = (
+    update(STEPS)
+    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.position == bindparam("b_position"))
+    .values(status=StepStatus.COMPLETED, error=None, **_STEP_DONE)
+    .returning(STEPS.c.name)
+)
+COMPLETE_ATTEMPT = COMPLETE_STEP.where(STEPS.c.status == StepStatus.RUNNING, STEPS.c.attempts == bindparam("b_attempt"))
+STEP_NAME = select(STEPS.c.name).where(
+    STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.position == bindparam("b_position")
+)
+
+
+@functools.cache
+def start_step_statement(dialect: str) -> Insert:
+    """Insert a step as running, or mark its next attempt running (one upsert)."""
+    columns = ("run_id", "position", "name", "kind", "status", "attempts", "started_at")
+    statement = (
+        (postgresql if dialect == "postgresql" else sqlite)
+        .insert(STEPS)
+        .values({column: param(STEPS, column) for column in columns})
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[STEPS.c.run_id, STEPS.c.position],
+        set_={"status": StepStatus.RUNNING, "attempts": statement.excluded.attempts, "wake_at": None},
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,24 +120,20 @@ class RunBase:
         self.lease_ttl_s = lease_ttl_s  # when set, every fenced write also extends the lease
 
     async def _fence(self, session: AsyncSession, run_id: str, owner: str, **values: Any) -> Row[Any]:
-        """Touch the run row `WHERE lease_owner = owner` (and extend the lease); the run as a Row."""
-        if "status" in values and values["status"] not in TERMINAL_RUN_STATUSES:
-            # A failing run stays failing while its on_failure handler runs, sleeps or retries.
-            failing = RUNS.c.status == RunStatus.FAILING
-            values["status"] = case((failing, RunStatus.FAILING.value), else_=str(values["status"]))
+        """Touch the run row `WHERE lease_owner = owner` (and extend the lease); the run as a Row.
+
+        A failing run stays failing while its on_failure handler runs, sleeps or retries.
+        """
         now = self.clock()
+        values["updated_at"] = now
         if self.lease_ttl_s is not None:
             values.setdefault("lease_expires_at", now + timedelta(seconds=self.lease_ttl_s))
-        result = await session.execute(
-            update(RUNS)
-            .where(RUNS.c.id == run_id, RUNS.c.lease_owner == owner, RUNS.c.status != RunStatus.CANCELLED)
-            .values(updated_at=now, **values)
-            .returning(*RUNS.c)
-        )
-        run = result.first()
+        keep_failing = "status" in values and values["status"] not in TERMINAL_RUN_STATUSES
+        statement = fence_statement(tuple(sorted(values)), keep_failing)
+        run = (await session.execute(statement, {"run_id": run_id, "owner": owner, **values})).first()
         if run is not None:
             return run
-        status = await session.scalar(select(RUNS.c.status).where(RUNS.c.id == run_id))
+        status = await session.scalar(RUN_STATUS, {"run_id": run_id})
         if status == RunStatus.CANCELLED:
             raise RunCancelledError("the run was cancelled", run_id=run_id)
         raise LeaseLostError("another delivery holds this run's lease", run_id=run_id)
@@ -87,22 +142,9 @@ class RunBase:
         self, session: AsyncSession, run_id: str, position: int, name: str, kind: StepKind, attempt: int
     ) -> None:
         """Insert the step as running, or mark its next attempt running (one upsert)."""
-        dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(STEPS).values(
-            run_id=run_id,
-            position=position,
-            name=name,
-            kind=kind,
-            status=StepStatus.RUNNING,
-            attempts=attempt,
-            started_at=self.clock(),
-        )
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[STEPS.c.run_id, STEPS.c.position],
-                set_={"status": StepStatus.RUNNING, "attempts": attempt, "wake_at": None},
-            )
-        )
+        values = {"run_id": run_id, "position": position, "name": name, "kind": kind, "attempts": attempt}
+        statement = start_step_statement(session.bind.dialect.name)
+        await session.execute(statement, {**values, "status": StepStatus.RUNNING, "started_at": self.clock()})
 
     async def _complete_steps(self, session: AsyncSession, run: Row[Any], completed: Sequence[Completed]) -> None:
         """Record each step's result and its `step.completed` event (one UPDATE ... RETURNING each).
@@ -110,20 +152,12 @@ class RunBase:
         With an `attempt`, only if that attempt is still the step's current one.
         """
         for done in completed:
-            conditions = [STEPS.c.run_id == run.id, STEPS.c.position == done.position]
-            if done.attempt is not None:
-                conditions += [STEPS.c.status == StepStatus.RUNNING, STEPS.c.attempts == done.attempt]
-            result = await session.execute(
-                update(STEPS)
-                .where(*conditions)
-                .values(status=StepStatus.COMPLETED, result=done.result, finished_at=self.clock(), error=None)
-                .returning(STEPS.c.name)
-            )
-            name = result.scalar_one_or_none()
+            where = {"b_run_id": run.id, "b_position": done.position}
+            statement = COMPLETE_STEP if done.attempt is None else COMPLETE_ATTEMPT
+            values = {**where, "b_attempt": done.attempt, "result": done.result, "finished_at": self.clock()}
+            name = (await session.execute(statement, values)).scalar_one_or_none()
             if name is None:
-                name = await session.scalar(
-                    select(STEPS.c.name).where(STEPS.c.run_id == run.id, STEPS.c.position == done.position)
-                )
+                name = await session.scalar(STEP_NAME, where)
                 if name is None:
                     raise LookupError(f"[{run.id}] step at position {done.position} is not recorded")
                 raise LeaseLostError(
@@ -210,15 +244,10 @@ class RunBase:
 
     async def _event(self, session: AsyncSession, run: Any, type_: str, payload: dict[str, Any]) -> None:
         """Append an event row for `run` (a `WorkflowRun` or a fenced `Row`): one Core INSERT."""
-        await session.execute(
-            insert(EVENTS).values(
-                workflow_id=run.id,
-                **{name: (run.labels or {}).get(name) for name in EVENT_LABELS},
-                type=type_,
-                payload=payload,
-                created_at=self.clock(),
-            )
-        )
+        labels = run.labels or {}
+        values = {name: labels.get(name) for name in EVENT_LABELS}
+        values.update(workflow_id=run.id, type=type_, payload=payload, created_at=self.clock())
+        await session.execute(EVENT_INSERT, values)
 
 
 def failed_step(step: WorkflowStep) -> Failure:

@@ -6,6 +6,10 @@ holder's doorbell and is acknowledged: the holder drives the run once more befor
 lease back, so nothing a concurrent delivery carries is dropped, and nothing runs twice. A
 delivery stopped by the database or QStash is answered 503 and delivered again.
 
+In a process that serves deliveries (`serve()`), a run that this process starts or wakes is
+also driven here at once (*eager*), exactly like a delivery; its QStash message, published as
+always, is the durable safety net.
+
 Messages carry only `{"run_id", "position"}`; every publish has a deduplication ID derived
 from the run, the position and the reason, so re-publishing after a crash is harmless.
 """
@@ -52,6 +56,11 @@ log = logging.getLogger(__name__)
 MESSAGE_RETRY_DELAY = "min(30000, 1000 * pow(2, retried))"
 # An outbox row older than this was not sent right after its commit: the watchdog re-sends it.
 OUTBOX_SWEEP_AFTER = timedelta(seconds=10)
+# Eager drives at once in one process; a run woken past that waits for its QStash delivery.
+EAGER_LIMIT = 16
+# At shutdown, eager drives get this long to finish before they are cancelled (their runs'
+# messages are then delivered again, here after a restart or by another process).
+EAGER_SHUTDOWN_GRACE_S = 10.0
 
 
 class Outcome(StrEnum):
@@ -114,6 +123,7 @@ class Runtime:
         self.deps = deps
         self.clock = clock
         self.instance = secrets.token_hex(4)
+        self._eager: set[asyncio.Task[None]] | None = None  # None: not serving, never drives eagerly
 
     def workflow_url(self, name: str) -> str:
         return f"{self.base_url}/workflows/{name}"
@@ -228,10 +238,63 @@ class Runtime:
         await self.transport.publish(message)
 
     async def flush(self, wakes: list[Wake]) -> None:
-        """Publish continuations written to the outbox; what QStash refuses, the sweep re-sends."""
+        """Publish continuations written to the outbox; what QStash refuses, the sweep re-sends.
+
+        When serving, each woken run is also driven here at once (`_drive_eagerly`), starting
+        before the publish: the outbox row is committed, so the run is not lost either way.
+        """
+        for wake in wakes:
+            self._drive_eagerly(wake.ref)
         sent = await self.outbox.flush(wakes)
         if sent < len(wakes):
             log.warning("%d continuation(s) not published now; the watchdog re-sends them", len(wakes) - sent)
+
+    # -- eager drives ---------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """This process serves deliveries: from now on it drives the runs it starts or wakes at once.
+
+        Called by the app's lifespan. A process that only builds the services (the CLI, a test)
+        never drives a run outside a delivery.
+        """
+        if self._eager is None:
+            self._eager = set()
+
+    async def close(self) -> None:
+        """Stop driving eagerly; let the eager drives under way finish (cancelled after a grace)."""
+        running, self._eager = self._eager, None
+        if not running:
+            return
+        _, late = await asyncio.wait(running, timeout=EAGER_SHUTDOWN_GRACE_S)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+
+    def _drive_eagerly(self, ref: RunRef) -> None:
+        """Start driving `ref`'s run now, like a delivery would, if this process serves and has room.
+
+        The run's QStash message is still published: the durable safety net. Delivered while
+        this drive works, it rings its doorbell and is acknowledged (the drive looks at the run
+        once more before it lets go, which costs nothing once the run is finished); delivered
+        after, it finds the run finished or moved on. If this process dies, it is what brings
+        the run back once the drive's lease lapses. Nothing runs twice: the drive holds the
+        run's lease like a delivery.
+        """
+        if self._eager is None or len(self._eager) >= EAGER_LIMIT:
+            return
+        task = asyncio.create_task(self._eager_drive(ref), name=f"eager-{ref.run_id}")
+        self._eager.add(task)
+        task.add_done_callback(self._eager.discard)
+
+    async def _eager_drive(self, ref: RunRef) -> None:
+        try:
+            answer = await self.drive(ref.run_id, ref.workflow)
+            if answer.outcome in (Outcome.RETRY, Outcome.BUSY):
+                # The run's own message may have rung this drive's doorbell and been acknowledged
+                # meanwhile, and this drive never answered it: make sure one more delivery comes.
+                await self.publish_ref(ref, f"eager-{secrets.token_hex(4)}")
+        except Exception as exc:  # the message published with the wake-up still drives the run
+            log.warning("eager drive of %s stopped by %s: %s", ref.run_id, type(exc).__name__, exc)
 
     def workflow_exists(self, name: str) -> bool:
         return name in self.registry.names()

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +35,24 @@ from app.runtime.models import (
     WorkflowStep,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RUNS, STEPS, Completed, add_labels
+from app.runtime.records import RUN_STATUS, RUNS, STEPS, Completed, add_labels, param
+
+_LOAD_STEPS = select(*STEPS.c).where(STEPS.c.run_id == bindparam("run_id"))
+_LEASE = (
+    update(RUNS)
+    .where(
+        RUNS.c.id == bindparam("run_id"),
+        RUNS.c.status.not_in(TERMINAL_RUN_STATUSES),
+        or_(RUNS.c.lease_owner.is_(None), RUNS.c.lease_expires_at < param(RUNS, "lease_expires_at", "now")),
+    )
+    .values(lease_owner=bindparam("owner"), lease_expires_at=param(RUNS, "lease_expires_at"), wake_pending=False)
+    .returning(*RUNS.c)
+)
+_HELD = (RUNS.c.id == bindparam("run_id"), RUNS.c.lease_owner == bindparam("owner"))
+_RENEW = update(RUNS).where(*_HELD).values(lease_expires_at=param(RUNS, "lease_expires_at"))
+_RELEASE = update(RUNS).where(*_HELD).values(lease_owner=None, lease_expires_at=None)
+_RELEASE_UNRUNG = _RELEASE.where(RUNS.c.wake_pending.is_(False))
+_ANSWER = update(RUNS).where(*_HELD).values(wake_pending=False).returning(*RUNS.c)
 
 
 class RunStore(CoordinationStore):
@@ -145,7 +162,7 @@ class RunStore(CoordinationStore):
             return await self._load_steps(session, run_id)
 
     async def _load_steps(self, session: AsyncSession, run_id: str) -> dict[int, WorkflowStep]:
-        rows = await session.execute(select(*STEPS.c).where(STEPS.c.run_id == run_id))
+        rows = await session.execute(_LOAD_STEPS, {"run_id": run_id})
         return {row.position: row for row in rows}  # read-only rows, named like WorkflowStep
 
     # -- the per-run lease ----------------------------------------------------------------
@@ -161,32 +178,20 @@ class RunStore(CoordinationStore):
         - None: the lease changed hands between the two statements (Postgres): try again.
         """
         now = self.clock()
+        lease = {"run_id": run_id, "owner": owner, "now": now, "lease_expires_at": now + timedelta(seconds=ttl_s)}
         async with transaction(self.sessions) as session:
-            result = await session.execute(
-                update(RUNS)
-                .where(
-                    RUNS.c.id == run_id,
-                    RUNS.c.status.not_in(TERMINAL_RUN_STATUSES),
-                    or_(RUNS.c.lease_owner.is_(None), RUNS.c.lease_expires_at < now),
-                )
-                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=ttl_s), wake_pending=False)
-                .returning(*RUNS.c)
-            )
-            row = result.first()
+            row = (await session.execute(_LEASE, lease)).first()
             if row is not None:
                 return Lease(WorkflowRun(**row._mapping), await self._load_steps(session, run_id))
             if await self._ring(session, run_id, now):
                 return Ring.RANG
-            status = await session.scalar(select(RUNS.c.status).where(RUNS.c.id == run_id))
+            status = await session.scalar(RUN_STATUS, {"run_id": run_id})
             return Ring.FINISHED if status is None or status in TERMINAL_RUN_STATUSES else None
 
     async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
+        until = self.clock() + timedelta(seconds=ttl_s)
         async with transaction(self.sessions) as session:
-            result = await session.execute(
-                update(WorkflowRun)
-                .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
-                .values(lease_expires_at=self.clock() + timedelta(seconds=ttl_s))
-            )
+            result = await session.execute(_RENEW, {"run_id": run_id, "owner": owner, "lease_expires_at": until})
             return result.rowcount == 1
 
     async def release_or_answer(self, run_id: str, owner: str) -> WorkflowRun | None:
@@ -194,37 +199,21 @@ class RunStore(CoordinationStore):
 
         When it returns None the lease is no longer this delivery's (given back, or lost).
         """
+        held = {"run_id": run_id, "owner": owner}
         async with transaction(self.sessions) as session:
-            released = await session.execute(
-                update(WorkflowRun)
-                .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner, WorkflowRun.wake_pending.is_(False))
-                .values(lease_owner=None, lease_expires_at=None)
-            )
-            if released.rowcount == 1:
+            if (await session.execute(_RELEASE_UNRUNG, held)).rowcount == 1:
                 return None
-            answered = await session.execute(
-                update(WorkflowRun)
-                .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
-                .values(wake_pending=False)
-                .returning(WorkflowRun)
-            )
-            run = answered.scalar_one_or_none()
-            if run is not None and run.status in TERMINAL_RUN_STATUSES:  # nothing left to drive
-                await session.execute(
-                    update(WorkflowRun)
-                    .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
-                    .values(lease_owner=None, lease_expires_at=None)
-                )
+            row = (await session.execute(_ANSWER, held)).first()
+            if row is None:
                 return None
-            return run
+            if row.status in TERMINAL_RUN_STATUSES:  # nothing left to drive
+                await session.execute(_RELEASE, held)
+                return None
+            return WorkflowRun(**row._mapping)
 
     async def release_lease(self, run_id: str, owner: str) -> None:
         async with transaction(self.sessions) as session:
-            await session.execute(
-                update(WorkflowRun)
-                .where(WorkflowRun.id == run_id, WorkflowRun.lease_owner == owner)
-                .values(lease_owner=None, lease_expires_at=None)
-            )
+            await session.execute(_RELEASE, {"run_id": run_id, "owner": owner})
 
     # -- run transitions (fenced) -------------------------------------------------------
 

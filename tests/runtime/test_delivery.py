@@ -27,6 +27,7 @@ async def test_every_message_delivered_twice_concurrently_runs_and_records_each_
         run_ids = [await svc.runtime.trigger("seven-steps", {}) for _ in range(3)]
         for run_id in run_ids:
             assert (await svc.wait(run_id)).status == "completed"
+        await svc.settled(*run_ids)  # every message, twice: they may come after the eager drive finished
         for run_id in run_ids:
             assert [recorder.count(run_id, f"step-{i}") for i in range(1, 8)] == [1] * 7
             completed = Counter(e.payload["step"] for e in await svc.events(run_id) if e.type == "step.completed")

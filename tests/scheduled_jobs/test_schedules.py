@@ -47,7 +47,8 @@ async def test_two_ticks_at_once_start_one_run_and_ticks_or_a_manual_run_meanwhi
     async with live_service(database_url, None, **JOB_SETTINGS) as svc:
         sessions = svc.services.sessions
         assert svc.services.devqstash is not None
-        await svc.services.devqstash.stop()  # nothing delivers: the first run stays unfinished
+        await svc.services.devqstash.stop()  # nothing delivers,
+        await svc.runtime.close()  # nor drives a run at once: the first run stays unfinished
         both = await asyncio.gather(
             *(post_tick(svc.base_url, "analytics-refresh", TICK + timedelta(hours=i)) for i in range(2))
         )
