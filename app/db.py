@@ -8,17 +8,22 @@ nowhere else:
   `BEGIN IMMEDIATE`, so two writers queue instead of failing with "database is locked"
   when a reader tries to upgrade.
 - Datetimes are stored as UTC and always come back timezone-aware (`UTCDateTime`).
+- Postgres connections are checked at checkout (`_check_at_checkout`): one the server closed
+  (a terminated backend, a restart) is replaced without a round trip (asyncpg saw the socket
+  close), and one idle for `PING_IDLE_AFTER_S` or more is pinged, as `pool_pre_ping` would, so
+  the hot path (a connection checked in a moment ago) does not pay a round trip per transaction.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, event
+from sqlalchemy import JSON, DateTime, MetaData, event, exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -80,7 +85,45 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(url, echo=echo)
-    return create_async_engine(url, echo=echo, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    _check_at_checkout(engine)
+    return engine
+
+
+# A pooled connection checked in less than this long ago is handed out without a ping.
+PING_IDLE_AFTER_S = 1.0
+_LAST_USED = "curaway_last_used"
+
+
+def _check_at_checkout(engine: AsyncEngine) -> None:
+    """`pool_pre_ping`, for connections idle for `PING_IDLE_AFTER_S` or more only.
+
+    A failed ping that is a disconnect invalidates the whole pool (like `pool_pre_ping`) and the
+    checkout is tried again on a new connection; any other error is raised.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _connected(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_LAST_USED] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():  # the server closed it (terminated, restarted)
+            raise exc.InvalidatePoolError()
+        if time.monotonic() - record.info.get(_LAST_USED, float("-inf")) < PING_IDLE_AFTER_S:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.InvalidatePoolError() from error
+            raise
 
 
 def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
