@@ -11,6 +11,7 @@ for the first step, to its own commit; the steps themselves do nothing).
 
     .venv/bin/python bench/runtime_overhead.py --db sqlite --runs 1000 --steps 7 --inline on
     .venv/bin/python bench/runtime_overhead.py --db postgres --dsn postgresql://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/runtime_overhead.py --db postgres --compare dbos     # and the peer, same sitting
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -66,7 +69,30 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="inline continuation (on: budget 10 s; off: one message per step)",
     )
     parser.add_argument("--concurrency", type=int, default=16, help="runs in flight at once (default 16)")
+    parser.add_argument(
+        "--compare",
+        choices=["dbos"],
+        help="then run the peer (bench/peer_dbos.py) on the same database with the same sizes, and print the ratio",
+    )
+    parser.add_argument(
+        "--peer-python",
+        default=os.environ.get("PEER_PYTHON", "/work/dbos-venv/bin/python"),
+        help="the interpreter that has the peer installed (default $PEER_PYTHON or /work/dbos-venv/bin/python)",
+    )
     return parser.parse_args(argv)
+
+
+def _peer(args: argparse.Namespace) -> dict[str, Any]:
+    """Run bench/peer_dbos.py in its own virtualenv with our sizes; its last line of JSON."""
+    script = Path(__file__).with_name("peer_dbos.py")
+    sizes = ["--runs", str(args.runs), "--steps", str(args.steps), "--concurrency", str(args.concurrency)]
+    command = [args.peer_python, str(script), "--db", args.db, "--dsn", args.dsn, *sizes]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or ""
+        raise SystemExit(f"the peer did not run ({exc}); install it: see bench/README.md\n{detail[-2000:]}") from exc
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 class _Finished:
@@ -180,6 +206,14 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"p50 {figures['step_overhead_ms_p50']} ms / p95 {figures['step_overhead_ms_p95']} ms, "
         f"{figures['messages_per_run']} QStash messages per run"
     )
+    if args.compare:
+        peer = _peer(args)
+        figures["peer"] = peer
+        figures["steps_per_s_vs_peer"] = round(figures["steps_per_s"] / peer["steps_per_s"], 2)
+        print(
+            f"{peer['peer']} on {args.db}: {peer['steps_per_s']} steps/s; "
+            f"ours / peer = {figures['steps_per_s_vs_peer']}"
+        )
     print(json.dumps(figures))
     return figures
 
