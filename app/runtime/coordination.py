@@ -38,8 +38,10 @@ from app.runtime.models import (
     WorkflowWaiter,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RUNS, RunBase, add_labels, param
+from app.runtime.records import RUN_ROW, RUNS, RunBase, param
 
+WAITERS = WorkflowWaiter.__table__
+_WAITERS = select(*WAITERS.c).where(WAITERS.c.event_id == bindparam("event_id")).order_by(WAITERS.c.id)
 _RING = (
     update(RUNS)
     .where(
@@ -91,11 +93,17 @@ class CoordinationStore(RunBase):
             child = await session.get(WorkflowRun, child_id)
             wake = None
             if child is None:
-                child = self._new_run(child_id, workflow, payload, labels=dict(parent.labels or {}))
-                child.parent_run_id, child.parent_position = (run_id, position) if wait else (None, None)
-                session.add(child)
-                await session.flush()
-                add_labels(session, child_id, child.labels)
+                parent_run_id, parent_position = (run_id, position) if wait else (None, None)
+                labels = dict(parent.labels or {})
+                child = await self._add_run(
+                    session,
+                    child_id,
+                    workflow,
+                    payload,
+                    labels=labels,
+                    parent_run_id=parent_run_id,
+                    parent_position=parent_position,
+                )
                 await self._event(session, child, "workflow.started", {"workflow": workflow, "parent_run_id": run_id})
                 wake = await outbox.add(session, RunRef(child_id, workflow, 0), "start", now=self.clock())
             status = StepStatus.WAITING if wait else StepStatus.COMPLETED
@@ -124,8 +132,7 @@ class CoordinationStore(RunBase):
         )
         if step is None:
             return None
-        parent = await session.get(WorkflowRun, run.parent_run_id)
-        assert parent is not None
+        parent = (await session.execute(RUN_ROW, {"run_id": run.parent_run_id})).one()
         await self._event(
             session,
             parent,
@@ -243,15 +250,12 @@ class CoordinationStore(RunBase):
                 sent = await session.scalar(select(WorkflowNotification).where(WorkflowNotification.source == source))
                 if sent is not None:
                     return [], list(sent.woken or [])
-            waiters = list(
-                await session.scalars(
-                    select(WorkflowWaiter).where(WorkflowWaiter.event_id == event_id).order_by(WorkflowWaiter.id)
-                )
-            )
+            waiters = list(await session.execute(_WAITERS, {"event_id": event_id}))
+            if waiters:
+                await session.execute(delete(WAITERS).where(WAITERS.c.id.in_([waiter.id for waiter in waiters])))
             wakes: list[Wake] = []
             run_ids: list[str] = []
             for waiter in waiters:
-                await session.delete(waiter)
                 step = await self._settle_step(
                     session,
                     waiter.run_id,
@@ -261,8 +265,7 @@ class CoordinationStore(RunBase):
                 )
                 if step is None:
                     continue
-                run = await session.get(WorkflowRun, waiter.run_id)
-                assert run is not None
+                run = (await session.execute(RUN_ROW, {"run_id": waiter.run_id})).one()
                 await self._event(
                     session,
                     run,

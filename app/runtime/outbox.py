@@ -20,13 +20,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
 from app.runtime.models import WorkflowOutbox
 
 log = logging.getLogger(__name__)
+
+OUTBOX = WorkflowOutbox.__table__
+_INSERT = insert(OUTBOX).returning(OUTBOX.c.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,10 +65,9 @@ def deduplication_id(run_id: str, position: int, key: str, resumes: int = 0) -> 
 
 async def add(session: AsyncSession, ref: RunRef, key: str, *, now: datetime) -> Wake:
     """Write a continuation in the caller's transaction; returns it for sending after commit."""
-    row = WorkflowOutbox(run_id=ref.run_id, workflow=ref.workflow, position=ref.position, key=key, created_at=now)
-    session.add(row)
-    await session.flush()
-    return Wake(row.id, ref, key)
+    values = {"run_id": ref.run_id, "workflow": ref.workflow, "position": ref.position, "key": key, "created_at": now}
+    row_id = (await session.execute(_INSERT, values)).scalar_one()
+    return Wake(row_id, ref, key)
 
 
 class Outbox:

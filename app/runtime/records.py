@@ -40,6 +40,7 @@ Clock = Callable[[], datetime]
 RUNS = WorkflowRun.__table__
 STEPS = WorkflowStep.__table__
 EVENTS = Event.__table__
+LABELS = WorkflowRunLabel.__table__
 
 
 def param(table: Table, column: str, key: str | None = None) -> Any:
@@ -66,6 +67,14 @@ def fence_statement(columns: tuple[str, ...], keep_failing: bool) -> Update:
 
 
 RUN_STATUS = select(RUNS.c.status).where(RUNS.c.id == bindparam("run_id"))
+RUN_ROW = select(*RUNS.c).where(RUNS.c.id == bindparam("run_id"))
+SETTLE_STEP = (
+    update(STEPS)
+    .where(STEPS.c.run_id == bindparam("b_run_id"), STEPS.c.position == bindparam("b_position"))
+    .where(STEPS.c.status.in_([StepStatus.WAITING, StepStatus.CALLING]))
+    .values({column: param(STEPS, column) for column in ("status", "result", "error", "error_type", "finished_at")})
+    .returning(*STEPS.c)
+)
 EVENT_INSERT: Insert = insert(EVENTS).values(
     {column: param(EVENTS, column) for column in ("workflow_id", *EVENT_LABELS, "type", "payload", "created_at")}
 )
@@ -166,17 +175,30 @@ class RunBase:
             await self._event(session, run, "step.completed", {"step": name, "position": done.position, **done.event})
 
     # -- helpers ------------------------------------------------------------------------
-    def _new_run(self, run_id: str, workflow: str, payload: Any, *, labels: dict[str, str]) -> WorkflowRun:
+    async def _add_run(
+        self, session: AsyncSession, run_id: str, workflow: str, payload: Any, *, labels: dict[str, str], **extra: Any
+    ) -> WorkflowRun:
+        """Insert a new pending run and index its labels; the run as a transient `WorkflowRun`.
+
+        A `run_id` that exists already raises `IntegrityError`.
+        """
         now = self.clock()
-        return WorkflowRun(
+        values = dict(
             id=run_id,
             workflow=workflow,
             status=RunStatus.PENDING,
             payload=payload,
             labels=labels,
+            resumes=0,
+            wake_pending=False,
             created_at=now,
             updated_at=now,
+            **extra,
         )
+        await session.execute(insert(RUNS), values)
+        if labels:
+            await session.execute(insert(LABELS), [{"run_id": run_id, "key": k, "value": v} for k, v in labels.items()])
+        return WorkflowRun(**values)
 
     def _add_step(
         self,
@@ -217,19 +239,13 @@ class RunBase:
         result: Any = None,
         error: str | None = None,
         error_type: str | None = None,
-    ) -> WorkflowStep | None:
-        """Move a waiting step to its outcome exactly once; None if something else already did."""
+    ) -> Row[Any] | None:
+        """Move a waiting step to its outcome exactly once (its row); None if something else already did."""
+        values = {"status": status, "result": result, "error": error, "error_type": error_type}
         outcome = await session.execute(
-            update(WorkflowStep)
-            .where(
-                WorkflowStep.run_id == run_id,
-                WorkflowStep.position == position,
-                WorkflowStep.status.in_([StepStatus.WAITING, StepStatus.CALLING]),
-            )
-            .values(status=status, result=result, error=error, error_type=error_type, finished_at=self.clock())
-            .returning(WorkflowStep)
+            SETTLE_STEP, {"b_run_id": run_id, "b_position": position, "finished_at": self.clock(), **values}
         )
-        return outcome.scalar_one_or_none()
+        return outcome.first()
 
     async def _step(self, session: AsyncSession, run_id: str, position: int) -> WorkflowStep | None:
         return await session.scalar(
@@ -253,8 +269,3 @@ class RunBase:
 def failed_step(step: WorkflowStep) -> Failure:
     """The failure a failed step's row records."""
     return Failure.recorded(step.name, step.error, step.error_type, step.attempts)
-
-
-def add_labels(session: AsyncSession, run_id: str, labels: dict[str, str]) -> None:
-    """Index a new run's labels (`workflow_run_labels`)."""
-    session.add_all(WorkflowRunLabel(run_id=run_id, key=key, value=value) for key, value in labels.items())

@@ -35,7 +35,7 @@ from app.runtime.models import (
     WorkflowStep,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RUN_STATUS, RUNS, STEPS, Completed, add_labels, param
+from app.runtime.records import RUN_ROW, RUN_STATUS, RUNS, STEPS, Completed, param
 
 _LOAD_STEPS = select(*STEPS.c).where(STEPS.c.run_id == bindparam("run_id"))
 _LEASE = (
@@ -127,11 +127,7 @@ class RunStore(CoordinationStore):
         schedule_id: str | None = None,
         event: dict[str, Any] | None = None,
     ) -> tuple[WorkflowRun, Wake]:
-        run = self._new_run(run_id, workflow, payload, labels=labels)
-        run.schedule_id = schedule_id
-        session.add(run)
-        await session.flush()
-        add_labels(session, run_id, labels)
+        run = await self._add_run(session, run_id, workflow, payload, labels=labels, schedule_id=schedule_id)
         await self._event(session, run, "workflow.started", {"workflow": workflow, **(event or {})})
         return run, await outbox.add(session, RunRef(run_id, workflow, 0), "start", now=self.clock())
 
@@ -351,8 +347,7 @@ class RunStore(CoordinationStore):
             )
             if step is None:
                 return False
-            run = await session.get(WorkflowRun, run_id)
-            assert run is not None
+            run = (await session.execute(RUN_ROW, {"run_id": run_id})).one()
             payload = {"step": step.name, "position": position}
             if error is None:
                 await self._event(session, run, "step.completed", {**payload, "status": result["status"]})
