@@ -113,6 +113,7 @@ class Driver:
         self.clock = clock
         self.started = time.monotonic()
         self.executed = 0  # steps whose body ran in this delivery
+        self.finished = False  # the run completed or failed here: that write gave the lease back
         self.fatal: NonDeterminismError | None = None
         self.waits = Waits(self, store=store, publisher=publisher, clock=clock)
         self.notify_target = self._notify_once  # what `ctx.notify`'s step calls
@@ -178,6 +179,7 @@ class Driver:
         async with self.writing:
             completed, self.pending = self.pending, []
             parent = await self.store.complete_run(self.run.id, self.owner, json.loads(encoded), completed=completed)
+        self.finished = True
         log.info("workflow %s completed", self.workflow.name)
         call_hook(self.hooks.run_finished, self.run.id, self.workflow.name, RunStatus.COMPLETED)
         await self._wake_parent(parent)
@@ -317,6 +319,7 @@ class Driver:
         await self._failed(await self.store.fail_run(self.run.id, self.owner, reason, failure))
 
     async def _failed(self, parent: Wake | None) -> None:
+        self.finished = True
         call_hook(self.hooks.run_finished, self.run.id, self.workflow.name, RunStatus.FAILED)
         await self._wake_parent(parent)
 

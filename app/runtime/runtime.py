@@ -397,9 +397,12 @@ class Runtime:
                 raise BadRequest(f"run {run_id} belongs to workflow {run.workflow!r}, not {workflow!r}")
             async with self._heartbeat(run_id, owner):
                 while run is not None:  # again while deliveries rang meanwhile
-                    await self._driver(run, owner, history).drive()
+                    driver = self._driver(run, owner, history)
+                    await driver.drive()
+                    if driver.finished:  # the run's last write gave the lease back
+                        break
                     run, history = await self.store.release_or_answer(run_id, owner), None
-            released = True  # release_or_answer gave the lease back: no second UPDATE
+            released = True  # given back (by the last write or release_or_answer): no second UPDATE
             return DONE
         except LeaseLostError:
             log.warning("lost the lease while driving; another delivery carries on")

@@ -52,6 +52,7 @@ _HELD = (RUNS.c.id == bindparam("run_id"), RUNS.c.lease_owner == bindparam("owne
 _RENEW = update(RUNS).where(*_HELD).values(lease_expires_at=param(RUNS, "lease_expires_at"))
 _RELEASE = update(RUNS).where(*_HELD).values(lease_owner=None, lease_expires_at=None)
 _RELEASE_UNRUNG = _RELEASE.where(RUNS.c.wake_pending.is_(False))
+_RELEASED = {"lease_owner": None, "lease_expires_at": None}  # given back by a run's last write
 _ANSWER = update(RUNS).where(*_HELD).values(wake_pending=False).returning(*RUNS.c)
 
 
@@ -218,12 +219,13 @@ class RunStore(CoordinationStore):
     ) -> Wake | None:
         """Finish the run (with its last steps' results, `completed`, in the same transaction).
 
-        Returns its parent's wake-up if a waiting parent step resolved.
+        The lease is given back by the same UPDATE: a finished run has nothing left to drive, so a
+        doorbell rung meanwhile needs no answer. Returns its parent's wake-up if a waiting parent
+        step resolved.
         """
+        values = {"status": RunStatus.COMPLETED, "result": result, "finished_at": self.clock(), **_RELEASED}
         async with transaction(self.sessions) as session:
-            run = await self._fence(
-                session, run_id, owner, status=RunStatus.COMPLETED, result=result, finished_at=self.clock()
-            )
+            run = await self._fence(session, run_id, owner, **values)
             await self._complete_steps(session, run, completed)
             await self._event(session, run, "workflow.completed", {})
             return await self._resolve_parent(session, run)
@@ -234,8 +236,9 @@ class RunStore(CoordinationStore):
             await self._fence(session, run_id, owner, **values)
 
     async def fail_run(self, run_id: str, owner: str, error: str, failure: Failure, **details: Any) -> Wake | None:
+        """Fail the run and give its lease back (see `complete_run`); its parent's wake-up, if any."""
+        values = {"status": RunStatus.FAILED, "error": error, "failure": failure.as_dict(), **_RELEASED}
         async with transaction(self.sessions) as session:
-            values = {"status": RunStatus.FAILED, "error": error, "failure": failure.as_dict()}
             run = await self._fence(session, run_id, owner, finished_at=self.clock(), **values)
             await self._event(session, run, "workflow.failed", {"error": error, **details})
             return await self._resolve_parent(session, run)
