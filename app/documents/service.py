@@ -12,7 +12,6 @@ owns the transaction.
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,10 +28,7 @@ from app.ids import new_id
 from app.runtime.events import record_event
 from app.runtime.ids import new_run_id
 from app.runtime.runtime import Runtime
-from app.runtime.transport import TransportError
 from app.storage import ObjectStorage, StoredObject, iter_chunks
-
-log = logging.getLogger(__name__)
 
 WORKFLOW = "document-analysis"
 
@@ -52,11 +48,13 @@ async def accept_upload(
     upload: UploadFile,
     max_bytes: int,
 ) -> Accepted:
-    """Check, store and record the upload, then start its analysis.
+    """Check, store and record the upload, with the start of its analysis.
 
     Unlike other services this one commits: first whatever the session read (no transaction
     stays open while the file is stored; on SQLite it would hold the write lock), then the
-    document row, because the run it starts must find it.
+    document row together with its analysis run (`runtime.start_in`): a crash can never leave
+    a document recorded without the run that analyses it. The run's start is sent after that
+    commit; if QStash refuses it, the watchdog's sweep sends it later.
     """
     await session.commit()
     document_id, run_id = new_id("doc"), new_run_id()
@@ -81,8 +79,15 @@ async def accept_upload(
     record_event(
         session, "document.uploaded", case_id=case_id, document_id=document_id, workflow_id=run_id, payload=payload
     )
-    await session.commit()
-    await _start_analysis(session, runtime, case_id=case_id, document_id=document_id, run_id=run_id)
+    analysis = {"document_id": document_id, "case_id": case_id}
+    try:
+        start = await runtime.start_in(session, WORKFLOW, analysis, run_id=run_id, labels=analysis)
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        await storage.delete(key)  # nothing refers to it
+        raise
+    await runtime.flush([start])
     return Accepted(document_id, run_id)
 
 
@@ -103,23 +108,6 @@ async def _store(
         await storage.delete(key)
         raise
     return stored, info
-
-
-async def _start_analysis(
-    session: AsyncSession, runtime: Runtime, *, case_id: str, document_id: str, run_id: str
-) -> None:
-    payload = {"document_id": document_id, "case_id": case_id}
-    try:
-        await runtime.trigger(WORKFLOW, payload, run_id=run_id, labels=payload)
-    except TransportError:
-        # The run is recorded; the watchdog publishes its first message once QStash answers.
-        log.exception("could not publish the start of %s; the watchdog will retry", run_id)
-    except Exception as exc:
-        document = await get_document(session, document_id=document_id)
-        document.status = DocumentStatus.FAILED
-        document.failure_reason = f"the analysis could not be started: {type(exc).__name__}"
-        await session.commit()
-        raise
 
 
 async def get_document(session: AsyncSession, *, document_id: str) -> Document:
