@@ -222,14 +222,13 @@ class CoordinationStore(RunBase):
         """Resolve a wait as timed out, unless a notification won the race."""
         async with transaction(self.sessions) as session:
             run = await self._fence(session, run_id, owner)
+            # The waiter row before the step's, in the order `notify` locks them (no deadlock).
+            await session.execute(delete(WAITERS).where(WAITERS.c.run_id == run_id, WAITERS.c.position == position))
             step = await self._settle_step(
                 session, run_id, position, StepStatus.COMPLETED, result={"data": None, "timed_out": True}
             )
-            if step is None:
+            if step is None:  # a notify won the race (and removed the waiter itself)
                 return False
-            await session.execute(
-                delete(WorkflowWaiter).where(WorkflowWaiter.run_id == run_id, WorkflowWaiter.position == position)
-            )
             await self._event(
                 session, run, "step.completed", {"step": step.name, "position": position, "timed_out": True}
             )
