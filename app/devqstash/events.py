@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.devqstash.models import EventState, QStashEvent
@@ -32,12 +32,16 @@ class EventFilter:
     to_date: datetime | None = None
 
 
-def record(
+_INSERT = insert(QStashEvent.__table__)  # Core: one INSERT, no unit of work on the delivery path
+
+
+async def record(
     session: AsyncSession, *, message_id: str, state: EventState, url: str, now: datetime, **details: Any
 ) -> None:
-    """Add one log row to the session's transaction; `None` details are left out."""
+    """Write one log row in the session's transaction; `None` details are left out."""
     kept = {key: value for key, value in details.items() if value is not None}
-    session.add(QStashEvent(message_id=message_id, state=state, url=url, details=kept, created_at=now))
+    values = {"message_id": message_id, "state": state, "url": url, "details": kept, "created_at": now}
+    await session.execute(_INSERT, values)
 
 
 async def list_events(

@@ -68,7 +68,7 @@ async def settle(
         due = now + timedelta(seconds=retry_delay_s(message, outcome, scale=retry_scale))
         if not await store.settle_retry(session, message, token, retried=message.retried + 1, due=due):
             return Settled(Result.LOST)
-        events.record(
+        await events.record(
             session,
             message_id=message.id,
             state=EventState.RETRY,
@@ -112,7 +112,7 @@ async def _fail(
         body=outcome.body,
         error=outcome.error,
     )
-    events.record(
+    await events.record(
         session,
         message_id=message.id,
         state=EventState.FAILED,

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,6 +35,9 @@ from app.devqstash.models import ACTIVE_STATES, EventState, MessageState, QStash
 from app.devqstash.spec import DEDUP_WINDOW, MessageSpec
 
 _ALPHABET = string.ascii_letters + string.digits
+# The delivery path's statements are Core, on the table (no ORM unit of work or bulk-ORM path).
+M = QStashMessage.__table__
+_INSERT = insert(M)
 _NO_SYNC = {"synchronize_session": False}
 
 
@@ -55,8 +58,8 @@ async def publish(session: AsyncSession, spec: MessageSpec, *, now: datetime) ->
         owner = await _take_dedup_key(session, spec.dedup_key, message_id, now=now)
         if owner != message_id:
             return owner, True
-    session.add(_row(spec, message_id, now=now))
-    events.record(
+    await session.execute(_INSERT, _row(spec, message_id, now=now))
+    await events.record(
         session,
         message_id=message_id,
         state=EventState.CREATED,
@@ -83,9 +86,9 @@ async def _take_dedup_key(session: AsyncSession, key: str, message_id: str, *, n
     return owner or message_id
 
 
-def _row(spec: MessageSpec, message_id: str, *, now: datetime) -> QStashMessage:
+def _row(spec: MessageSpec, message_id: str, *, now: datetime) -> dict[str, Any]:
     due = spec.not_before or now
-    return QStashMessage(
+    return dict(
         id=message_id,
         url=spec.url,
         queue_name=spec.queue_name,
@@ -120,39 +123,36 @@ async def active_message(session: AsyncSession, message_id: str) -> QStashMessag
 
 async def claim_due(
     session: AsyncSession, *, now: datetime, limit: int, token: str, claimed_until: datetime
-) -> list[QStashMessage]:
-    """Claim up to `limit` due pending messages, oldest due first."""
+) -> list[Any]:
+    """Claim up to `limit` due pending messages, oldest due first (read-only rows named like `QStashMessage`)."""
+    pending = M.c.state == MessageState.PENDING
     due = (
-        select(QStashMessage.id)
-        .where(QStashMessage.state == MessageState.PENDING, QStashMessage.next_delivery_at <= now)
-        .order_by(QStashMessage.next_delivery_at)
+        select(M.c.id)
+        .where(pending, M.c.next_delivery_at <= now)
+        .order_by(M.c.next_delivery_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    condition = QStashMessage.state == MessageState.PENDING
-    return await _claim(session, due, condition, token=token, claimed_until=claimed_until)
+    return await _claim(session, due, pending, token=token, claimed_until=claimed_until)
 
 
 async def claim_expired(
     session: AsyncSession, *, now: datetime, limit: int, token: str, claimed_until: datetime
-) -> list[QStashMessage]:
+) -> list[Any]:
     """Take over up to `limit` deliveries whose holder let the claim lapse."""
-    expired = (QStashMessage.state == MessageState.DELIVERING) & (QStashMessage.claimed_until < now)
-    lapsed = select(QStashMessage.id).where(expired).limit(limit).with_for_update(skip_locked=True)
+    expired = (M.c.state == MessageState.DELIVERING) & (M.c.claimed_until < now)
+    lapsed = select(M.c.id).where(expired).limit(limit).with_for_update(skip_locked=True)
     return await _claim(session, lapsed, expired, token=token, claimed_until=claimed_until)
 
 
-async def _claim(
-    session: AsyncSession, ids: Any, condition: Any, *, token: str, claimed_until: datetime
-) -> list[QStashMessage]:
+async def _claim(session: AsyncSession, ids: Any, condition: Any, *, token: str, claimed_until: datetime) -> list[Any]:
     stmt = (
-        update(QStashMessage)
-        .where(QStashMessage.id.in_(ids), condition)
+        update(M)
+        .where(M.c.id.in_(ids), condition)
         .values(state=MessageState.DELIVERING, claim_token=token, claimed_until=claimed_until)
-        .returning(QStashMessage)
-        .execution_options(**_NO_SYNC)
+        .returning(*M.c)
     )
-    return list(await session.scalars(stmt))
+    return list(await session.execute(stmt))
 
 
 async def renew(session: AsyncSession, tokens: set[str], *, claimed_until: datetime) -> set[str]:
@@ -160,27 +160,24 @@ async def renew(session: AsyncSession, tokens: set[str], *, claimed_until: datet
     if not tokens:
         return set()
     stmt = (
-        update(QStashMessage)
-        .where(QStashMessage.state == MessageState.DELIVERING, QStashMessage.claim_token.in_(sorted(tokens)))
+        update(M)
+        .where(M.c.state == MessageState.DELIVERING, M.c.claim_token.in_(sorted(tokens)))
         .values(claimed_until=claimed_until)
-        .returning(QStashMessage.id)
-        .execution_options(**_NO_SYNC)
+        .returning(M.c.id)
     )
     return set(await session.scalars(stmt))
 
 
 def _claimed(message_id: str, token: str) -> Any:
-    return (QStashMessage.id == message_id) & (QStashMessage.claim_token == token)
+    return (M.c.id == message_id) & (M.c.claim_token == token)
 
 
 async def settle_delivered(session: AsyncSession, message: QStashMessage, token: str, *, now: datetime) -> bool:
     """Delete a delivered message; False if the claim was lost (nothing changed)."""
-    result = await session.execute(
-        delete(QStashMessage).where(_claimed(message.id, token)).execution_options(**_NO_SYNC)
-    )
+    result = await session.execute(delete(M).where(_claimed(message.id, token)))
     if result.rowcount != 1:
         return False
-    events.record(
+    await events.record(
         session, message_id=message.id, state=EventState.DELIVERED, url=message.url, now=now, retried=message.retried
     )
     return True
@@ -210,8 +207,7 @@ async def settle_failed(session: AsyncSession, message: QStashMessage, token: st
 
 
 async def _update_claimed(session: AsyncSession, message: QStashMessage, token: str, **values: Any) -> bool:
-    stmt = update(QStashMessage).where(_claimed(message.id, token)).values(**values)
-    result = await session.execute(stmt.execution_options(**_NO_SYNC))
+    result = await session.execute(update(M).where(_claimed(message.id, token)).values(**values))
     return result.rowcount == 1
 
 
@@ -233,7 +229,7 @@ async def cancel(session: AsyncSession, message_ids: Sequence[str] | None, *, no
     stmt = stmt.returning(QStashMessage.id, QStashMessage.url).execution_options(**_NO_SYNC)
     rows = list(await session.execute(stmt))
     for message_id, url in rows:
-        events.record(session, message_id=message_id, state=EventState.CANCELED, url=url, now=now)
+        await events.record(session, message_id=message_id, state=EventState.CANCELED, url=url, now=now)
     return len(rows)
 
 

@@ -107,7 +107,7 @@ class Outbox:
             batch, self._sent = self._sent, []
             try:
                 async with transaction(self.sessions) as session:
-                    await session.execute(delete(WorkflowOutbox).where(WorkflowOutbox.id.in_(batch)))
+                    await session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(batch)))
             except Exception as exc:
                 log.warning("could not delete %d sent outbox row(s) (%s); the sweep re-sends them", len(batch), exc)
 
