@@ -96,10 +96,12 @@ _LAST_USED = "curaway_last_used"
 
 
 def _check_at_checkout(engine: AsyncEngine) -> None:
-    """`pool_pre_ping`, for connections idle for `PING_IDLE_AFTER_S` or more only.
+    """What `pool_pre_ping` does, without its round trip on the hot path.
 
-    A failed ping that is a disconnect invalidates the whole pool (like `pool_pre_ping`) and the
-    checkout is tried again on a new connection; any other error is raised.
+    A connection the server closed is replaced at once (asyncpg saw its socket close); one idle
+    for `PING_IDLE_AFTER_S` or more is pinged. A failed ping that is a disconnect invalidates the
+    whole pool (like `pool_pre_ping`) and the checkout is tried again on a new connection; any
+    other error is raised.
     """
     dialect = engine.dialect
 

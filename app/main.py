@@ -31,9 +31,9 @@ from app.logging import configure_logging, install_run_id_factory
 from app.ops.deadletters import WebhookDeadLetters
 from app.ops.state import OpsState, build_ops
 from app.ops.usage import Quota
+from app.runtime.config import RuntimeConfig
 from app.runtime.cron import router as cron_router
 from app.runtime.errors import UnknownWorkflowError
-from app.runtime.executor import RuntimeConfig
 from app.runtime.registry import Workflow
 from app.runtime.router import router as workflow_router
 from app.runtime.runtime import Runtime, SignatureConfig

@@ -34,11 +34,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from app.logging import attempt_var, step_var
+from app.runtime.config import RuntimeConfig
 from app.runtime.context import CallSpec, FailureContext, RunSpec, WorkflowContext, current_step_key
 from app.runtime.encoding import check_size, jsonable
 from app.runtime.errors import (
@@ -65,22 +65,6 @@ log = logging.getLogger(__name__)
 QUIESCENCE_TURNS = 50
 # Turns of the event loop a finished step's result waits for the next step's start to carry it.
 FLUSH_AFTER_TURNS = 8
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeConfig:
-    inline_budget_ms: int = 2000
-    max_step_output_bytes: int = 65536
-    step_timeout_s: float = 300.0
-    default_retries: int = 3
-    retry_base_delay_s: float = 2.0
-    retry_max_delay_s: float = 3600.0
-    lease_ttl_s: float = 20.0
-    lease_wait_s: float = 2.0
-    message_retries: int = 3
-    notification_ttl_s: float = 86400.0
-    watchdog_interval_s: float = 5.0
-    watchdog_stuck_after_s: float = 30.0
 
 
 class Driver:

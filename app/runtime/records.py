@@ -163,7 +163,9 @@ class RunBase:
         for done in completed:
             where = {"b_run_id": run.id, "b_position": done.position}
             statement = COMPLETE_STEP if done.attempt is None else COMPLETE_ATTEMPT
-            values = {**where, "b_attempt": done.attempt, "result": done.result, "finished_at": self.clock()}
+            values = {**where, "result": done.result, "finished_at": self.clock()}
+            if done.attempt is not None:
+                values["b_attempt"] = done.attempt
             name = (await session.execute(statement, values)).scalar_one_or_none()
             if name is None:
                 name = await session.scalar(STEP_NAME, where)

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from app.errors import Unauthorized, error_responses
-from app.runtime.runtime import Answer, Outcome, Runtime
+from app.runtime.answers import Answer, Outcome
+from app.runtime.runtime import Runtime
 from app.runtime.signing import SignatureError
 
 DELIVERY_ANSWERS: dict[int | str, dict[str, object]] = {

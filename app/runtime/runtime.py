@@ -17,7 +17,6 @@ from the run, the position and the reason, so re-publishing after a crash is har
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -26,7 +25,6 @@ import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -36,11 +34,14 @@ from app.db import utcnow
 from app.errors import BadRequest, Conflict, NotFound
 from app.logging import run_labels_var, workflow_id_var
 from app.runtime import signing
+from app.runtime.answers import DONE, IGNORED, QUEUED, RETRY, Answer, Outcome
+from app.runtime.calls import call_body, call_outcome
+from app.runtime.config import RuntimeConfig
 from app.runtime.context import CallSpec
 from app.runtime.coordination import Lease, Ring
 from app.runtime.encoding import check_size
 from app.runtime.errors import LeaseLostError, RunCancelledError, WorkflowError
-from app.runtime.executor import Driver, RuntimeConfig
+from app.runtime.executor import Driver
 from app.runtime.hooks import RuntimeHooks
 from app.runtime.ids import new_run_id
 from app.runtime.models import RunStatus, WorkflowRun, WorkflowStep
@@ -61,30 +62,6 @@ EAGER_LIMIT = 16
 # At shutdown, eager drives get this long to finish before they are cancelled (their runs'
 # messages are then delivered again, here after a restart or by another process).
 EAGER_SHUTDOWN_GRACE_S = 10.0
-
-
-class Outcome(StrEnum):
-    DONE = "done"  # the delivery did what it could; acknowledge it
-    IGNORED = "ignored"  # nothing to do (finished or unknown run); acknowledge it
-    QUEUED = "queued"  # another delivery holds the run and will drive it again; acknowledge it
-    BUSY = "busy"  # the lease kept changing hands: 429 + Retry-After, QStash comes back later
-    RETRY = "retry"  # the database or QStash failed under the delivery: 503, the run untouched
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """How a delivery is answered: its outcome and, when QStash should come back, when."""
-
-    outcome: Outcome
-    retry_after_s: int | None = None
-
-
-DONE, IGNORED, QUEUED, RETRY = (
-    Answer(Outcome.DONE),
-    Answer(Outcome.IGNORED),
-    Answer(Outcome.QUEUED),
-    Answer(Outcome.RETRY, 1),
-)
 
 
 class DeliveryRequest(BaseModel):
@@ -209,7 +186,7 @@ class Runtime:
         retries = str(self.config.message_retries)
         message = Message(
             destination=spec.url,
-            body=_call_body(spec.body),
+            body=call_body(spec.body),
             method=spec.method,
             content_type="application/json" if isinstance(spec.body, dict | list) else None,
             forward_headers=spec.headers,
@@ -373,7 +350,7 @@ class Runtime:
             status = data.get("status")
         except (ValueError, AttributeError) as exc:
             raise BadRequest("call result body is not a QStash callback") from exc
-        result, error = _call_outcome(data, status)
+        result, error = call_outcome(data, status)
         if result is None and error is None:
             return IGNORED  # a failed attempt QStash will retry
         if result is not None:
@@ -489,27 +466,3 @@ class Runtime:
 
 def _kept_labels(labels: Mapping[str, str | None] | None) -> dict[str, str]:
     return {key: str(value) for key, value in (labels or {}).items() if value is not None}
-
-
-def _call_body(body: Any) -> str | None:
-    if body is None or isinstance(body, str):
-        return body
-    if isinstance(body, bytes):
-        return body.decode()
-    return json.dumps(body)
-
-
-def _call_outcome(data: dict[str, Any], status: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """(result, error) of a call callback; (None, None) for an attempt QStash will retry."""
-    has_response = isinstance(status, int) and status >= 100
-    retrying = int(data.get("retried", 0)) < int(data.get("maxRetries", 0))
-    if "dlqId" not in data and has_response and not 200 <= status < 300 and retrying:
-        return None, None
-    if not has_response:
-        attempts = int(data.get("maxRetries", 0)) + 1
-        return None, f"{data.get('url', 'the call')} gave no HTTP answer after {attempts} attempt(s)"
-    raw = base64.b64decode(data.get("body") or "")
-    headers = {
-        k.lower(): ", ".join(v) if isinstance(v, list) else str(v) for k, v in (data.get("header") or {}).items()
-    }
-    return {"status": status, "headers": headers, "body": raw.decode("utf-8", errors="replace")}, None
