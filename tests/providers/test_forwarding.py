@@ -120,7 +120,7 @@ async def test_five_receivers_and_one_without_consent_end_as_they_should(databas
             reset = await deliveries.get_delivery(session, delivery_id=outcome["bad"]["delivery_id"])
             run = await session.get(WorkflowRun, replay["workflow_run_id"])
             unsent = list(await session.scalars(select(WorkflowOutbox.key).where(WorkflowOutbox.run_id == run.id)))
-        assert (reset.status, reset.series, reset.workflow_run_id) == ("pending", 1, run.id)
+        assert (reset.series, reset.workflow_run_id) == (1, run.id)  # its status: as far as the eager drive got
         # The replay's run is driven at once in this process; its start, which QStash refused,
         # stays in the outbox for the watchdog's sweep: the safety net if this process died.
         assert (unsent, edge["qstash"].refused) == (["start"], 1)

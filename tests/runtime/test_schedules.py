@@ -68,7 +68,7 @@ async def post_tick(
     headers = {"Upstash-Signature": sign(body, url, key), "Content-Type": "application/json"}
     if tick is not None:
         headers["Upstash-Schedule-Tick"] = str(tick)
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(timeout=30) as http:  # the suite's other clients wait as long on a loaded CI
         return await http.post(url, content=body, headers=headers)
 
 
