@@ -1,8 +1,8 @@
 """Database plumbing shared by every layer: metadata, portable column types, the engine.
 
 One SQLAlchemy 2 async code path serves SQLite (aiosqlite, the embedded default) and
-Postgres (asyncpg, production). Dialect differences live here and in the stores' upserts,
-nowhere else:
+Postgres (asyncpg, production). Dialect differences live here, in the stores' upserts and in
+the runtime's one-statement step write on Postgres (`records.START_ATTEMPT_PG`), nowhere else:
 
 - SQLite runs in WAL mode with a busy timeout, and every transaction starts with
   `BEGIN IMMEDIATE`, so two writers queue instead of failing with "database is locked"

@@ -3,9 +3,11 @@
 A state change that must wake a run which no delivery in flight will bring back (a run just
 created, a child started, a parent whose child finished, waiters woken by `notify`, a run
 resumed) writes its continuation here *in the same transaction*. After the commit the
-continuation is published and its row deleted. A row left behind (the process died, or QStash
-refused the publish) is re-sent by the watchdog's sweep until QStash accepts it; the
-deduplication ID `run_id.position.key` makes a second send harmless.
+continuation is published and its row deleted, or, in a serving process, the run is driven at
+once and the row deleted without a publish when that drive has taken the run off its hands
+(`Runtime.flush`). A row left behind (the process died, or QStash refused the publish) is
+re-sent by the watchdog's sweep until QStash accepts it; the deduplication ID
+`run_id.position.key` makes a second send harmless.
 
 Continuations that a delivery in flight hands back (a sleep, a retry later, a step past the
 inline budget) need no row: that delivery is acknowledged only after its publish succeeded,
@@ -74,13 +76,13 @@ class Outbox:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], send: Send) -> None:
         self.sessions = sessions
         self.send = send
-        self._sent: list[int] = []  # rows published, to delete
+        self._done: list[int] = []  # rows published (or their run driven), to delete
         self._deleting: asyncio.Task[None] | None = None
 
     async def flush(self, wakes: Sequence[Wake]) -> int:
         """Publish these continuations; a failed publish stays for the sweep. Returns how many went out.
 
-        The rows of those that went out are deleted in the background (`_delete_sent`): the
+        The rows of those that went out are deleted in the background (`_delete_done`): the
         caller (a delivery, a request) does not wait for that cleanup.
         """
         sent = []
@@ -89,27 +91,32 @@ class Outbox:
                 await self.send(wake.ref, wake.key)
             except Exception:  # QStash refused or is unreachable: the sweep sends it later
                 continue
-            sent.append(wake.id)
-        if sent:
-            self._sent += sent
-            if self._deleting is None or self._deleting.done():
-                self._deleting = asyncio.create_task(self._delete_sent(), name="outbox-delete")
+            sent.append(wake)
+        self.discard(sent)
         return len(sent)
 
-    async def _delete_sent(self) -> None:
-        """Delete published rows, all those published meanwhile in one DELETE.
+    def discard(self, wakes: Sequence[Wake]) -> None:
+        """Delete these rows in the background: published, or their run taken care of otherwise."""
+        if not wakes:
+            return
+        self._done += [wake.id for wake in wakes]
+        if self._deleting is None or self._deleting.done():
+            self._deleting = asyncio.create_task(self._delete_done(), name="outbox-delete")
+
+    async def _delete_done(self) -> None:
+        """Delete the rows done with, all those done with meanwhile in one DELETE.
 
         Twenty children started by one `gather` cost one DELETE, not twenty. A row whose delete
         is lost (a crash, a database error) is only sent again by the sweep, and QStash drops
         the copy (same deduplication ID).
         """
-        while self._sent:
-            batch, self._sent = self._sent, []
+        while self._done:
+            batch, self._done = self._done, []
             try:
                 async with transaction(self.sessions) as session:
                     await session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(batch)))
             except Exception as exc:
-                log.warning("could not delete %d sent outbox row(s) (%s); the sweep re-sends them", len(batch), exc)
+                log.warning("could not delete %d outbox row(s) (%s); the sweep re-sends them", len(batch), exc)
 
     async def close(self) -> None:
         """Finish the deletes under way (at shutdown)."""

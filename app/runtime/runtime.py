@@ -215,16 +215,16 @@ class Runtime:
         await self.transport.publish(message)
 
     async def flush(self, wakes: list[Wake]) -> None:
-        """Publish continuations written to the outbox; what QStash refuses, the sweep re-sends.
+        """Wake the runs of these outbox rows: drive each at once, or publish its continuation.
 
-        When serving, each woken run is also driven here at once (`_drive_eagerly`), starting
-        before the publish: the outbox row is committed, so the run is not lost either way.
+        When serving, a woken run is driven here at once (`_drive_eagerly`) and its row is its
+        safety net until that drive is done; the others are published now. What QStash refuses,
+        the sweep re-sends.
         """
-        for wake in wakes:
-            self._drive_eagerly(wake.ref)
-        sent = await self.outbox.flush(wakes)
-        if sent < len(wakes):
-            log.warning("%d continuation(s) not published now; the watchdog re-sends them", len(wakes) - sent)
+        published = [wake for wake in wakes if not self._drive_eagerly(wake)]
+        sent = await self.outbox.flush(published)
+        if sent < len(published):
+            log.warning("%d continuation(s) not published now; the watchdog re-sends them", len(published) - sent)
 
     # -- eager drives ---------------------------------------------------------------------
 
@@ -247,31 +247,48 @@ class Runtime:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
 
-    def _drive_eagerly(self, ref: RunRef) -> None:
-        """Start driving `ref`'s run now, like a delivery would, if this process serves and has room.
+    def _drive_eagerly(self, wake: Wake) -> bool:
+        """Start driving `wake`'s run now, like a delivery would, if this process serves and has room.
 
-        The run's QStash message is still published: the durable safety net. Delivered while
-        this drive works, it rings its doorbell and is acknowledged (the drive looks at the run
-        once more before it lets go, which costs nothing once the run is finished); delivered
-        after, it finds the run finished or moved on. If this process dies, it is what brings
-        the run back once the drive's lease lapses. Nothing runs twice: the drive holds the
-        run's lease like a delivery.
+        No message is published for it meanwhile: its committed outbox row is the safety net.
+        If this process dies, the watchdog's sweep (of any process) publishes the row after
+        `OUTBOX_SWEEP_AFTER`, and that message brings the run back once the drive's lease
+        lapses. Nothing runs twice: the drive holds the run's lease like a delivery.
         """
         if self._eager is None or len(self._eager) >= EAGER_LIMIT:
-            return
-        task = asyncio.create_task(self._eager_drive(ref), name=f"eager-{ref.run_id}")
+            return False
+        task = asyncio.create_task(self._eager_drive(wake), name=f"eager-{wake.ref.run_id}")
         self._eager.add(task)
         task.add_done_callback(self._eager.discard)
+        return True
 
-    async def _eager_drive(self, ref: RunRef) -> None:
+    async def _eager_drive(self, wake: Wake) -> None:
+        """Drive the run; then its row is done with, unless the drive could not (then QStash takes over)."""
+        ref, answer = wake.ref, RETRY
         try:
             answer = await self.drive(ref.run_id, ref.workflow)
-            if answer.outcome in (Outcome.RETRY, Outcome.BUSY):
-                # The run's own message may have rung this drive's doorbell and been acknowledged
-                # meanwhile, and this drive never answered it: make sure one more delivery comes.
-                await self.publish_ref(ref, f"eager-{secrets.token_hex(4)}")
-        except Exception as exc:  # the message published with the wake-up still drives the run
+        except Exception as exc:
             log.warning("eager drive of %s stopped by %s: %s", ref.run_id, type(exc).__name__, exc)
+        finally:  # also when cancelled at shutdown
+            if answer.outcome not in (Outcome.RETRY, Outcome.BUSY):
+                # Finished, handed back with its own message, waiting on something that wakes it,
+                # or driven by the delivery whose doorbell this drive rang.
+                self.outbox.discard([wake])
+            else:
+                await self._hand_over(wake)
+
+    async def _hand_over(self, wake: Wake) -> None:
+        """A drive that could not go on: publish the run's continuation (the row stays if QStash refuses).
+
+        The key is fresh: after `OUTBOX_SWEEP_AFTER` the sweep may have sent the row's own
+        message already, and its delivery rung this drive's doorbell and been acknowledged.
+        """
+        try:
+            await self.publish_ref(wake.ref, f"eager-{secrets.token_hex(4)}")
+        except Exception as exc:
+            log.warning("could not hand %s over to QStash (%s); the watchdog's sweep sends it", wake.ref.run_id, exc)
+            return
+        self.outbox.discard([wake])
 
     def workflow_exists(self, name: str) -> bool:
         return name in self.registry.names()

@@ -260,8 +260,12 @@ class RunStore(CoordinationStore):
 
         `completed`: results of this delivery's earlier steps, recorded in the same transaction
         (an inline step costs one transaction: the previous result, its event, this start and
-        the lease extension).
+        the lease extension; on Postgres, with at most one earlier result, one statement).
         """
+        if self.autocommit is not None and len(completed) <= 1:  # the common case, one statement
+            done = completed[0] if completed else None
+            await self._start_attempt_at_once(run_id, owner, position, name, StepKind(kind), attempt, done)
+            return
         async with transaction(self.sessions) as session:
             run = await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
             await self._complete_steps(session, run, completed)

@@ -51,7 +51,7 @@ async def test_a_failed_run_a_dead_letter_and_the_quota_warning_are_streamed_and
         settings = {
             "ops_alert_webhook_url": f"{hook_url}/alerts",
             "ops_alert_webhook_secret": SECRET,
-            "ops_qstash_daily_quota": 2,
+            "ops_qstash_daily_quota": 2,  # the nap's message and the one to /nowhere reach it
             "ops_alerts_poll_s": 0.2,
             "ops_alerts_dlq_poll_s": 0.2,
             "ops_usage_flush_s": 0.2,
@@ -59,6 +59,9 @@ async def test_a_failed_run_a_dead_letter_and_the_quota_warning_are_streamed_and
         async with live_service(database_url, COORDINATION, deps=Recorder(), **settings) as svc:
             failed = await svc.runtime.trigger("fails-at-five", {}, labels={"case_id": "case_alert"})
             assert (await svc.wait(failed)).status == "failed"
+            # A run driven at once costs no message; a nap hands its run back to QStash: one message.
+            napper = await svc.runtime.trigger("sleep-then-step", {"sleep": 0.1})
+            assert (await svc.wait(napper)).status == "completed"
             await svc.services.qstash.publish(Message(destination=f"{svc.base_url}/nowhere", body="{}", retries=0))
             streamed: dict[str, dict] = {}
             async with httpx.AsyncClient(base_url=svc.base_url, timeout=30) as client:

@@ -19,8 +19,11 @@ async def test_runs_by_case_events_usage_and_dead_letters_in_the_terminal(databa
         env = {"DATABASE_URL": database_url, "PUBLIC_BASE_URL": svc.base_url, "ENV": "development"}
         failed = await svc.runtime.trigger("fails-at-five", {}, labels={"case_id": "case_cli"})
         assert (await svc.wait(failed)).status == "failed"
+        # A run driven at once costs no message; a nap hands the run back to QStash: one message.
+        napper = await svc.runtime.trigger("sleep-then-step", {"sleep": 0.1})
+        assert (await svc.wait(napper)).status == "completed"
         await svc.services.qstash.publish(Message(destination=f"{svc.base_url}/nowhere", body="{}", retries=0))
-        await svc.settled(failed)
+        await svc.settled(failed, napper)
         await svc.services.ops.recorder.flush()
 
         listing = await _curaway("runs", "list", "--case", "case_cli", env=env)
@@ -30,7 +33,7 @@ async def test_runs_by_case_events_usage_and_dead_letters_in_the_terminal(databa
         events = json.loads((await _curaway("events", failed, "--json", env=env)).stdout)
         assert events == shown["events"] and events[-1]["type"] == "workflow.failed"
         usage = json.loads((await _curaway("usage", "--days", "1", "--json", env=env)).stdout)
-        assert usage["days"][0]["by_workflow"]["fails-at-five"] >= 1 and usage["daily_quota"] == 500
+        assert usage["days"][0]["by_workflow"]["sleep-then-step"] >= 1 and usage["daily_quota"] == 500
         assert "QStash messages per day" in (await _curaway("usage", env=env)).stdout
         letters = await _curaway("dlq", "list", env=env)
         assert letters.returncode == 0 and "/nowhere" in letters.stdout, letters.stderr

@@ -10,10 +10,9 @@ from sqlalchemy import select
 from app.demo.stream import read_events
 from app.devqstash.models import QStashMessage
 from app.providers import deliveries
-from app.runtime.models import Event, WorkflowOutbox, WorkflowRun
+from app.runtime.models import Event, WorkflowRun
 from tests.providers.support import SCENARIO, by_provider, consent, forward, register, wait_forwarding
 from tests.support.api import Api
-from tests.support.faults import FailingPublishes
 from tests.support.receivers import SLOW, always, fails_then, receivers
 from tests.support.service import live_service
 
@@ -38,15 +37,9 @@ async def test_five_receivers_and_one_without_consent_end_as_they_should(databas
         slow=always(SLOW),
         nocon=always(200),
     )
-    edge: dict[str, FailingPublishes] = {}
-
-    def wrap(app):  # noqa: ANN001, ANN202
-        edge["qstash"] = FailingPublishes(app)
-        return edge["qstash"]
-
     async with (
         hooks_ctx as hooks,
-        live_service(database_url, None, wrap=wrap, **SCENARIO) as svc,
+        live_service(database_url, None, **SCENARIO) as svc,
         httpx.AsyncClient(base_url=svc.base_url, timeout=30) as client,
     ):
         api = Api(client)
@@ -113,17 +106,12 @@ async def test_five_receivers_and_one_without_consent_end_as_they_should(databas
         assert {letter["id"] for letter in listed} == {f"webhook:{d.id}" for d in dead}
         assert all(letter["body"] is None for letter in listed)  # no patient data on the ops page
         bad_letter = f"webhook:{outcome['bad']['delivery_id']}"
-        edge["qstash"].fail_next(1)  # QStash refuses the replay's start: committed with the reset, sent later
         replayed = (await client.post(f"/ops/dlq/{bad_letter}/replay", headers=api.ops)).json()
         replay = {"workflow_run_id": replayed["message_id"]}
         async with svc.services.sessions() as session:
             reset = await deliveries.get_delivery(session, delivery_id=outcome["bad"]["delivery_id"])
             run = await session.get(WorkflowRun, replay["workflow_run_id"])
-            unsent = list(await session.scalars(select(WorkflowOutbox.key).where(WorkflowOutbox.run_id == run.id)))
         assert (reset.series, reset.workflow_run_id) == (1, run.id)  # its status: as far as the eager drive got
-        # The replay's run is driven at once in this process; its start, which QStash refused,
-        # stays in the outbox for the watchdog's sweep: the safety net if this process died.
-        assert (unsent, edge["qstash"].refused) == (["start"], 1)
         again = await client.post(f"/deliveries/{outcome['ok']['delivery_id']}/replay", headers=api.ops)
         assert again.status_code == 409 and "dead-lettered" in again.json()["detail"]
         await svc.wait(replay["workflow_run_id"], timeout=60)

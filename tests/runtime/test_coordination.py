@@ -199,7 +199,9 @@ async def test_resume_refuses_a_run_that_has_not_failed(database_url, recorder):
 
 async def test_watchdog_recovers_a_run_whose_continuation_message_was_deleted(database_url, recorder):
     async with live_service(database_url, COORDINATION, deps=recorder) as svc:  # the shipped watchdog settings
-        run_id = await svc.runtime.trigger("sleep-then-step", {"sleep": 1})
+        # A nap long enough that its wake-up is still waiting in QStash when the test deletes it,
+        # however loaded the machine.
+        run_id = await svc.runtime.trigger("sleep-then-step", {"sleep": 4})
         await svc.wait(run_id, statuses={"sleeping"})
         while (await svc.run(run_id)).lease_owner is not None:  # the wake message is published
             await asyncio.sleep(0.02)

@@ -11,11 +11,13 @@ from fastapi.responses import JSONResponse
 from tests.runtime.workflows import ALL, Recorder
 from tests.support.duplicator import DuplicateDeliveries
 from tests.support.live import serve
-from tests.support.service import live_service
+from tests.support.service import live_service, non_serving
 
 
 @pytest.mark.parametrize("inline_budget_ms", [0, 2000])
-async def test_every_message_delivered_twice_concurrently_runs_and_records_each_step_once(database_url, inline_budget_ms):
+async def test_every_message_delivered_twice_concurrently_runs_and_records_each_step_once(
+    database_url, inline_budget_ms
+):
     recorder = Recorder()
     wrappers: list[DuplicateDeliveries] = []
 
@@ -23,11 +25,14 @@ async def test_every_message_delivered_twice_concurrently_runs_and_records_each_
         wrappers.append(DuplicateDeliveries(app))
         return wrappers[-1]
 
-    async with live_service(database_url, ALL, deps=recorder, wrap=wrap, workflow_inline_budget_ms=inline_budget_ms) as svc:
-        run_ids = [await svc.runtime.trigger("seven-steps", {}) for _ in range(3)]
+    async with (
+        live_service(database_url, ALL, deps=recorder, wrap=wrap, workflow_inline_budget_ms=inline_budget_ms) as svc,
+        non_serving(svc, ALL, deps=recorder) as other,  # its runs start with a message, not an eager drive
+    ):
+        run_ids = [await other.runtime.trigger("seven-steps", {}) for _ in range(3)]
         for run_id in run_ids:
             assert (await svc.wait(run_id)).status == "completed"
-        await svc.settled(*run_ids)  # every message, twice: they may come after the eager drive finished
+        await svc.settled(*run_ids)  # every message, twice: a copy may come after the run finished
         for run_id in run_ids:
             assert [recorder.count(run_id, f"step-{i}") for i in range(1, 8)] == [1] * 7
             completed = Counter(e.payload["step"] for e in await svc.events(run_id) if e.type == "step.completed")
@@ -54,8 +59,13 @@ def _third_party() -> FastAPI:
 
 
 async def test_call_returns_status_headers_and_body_and_a_500_is_returned_not_raised(database_url):
-    async with serve(lambda _: _third_party()) as (third_party, _), live_service(database_url, ALL, deps=Recorder()) as svc:
-        run_id = await svc.runtime.trigger("caller", {"ok_url": f"{third_party}/ok", "broken_url": f"{third_party}/broken"})
+    async with (
+        serve(lambda _: _third_party()) as (third_party, _),
+        live_service(database_url, ALL, deps=Recorder()) as svc,
+    ):
+        run_id = await svc.runtime.trigger(
+            "caller", {"ok_url": f"{third_party}/ok", "broken_url": f"{third_party}/broken"}
+        )
         run = await svc.wait(run_id)
         assert run.status == "completed", run.error
         ok, broken = run.result["ok"], run.result["broken"]
@@ -88,8 +98,10 @@ async def test_inline_continuation_cuts_messages_per_run(database_url):
             run_id = await svc.runtime.trigger("seven-steps", {})
             assert (await svc.wait(run_id)).status == "completed"
             counts[budget] = await _messages_to(svc, "/workflows/seven-steps") - before
-    assert counts[0] == 7  # one message per step
-    assert counts[10_000] == 1  # the trigger's message carries all seven steps
+    # The serving process drives the run at once, without a message; with no inline budget each
+    # later step is handed back to QStash, one message each.
+    assert counts[0] == 6
+    assert counts[10_000] == 0  # the eager drive carries all seven steps
 
 
 async def test_a_call_answer_over_the_output_limit_fails_the_call_step_clearly(database_url):
@@ -102,9 +114,10 @@ async def test_a_call_answer_over_the_output_limit_fails_the_call_step_clearly(d
 
         return api
 
-    async with serve(lambda _: large()) as (third_party, _), live_service(
-        database_url, ALL, deps=Recorder(), workflow_max_step_output_bytes=2048
-    ) as svc:
+    async with (
+        serve(lambda _: large()) as (third_party, _),
+        live_service(database_url, ALL, deps=Recorder(), workflow_max_step_output_bytes=2048) as svc,
+    ):
         run_id = await svc.runtime.trigger("caller", {"ok_url": f"{third_party}/ok", "broken_url": f"{third_party}/ok"})
         run = await svc.wait(run_id)
         assert run.status == "failed"

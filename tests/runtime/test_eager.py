@@ -1,8 +1,8 @@
 """Eager drives: a serving process drives the runs it starts or wakes at once.
 
-The run's QStash message is still published, as the durable safety net. Every test here holds
-every QStash delivery to `/workflows/*` at the door (`HeldDeliveries`), so whatever moves a run
-while they are held was an eager drive; once released, the held deliveries must change nothing.
+The run's outbox row is the durable safety net meanwhile; no QStash message is published for a
+run its drive took care of. Every test here holds every QStash delivery to `/workflows/*` at the
+door (`HeldDeliveries`), so whatever moves a run while they are held was an eager drive.
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import pytest
 from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.main import build_services
-from app.runtime.models import WorkflowRun
+from app.runtime.models import WorkflowOutbox, WorkflowRun
 from tests.runtime.coordination_workflows import COORDINATION
 from tests.runtime.workflows import ALL, Recorder
-from tests.support.service import live_service, service_settings
+from tests.support.service import LiveService, live_service, non_serving
 
 
 class HeldDeliveries:
@@ -51,6 +50,12 @@ class HeldDeliveries:
         self.gate.set()
 
 
+async def no_outbox_row(svc: LiveService, run_id: str) -> bool:
+    """True when the outbox holds no row for the run."""
+    async with svc.services.sessions() as session:
+        return not list(await session.scalars(select(WorkflowOutbox.id).where(WorkflowOutbox.run_id == run_id)))
+
+
 async def until(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 30) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not await condition():
@@ -73,6 +78,12 @@ async def released(held: HeldDeliveries, at_least: int) -> None:
     assert all(status == 200 for status in held.answers), held.answers
 
 
+async def no_message_was_needed(svc: LiveService, held: HeldDeliveries, *run_ids: str) -> None:
+    """The runs' outbox rows are gone (nothing left to bring them back) and no delivery ever came."""
+    await svc.settled(*run_ids)
+    assert held.arrived == 0
+
+
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
@@ -84,9 +95,7 @@ async def test_a_run_started_in_a_serving_process_completes_before_any_delivery(
         run_id = await svc.runtime.trigger("seven-steps", {})
         run = await svc.wait(run_id)
         assert run.status == "completed"
-        assert held.answers == []  # no delivery got in: the trigger's own process drove the run
-        await released(held, at_least=1)  # its message still came: the safety net
-        await svc.settled(run_id)
+        await no_message_was_needed(svc, held, run_id)  # the trigger's own process drove the run
         assert [recorder.count(run_id, f"step-{i}") for i in range(1, 8)] == [1] * 7
         types = [event.type for event in await svc.events(run_id)]
         assert types.count("workflow.completed") == 1 and types.count("step.completed") == 7
@@ -97,15 +106,12 @@ async def test_children_and_the_parent_they_wake_are_driven_at_once(database_url
     async with live_service(database_url, COORDINATION, deps=recorder, wrap=held) as svc:
         parent_id = await svc.runtime.trigger("parent", {"children": 5})
         run = await svc.wait(parent_id)
-        assert (run.status, held.answers) == ("completed", [])
+        assert run.status == "completed"
         assert len(run.result) == 5  # children 0 and 4 fail on purpose, the parent carries on
         async with svc.services.sessions() as session:
             children = list(await session.scalars(select(WorkflowRun.id).where(WorkflowRun.parent_run_id == parent_id)))
         assert len(children) == 5
-        # A message for the parent's start and each child's; a child that ends while the parent is
-        # driven rings it instead of sending a wake-up.
-        await released(held, at_least=6)
-        await svc.settled(parent_id, *children)
+        await no_message_was_needed(svc, held, parent_id, *children)
         assert [recorder.count(child, "child-work") for child in children] == [1] * 5
 
 
@@ -116,26 +122,24 @@ async def test_notify_drives_the_waiter_at_once(database_url, recorder):
         await svc.wait(run_id, statuses={"waiting"})
         assert await svc.runtime.notify("eager:1", {"by": "ops"}) == [run_id]
         run = await svc.wait(run_id)
-        assert (run.result, held.answers) == ({"data": {"by": "ops"}, "timed_out": False}, [])
-        # Its start's message; the notify's wake-up too, unless it rang the drive that parked the
-        # run before it let go (the wait's timeout message comes in 30 s).
-        await released(held, at_least=1)
+        assert run.result == {"data": {"by": "ops"}, "timed_out": False}
         assert recorder.count(run_id, "after-wait") == 1
+        # Neither the start nor the notify's wake-up needed a message; the wait's timeout message
+        # (due in 30 s) is the only one the run ever published.
+        await until(lambda: no_outbox_row(svc, run_id), "the outbox rows deleted")
+        assert held.arrived == 0
 
 
 async def test_a_process_that_does_not_serve_leaves_the_run_to_its_delivery(database_url, recorder):
     held = HeldDeliveries()
-    async with live_service(database_url, ALL, deps=recorder, wrap=held) as svc:
-        # A second process's handle (the CLI's, a script's): it builds the services, never serves.
-        other = build_services(service_settings(database_url, svc.base_url), ALL, deps=recorder)
-        try:
-            waiting = await other.runtime.trigger("seven-steps", {})
-            driven = await svc.runtime.trigger("seven-steps", {})
-            assert (await svc.wait(driven)).status == "completed"
-            assert (await svc.run(waiting)).status == "pending"  # it waits for its delivery
-            await released(held, at_least=2)
-            assert (await svc.wait(waiting)).status == "completed"
-            assert [recorder.count(waiting, f"step-{i}") for i in range(1, 8)] == [1] * 7
-        finally:
-            await other.http.aclose()
-            await other.engine.dispose()
+    async with (
+        live_service(database_url, ALL, deps=recorder, wrap=held) as svc,
+        non_serving(svc, ALL, deps=recorder) as other,  # a second process's handle: the CLI's, a script's
+    ):
+        waiting = await other.runtime.trigger("seven-steps", {})
+        driven = await svc.runtime.trigger("seven-steps", {})
+        assert (await svc.wait(driven)).status == "completed"
+        assert (await svc.run(waiting)).status == "pending"  # it waits for its delivery
+        await released(held, at_least=1)
+        assert (await svc.wait(waiting)).status == "completed"
+        assert [recorder.count(waiting, f"step-{i}") for i in range(1, 8)] == [1] * 7

@@ -12,14 +12,13 @@ from sqlalchemy import func, select
 
 from app.devqstash.models import QStashEvent
 from app.runtime.errors import StepOutputTooLarge
-from app.runtime.ids import derived_run_id
 from app.runtime.models import ON_FAILURE_POSITION, WorkflowOutbox, WorkflowWaiter
 from tests.runtime.coordination_workflows import COORDINATION
 from tests.runtime.fault_workflows import FAULTS
 from tests.runtime.workflows import Recorder
 from tests.support.databases import plain_pg_url
 from tests.support.faults import FailingPublishes
-from tests.support.service import live_service
+from tests.support.service import live_service, non_serving
 
 
 @pytest.fixture
@@ -131,9 +130,10 @@ async def test_terminated_database_connections_never_fail_a_run(database_url, re
         assert recorder.failures == {}
 
 
-async def test_a_parent_whose_wake_up_publish_failed_is_still_woken(database_url, recorder):
-    """The child's end is committed with the parent's wake-up in the outbox; QStash refusing the
-    publish right after (500/429 for every publish for a while) only delays it to the sweep."""
+async def test_an_eager_drive_stopped_by_qstash_leaves_its_run_to_the_sweep(database_url, recorder):
+    """A drive whose hand-back QStash refuses (500/429 on every publish for a while) stops, like a
+    delivery answered 503; its run's outbox row, committed before it began, stays the safety net
+    until the watchdog's sweep gets it through."""
     holder: dict[str, FailingPublishes] = {}
 
     def wrap(app):  # noqa: ANN001, ANN202
@@ -141,21 +141,14 @@ async def test_a_parent_whose_wake_up_publish_failed_is_still_woken(database_url
         return holder["edge"]
 
     async with live_service(database_url, FAULTS + COORDINATION, deps=recorder, wrap=wrap) as svc:
-        parent_id = await svc.runtime.trigger("invoke-sleeper", {})
-        await svc.wait(parent_id, statuses={"waiting"})
-        child_id = derived_run_id(parent_id, "0", "slow-child")
-        await svc.wait(child_id, statuses={"sleeping"})
-        holder["edge"].fail_next(3)  # the parent's wake-up, then the sweep's first re-send of it
-        run = await svc.wait(parent_id, timeout=60)
+        holder["edge"].fail_next(3)  # the nap's hand-back, the drive's hand-over, the sweep's first send
+        run_id = await svc.runtime.trigger("sleep-then-step", {"sleep": 0.1})  # driven at once, no message
+        run = await svc.wait(run_id, timeout=60)
         assert run.status == "completed", run.error
-        assert run.result == 10
-        # The wake-up was driven at once in this process; its outbox row, which QStash refused,
-        # stays the safety net: the watchdog's sweep re-sends it until QStash takes it.
-        deadline = asyncio.get_running_loop().time() + 60
-        while holder["edge"].refused < 3 or await _outbox_rows(svc, parent_id):
-            assert asyncio.get_running_loop().time() < deadline, (holder["edge"].refused, "outbox never emptied")
-            await asyncio.sleep(0.1)
-        assert recorder.count(child_id, "child-work") == 1
+        assert holder["edge"].refused == 3
+        assert [recorder.count(run_id, step) for step in ("before", "after")] == [1, 1]
+        await svc.settled(run_id)  # the outbox row is gone once a send got through
+        assert await _outbox_rows(svc, run_id) == 0
 
 
 async def _outbox_rows(svc, run_id: str) -> int:  # noqa: ANN001
@@ -172,9 +165,11 @@ async def test_a_run_triggered_while_qstash_refuses_publishes_starts_later(datab
         holder["edge"] = FailingPublishes(app)
         return holder["edge"]
 
-    async with live_service(database_url, FAULTS, deps=recorder, wrap=wrap) as svc:
+    async with live_service(database_url, FAULTS, deps=recorder, wrap=wrap) as svc, non_serving(svc, FAULTS) as other:
         holder["edge"].fail_next(1)
-        run_id = await svc.runtime.trigger("returns-model", {})  # accepted: the start is in the outbox
+        # A process that does not serve publishes the start: accepted, the start waits in the outbox.
+        run_id = await other.runtime.trigger("returns-model", {})
+        assert await _outbox_rows(svc, run_id) == 1
         run = await svc.wait(run_id, timeout=60)
         assert run.status == "completed", run.error
         assert holder["edge"].refused == 1

@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.devqstash.models import ACTIVE_STATES, QStashMessage
-from app.main import create_app
-from app.runtime.models import TERMINAL_RUN_STATUSES, Event, WorkflowRun, WorkflowStep
+from app.main import build_services, create_app
+from app.runtime.models import TERMINAL_RUN_STATUSES, Event, WorkflowOutbox, WorkflowRun, WorkflowStep
 from app.runtime.registry import Workflow
 from app.runtime.runtime import Runtime
 from app.runtime.schedules import Schedule
@@ -41,6 +41,7 @@ def service_settings(database_url: str, base_url: str, **overrides: Any) -> Sett
 class LiveService:
     base_url: str
     services: Services
+    database_url: str
 
     @property
     def runtime(self) -> Runtime:
@@ -66,7 +67,7 @@ class LiveService:
             await asyncio.sleep(0.05)
 
     async def settled(self, *run_ids: str, timeout: float = 30) -> None:
-        """Wait until the embedded QStash holds no message left to deliver for these runs.
+        """Wait until neither the embedded QStash nor the outbox holds a wake-up left for these runs.
 
         After that, nothing can bring the runs back: what a test sees then is final.
         """
@@ -75,10 +76,12 @@ class LiveService:
             async with self.services.sessions() as session:
                 bodies = await session.scalars(select(QStashMessage.body).where(QStashMessage.state.in_(ACTIVE_STATES)))
                 pending = [b for b in bodies if any(run_id.encode() in b for run_id in run_ids)]
+                rows = await session.scalars(select(WorkflowOutbox.id).where(WorkflowOutbox.run_id.in_(run_ids)))
+                pending += list(rows)
             if not pending:
                 return
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{len(pending)} message(s) for {run_ids} still undelivered after {timeout}s")
+                raise AssertionError(f"{len(pending)} wake-up(s) for {run_ids} still pending after {timeout}s")
             await asyncio.sleep(0.05)
 
     async def events(self, run_id: str) -> list[Event]:
@@ -114,4 +117,21 @@ async def live_service(
         return wrap(app) if wrap else app
 
     async with serve(build) as (base_url, _):
-        yield LiveService(base_url, holder["app"].state.services)
+        yield LiveService(base_url, holder["app"].state.services, database_url)
+
+
+@asynccontextmanager
+async def non_serving(
+    svc: LiveService, workflows: list[Workflow] | None, *, deps: Any = None
+) -> AsyncIterator[Services]:
+    """Another process's handle on `svc` (the CLI's, a script's): it builds the services, never serves.
+
+    A run it triggers is published to QStash and driven by a delivery, as the eager drive of a
+    serving process would not let it be.
+    """
+    other = build_services(service_settings(svc.database_url, svc.base_url), workflows, deps=deps)
+    try:
+        yield other
+    finally:
+        await other.http.aclose()
+        await other.engine.dispose()
