@@ -34,10 +34,10 @@ from sqlalchemy import func, select  # noqa: E402
 from app.devqstash.models import EventState, QStashEvent  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime.context import WorkflowContext  # noqa: E402
-from app.runtime.models import RunStatus, WorkflowRun, WorkflowStep  # noqa: E402
+from app.runtime.models import WorkflowRun, WorkflowStep  # noqa: E402
 from app.runtime.registry import workflow  # noqa: E402
 from app.serving import serve_in_loop  # noqa: E402
-from bench.support import bench_settings, fresh_database  # noqa: E402
+from bench.support import FinishedRuns, bench_settings, fresh_database  # noqa: E402
 
 
 async def nothing(i: int) -> int:
@@ -95,28 +95,8 @@ def _peer(args: argparse.Namespace) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-class _Finished:
-    """Counts runs as they finish, through the runtime's `run_finished` hook (no database polling)."""
-
-    def __init__(self, hooks: Any) -> None:
-        self.hooks = hooks  # the app's own observer keeps getting every call
-        self.completed = self.failed = 0
-        self.changed = asyncio.Event()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.hooks, name)
-
-    def run_finished(self, run_id: str, workflow: str, status: str) -> None:
-        self.hooks.run_finished(run_id, workflow, status)
-        if status == RunStatus.COMPLETED:
-            self.completed += 1
-        else:
-            self.failed += 1
-        self.changed.set()
-
-
 async def _drive(runtime: Any, runs: int, steps: int, concurrency: int) -> float:
-    finished = runtime.hooks = _Finished(runtime.hooks)
+    finished = runtime.hooks = FinishedRuns(runtime.hooks)
     started = time.perf_counter()
     triggered = 0
     while True:

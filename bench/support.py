@@ -14,6 +14,7 @@ import asyncpg
 
 from app.config import Settings
 from app.migrate import upgrade
+from app.runtime.models import RunStatus
 
 
 def bench_settings(database_url: str, base_url: str, **overrides: Any) -> Settings:
@@ -48,3 +49,38 @@ async def fresh_database(db: str, dsn: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+class FinishedRuns:
+    """The runtime's hooks, plus a record of runs as they finish (`run_finished`): no database polling.
+
+    Install with `runtime.hooks = FinishedRuns(runtime.hooks)`; the app's own observer keeps
+    getting every call.
+    """
+
+    def __init__(self, hooks: Any) -> None:
+        self.hooks = hooks
+        self.completed = self.failed = 0
+        self.statuses: dict[str, str] = {}
+        self.changed = asyncio.Event()  # set at every finish; clear it before reading the counts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.hooks, name)
+
+    def run_finished(self, run_id: str, workflow: str, status: str) -> None:
+        self.hooks.run_finished(run_id, workflow, status)
+        self.statuses[run_id] = status
+        if status == RunStatus.COMPLETED:
+            self.completed += 1
+        else:
+            self.failed += 1
+        self.changed.set()
+
+    async def wait(self, run_id: str, timeout: float = 600) -> str:
+        """The status `run_id` finished with, once it has."""
+        async with asyncio.timeout(timeout):
+            while run_id not in self.statuses:
+                self.changed.clear()
+                if run_id not in self.statuses:
+                    await self.changed.wait()
+        return self.statuses[run_id]

@@ -42,6 +42,14 @@ from app.runtime.records import RUN_ROW, RUNS, RunBase, param
 
 WAITERS = WorkflowWaiter.__table__
 _WAITERS = select(*WAITERS.c).where(WAITERS.c.event_id == bindparam("event_id")).order_by(WAITERS.c.id)
+_DELETE_WAITERS = delete(WAITERS).where(WAITERS.c.id.in_(bindparam("ids", expanding=True)))
+_WAKE_STATE = (
+    select(RUNS.c.status, RUNS.c.lease_owner, RUNS.c.lease_expires_at, RUNS.c.wake_pending)
+    .where(RUNS.c.id == bindparam("run_id"))
+    .with_for_update(skip_locked=True)
+)
+_SET_WAKE_PENDING = update(RUNS).where(RUNS.c.id == bindparam("run_id")).values(wake_pending=True)
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 _RING = (
     update(RUNS)
     .where(
@@ -157,18 +165,12 @@ class CoordinationStore(RunBase):
         for it (no lock-order cycle with a parent's own writes) and sends a wake-up anyway.
         """
         now = self.clock()
-        row = (
-            await session.execute(
-                select(RUNS.c.status, RUNS.c.lease_owner, RUNS.c.lease_expires_at, RUNS.c.wake_pending)
-                .where(RUNS.c.id == ref.run_id)
-                .with_for_update(skip_locked=True)
-            )
-        ).first()
+        row = (await session.execute(_WAKE_STATE, {"run_id": ref.run_id})).first()
         if row is not None:
             if row.status in TERMINAL_RUN_STATUSES or (row.wake_pending and row.lease_owner is None):
                 return None
             live = row.lease_owner is not None and row.lease_expires_at >= now
-            await session.execute(update(RUNS).where(RUNS.c.id == ref.run_id).values(wake_pending=True))
+            await session.execute(_SET_WAKE_PENDING, {"run_id": ref.run_id})
             if live or row.wake_pending:  # rung; or a lapsed lease's ring, which the watchdog answers
                 return None
         return await outbox.add(session, ref, key, now=now)
@@ -251,7 +253,7 @@ class CoordinationStore(RunBase):
                     return [], list(sent.woken or [])
             waiters = list(await session.execute(_WAITERS, {"event_id": event_id}))
             if waiters:
-                await session.execute(delete(WAITERS).where(WAITERS.c.id.in_([waiter.id for waiter in waiters])))
+                await session.execute(_DELETE_WAITERS, {"ids": [waiter.id for waiter in waiters]})
             wakes: list[Wake] = []
             run_ids: list[str] = []
             for waiter in waiters:
@@ -297,7 +299,7 @@ class CoordinationStore(RunBase):
     async def _lock(self, session: AsyncSession, key: str) -> None:
         """A transaction-long lock on `key` (Postgres; on SQLite, BEGIN IMMEDIATE already serialises)."""
         if session.bind.dialect.name == "postgresql":
-            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+            await session.execute(_ADVISORY_LOCK, {"key": key})
 
     # -- cancel, resume, stuck runs ------------------------------------------------------
 

@@ -17,6 +17,7 @@ from the run, the position and the reason, so re-publishing after a crash is har
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -57,10 +58,13 @@ log = logging.getLogger(__name__)
 MESSAGE_RETRY_DELAY = "min(30000, 1000 * pow(2, retried))"
 # An outbox row older than this was not sent right after its commit: the watchdog re-sends it.
 OUTBOX_SWEEP_AFTER = timedelta(seconds=10)
-# Eager drives at once in one process; a run woken past that waits for its QStash delivery.
+# Eager drives at once in one process; runs woken past that queue for a free one, up to
+# EAGER_BACKLOG of them, and past that are published to QStash (which may deliver them to
+# another process).
 EAGER_LIMIT = 16
-# At shutdown, eager drives get this long to finish before they are cancelled (their runs'
-# messages are then delivered again, here after a restart or by another process).
+EAGER_BACKLOG = 256
+# At shutdown, eager drives get this long to finish before they are cancelled and handed over
+# to QStash (as the runs still queued are at once).
 EAGER_SHUTDOWN_GRACE_S = 10.0
 
 
@@ -101,6 +105,7 @@ class Runtime:
         self.clock = clock
         self.instance = secrets.token_hex(4)
         self._eager: set[asyncio.Task[None]] | None = None  # None: not serving, never drives eagerly
+        self._backlog: collections.deque[Wake] = collections.deque()  # woken runs waiting for a free drive
 
     def workflow_url(self, name: str) -> str:
         return f"{self.base_url}/workflows/{name}"
@@ -238,8 +243,10 @@ class Runtime:
             self._eager = set()
 
     async def close(self) -> None:
-        """Stop driving eagerly; let the eager drives under way finish (cancelled after a grace)."""
+        """Stop driving eagerly: hand the queued runs to QStash, let the drives under way finish (or cancel them)."""
         running, self._eager = self._eager, None
+        queued, self._backlog = list(self._backlog), collections.deque()
+        await self.outbox.flush(queued)
         if not running:
             return
         _, late = await asyncio.wait(running, timeout=EAGER_SHUTDOWN_GRACE_S)
@@ -248,19 +255,37 @@ class Runtime:
         await asyncio.gather(*late, return_exceptions=True)
 
     def _drive_eagerly(self, wake: Wake) -> bool:
-        """Start driving `wake`'s run now, like a delivery would, if this process serves and has room.
+        """Drive `wake`'s run now (or as soon as a drive is free), like a delivery would, if this process serves.
 
         No message is published for it meanwhile: its committed outbox row is the safety net.
         If this process dies, the watchdog's sweep (of any process) publishes the row after
         `OUTBOX_SWEEP_AFTER`, and that message brings the run back once the drive's lease
-        lapses. Nothing runs twice: the drive holds the run's lease like a delivery.
+        lapses (or at once, if it was still queued). Nothing runs twice: the drive holds the
+        run's lease like a delivery. False when this process does not serve, or its backlog is full.
         """
-        if self._eager is None or len(self._eager) >= EAGER_LIMIT:
+        if self._eager is None:
             return False
+        if len(self._eager) < EAGER_LIMIT:
+            self._start_drive(wake)
+        elif len(self._backlog) < EAGER_BACKLOG:
+            self._backlog.append(wake)
+        else:
+            return False
+        return True
+
+    def _start_drive(self, wake: Wake) -> None:
+        assert self._eager is not None
         task = asyncio.create_task(self._eager_drive(wake), name=f"eager-{wake.ref.run_id}")
         self._eager.add(task)
-        task.add_done_callback(self._eager.discard)
-        return True
+        task.add_done_callback(self._drive_done)
+
+    def _drive_done(self, task: asyncio.Task[None]) -> None:
+        """A drive ended: its place goes to the next queued run."""
+        if self._eager is None:  # closing: the queue was handed to QStash
+            return
+        self._eager.discard(task)
+        if self._backlog:
+            self._start_drive(self._backlog.popleft())
 
     async def _eager_drive(self, wake: Wake) -> None:
         """Drive the run; then its row is done with, unless the drive could not (then QStash takes over)."""

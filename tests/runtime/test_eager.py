@@ -15,8 +15,11 @@ import pytest
 from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.runtime.context import WorkflowContext
 from app.runtime.models import WorkflowOutbox, WorkflowRun
-from tests.runtime.coordination_workflows import COORDINATION
+from app.runtime.registry import workflow
+from app.runtime.runtime import EAGER_LIMIT
+from tests.runtime.coordination_workflows import COORDINATION, slow
 from tests.runtime.workflows import ALL, Recorder
 from tests.support.service import LiveService, live_service, non_serving
 
@@ -103,16 +106,33 @@ async def test_a_run_started_in_a_serving_process_completes_before_any_delivery(
 
 async def test_children_and_the_parent_they_wake_are_driven_at_once(database_url, recorder):
     held = HeldDeliveries()
+    count = 5
     async with live_service(database_url, COORDINATION, deps=recorder, wrap=held) as svc:
-        parent_id = await svc.runtime.trigger("parent", {"children": 5})
+        parent_id = await svc.runtime.trigger("parent", {"children": count})
         run = await svc.wait(parent_id)
         assert run.status == "completed"
-        assert len(run.result) == 5  # children 0 and 4 fail on purpose, the parent carries on
+        assert len(run.result) == count  # children 0 and 4 fail on purpose, the parent carries on
         async with svc.services.sessions() as session:
             children = list(await session.scalars(select(WorkflowRun.id).where(WorkflowRun.parent_run_id == parent_id)))
-        assert len(children) == 5
+        assert len(children) == count
         await no_message_was_needed(svc, held, parent_id, *children)
-        assert [recorder.count(child, "child-work") for child in children] == [1] * 5
+        assert [recorder.count(child, "child-work") for child in children] == [1] * count
+
+
+@workflow("one-slow-step")
+async def one_slow_step(ctx: WorkflowContext, payload: dict[str, Any]) -> float:
+    return await ctx.run("slow", slow, ctx.deps, ctx.run_id, "slow")  # 1 s
+
+
+async def test_runs_woken_past_the_drives_at_once_queue_for_a_free_one(database_url, recorder):
+    held = HeldDeliveries()
+    async with live_service(database_url, [one_slow_step], deps=recorder, wrap=held) as svc:
+        # Each drive takes a second: the last four wait for a free one instead of a message.
+        run_ids = [await svc.runtime.trigger("one-slow-step", {}) for _ in range(EAGER_LIMIT + 4)]
+        for run_id in run_ids:
+            assert (await svc.wait(run_id)).status == "completed"
+        await no_message_was_needed(svc, held, *run_ids)
+        assert [recorder.count(run_id, "slow") for run_id in run_ids] == [1] * len(run_ids)
 
 
 async def test_notify_drives_the_waiter_at_once(database_url, recorder):
