@@ -1,8 +1,14 @@
-"""Runtime overhead: N runs of a K-step workflow of trivial steps, through the full path.
+"""Runtime overhead: N runs of a K-step workflow of trivial steps, through the real service.
 
-Full path: `runtime.trigger` -> publish to the embedded QStash over HTTP -> signed delivery
-over real HTTP -> lease -> replay -> step committed -> continuation -> ... on a fresh, migrated
-SQLite or Postgres database, with the service served by uvicorn in this process.
+On a fresh, migrated SQLite or Postgres database, with the service served by uvicorn in this
+process and the embedded QStash delivering over real HTTP with signatures. How each run starts:
+
+- `--start eager` (default, what an API request does): `runtime.trigger` in the serving process
+  commits the run and drives it at once; its outbox row is the safety net, no message is sent
+  unless the run hands back (inline off: one message per later step).
+- `--start qstash`: the runs are triggered from a second handle that does not serve (as the CLI
+  does), so each one is published to the embedded QStash and starts with a signed delivery over
+  HTTP -> lease -> replay -> steps committed -> ...
 
 Prints a summary and, as its last line, one JSON object:
   runs_per_s, steps_per_s, step_overhead_ms_p50, step_overhead_ms_p95, messages_per_run
@@ -12,6 +18,7 @@ for the first step, to its own commit; the steps themselves do nothing).
     .venv/bin/python bench/runtime_overhead.py --db sqlite --runs 1000 --steps 7 --inline on
     .venv/bin/python bench/runtime_overhead.py --db postgres --dsn postgresql://postgres@127.0.0.1:5432/test
     .venv/bin/python bench/runtime_overhead.py --db postgres --compare dbos     # and the peer, same sitting
+    .venv/bin/python bench/runtime_overhead.py --db postgres --start qstash     # every run through QStash
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import func, select  # noqa: E402
 
 from app.devqstash.models import EventState, QStashEvent  # noqa: E402
-from app.main import create_app  # noqa: E402
+from app.main import build_services, create_app  # noqa: E402
 from app.runtime.context import WorkflowContext  # noqa: E402
 from app.runtime.models import WorkflowRun, WorkflowStep  # noqa: E402
 from app.runtime.registry import workflow  # noqa: E402
@@ -70,6 +77,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=16, help="runs in flight at once (default 16)")
     parser.add_argument(
+        "--start",
+        choices=["eager", "qstash"],
+        default="eager",
+        help="eager: trigger in the serving process (driven at once); qstash: trigger from a handle "
+        "that does not serve, so each run starts with a QStash message and its delivery (default eager)",
+    )
+    parser.add_argument(
         "--compare",
         choices=["dbos"],
         help="then run the peer (bench/peer_dbos.py) on the same database with the same sizes, and print the ratio",
@@ -95,7 +109,8 @@ def _peer(args: argparse.Namespace) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-async def _drive(runtime: Any, runs: int, steps: int, concurrency: int) -> float:
+async def _drive(runtime: Any, trigger: Any, runs: int, steps: int, concurrency: int) -> float:
+    """Keep `concurrency` runs in flight, started with `trigger`, until `runs` completed in `runtime`."""
     finished = runtime.hooks = FinishedRuns(runtime.hooks)
     started = time.perf_counter()
     triggered = 0
@@ -106,7 +121,7 @@ async def _drive(runtime: Any, runs: int, steps: int, concurrency: int) -> float
         if finished.completed >= runs:
             break
         while triggered < runs and triggered - finished.completed < concurrency:
-            await runtime.trigger("bench-steps", {"steps": steps})
+            await trigger("bench-steps", {"steps": steps})
             triggered += 1
         try:
             await asyncio.wait_for(finished.changed.wait(), timeout=60)
@@ -159,9 +174,18 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             settings = bench_settings(database_url, base_url, workflow_inline_budget_ms=budget)
             return create_app(settings, workflows=[bench_steps], deps=object())
 
-        async with serve_in_loop(build) as (_, app):
+        async with serve_in_loop(build) as (base_url, app):
             services = app.state.services
-            elapsed = await _drive(services.runtime, args.runs, args.steps, args.concurrency)
+            starter = services
+            if args.start == "qstash":  # a handle that builds the services and never serves
+                starter = build_services(bench_settings(database_url, base_url), [bench_steps], deps=object())
+            try:
+                trigger = starter.runtime.trigger
+                elapsed = await _drive(services.runtime, trigger, args.runs, args.steps, args.concurrency)
+            finally:
+                if starter is not services:
+                    await starter.http.aclose()
+                    await starter.engine.dispose()
             overheads = await _overheads(services.sessions)
             latencies = await _run_latencies(services.sessions)
             messages = await _messages(services.sessions)
@@ -170,6 +194,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": args.runs,
         "steps": args.steps,
         "inline": args.inline,
+        "start": args.start,
         "concurrency": args.concurrency,
         "seconds": round(elapsed, 3),
         "runs_per_s": round(args.runs / elapsed, 2),
@@ -181,7 +206,7 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
         "messages_per_run": round(messages / args.runs, 3),
     }
     print(
-        f"{args.runs} runs x {args.steps} steps on {args.db}, inline {args.inline}: "
+        f"{args.runs} runs x {args.steps} steps on {args.db}, inline {args.inline}, start {args.start}: "
         f"{figures['runs_per_s']} runs/s, {figures['steps_per_s']} steps/s, step overhead "
         f"p50 {figures['step_overhead_ms_p50']} ms / p95 {figures['step_overhead_ms_p95']} ms, "
         f"{figures['messages_per_run']} QStash messages per run"
