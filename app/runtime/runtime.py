@@ -17,7 +17,6 @@ from the run, the position and the reason, so re-publishing after a crash is har
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
@@ -40,6 +39,7 @@ from app.runtime.calls import call_body, call_outcome
 from app.runtime.config import RuntimeConfig
 from app.runtime.context import CallSpec
 from app.runtime.coordination import Lease, Ring
+from app.runtime.eager import EagerDrives
 from app.runtime.encoding import check_size
 from app.runtime.errors import LeaseLostError, RunCancelledError, WorkflowError
 from app.runtime.executor import Driver
@@ -58,14 +58,6 @@ log = logging.getLogger(__name__)
 MESSAGE_RETRY_DELAY = "min(30000, 1000 * pow(2, retried))"
 # An outbox row older than this was not sent right after its commit: the watchdog re-sends it.
 OUTBOX_SWEEP_AFTER = timedelta(seconds=10)
-# Eager drives at once in one process; runs woken past that queue for a free one, up to
-# EAGER_BACKLOG of them, and past that are published to QStash (which may deliver them to
-# another process).
-EAGER_LIMIT = 16
-EAGER_BACKLOG = 256
-# At shutdown, eager drives get this long to finish before they are cancelled and handed over
-# to QStash (as the runs still queued are at once).
-EAGER_SHUTDOWN_GRACE_S = 10.0
 
 
 class DeliveryRequest(BaseModel):
@@ -104,8 +96,7 @@ class Runtime:
         self.deps = deps
         self.clock = clock
         self.instance = secrets.token_hex(4)
-        self._eager: set[asyncio.Task[None]] | None = None  # None: not serving, never drives eagerly
-        self._backlog: collections.deque[Wake] = collections.deque()  # woken runs waiting for a free drive
+        self.eager = EagerDrives(self.drive, self.publish_ref, self.outbox)
 
     def workflow_url(self, name: str) -> str:
         return f"{self.base_url}/workflows/{name}"
@@ -222,16 +213,16 @@ class Runtime:
     async def flush(self, wakes: list[Wake]) -> None:
         """Wake the runs of these outbox rows: drive each at once, or publish its continuation.
 
-        When serving, a woken run is driven here at once (`_drive_eagerly`) and its row is its
+        When serving, a woken run is driven here at once (`EagerDrives.take`) and its row is its
         safety net until that drive is done; the others are published now. What QStash refuses,
         the sweep re-sends.
         """
-        published = [wake for wake in wakes if not self._drive_eagerly(wake)]
+        published = [wake for wake in wakes if not self.eager.take(wake)]
         sent = await self.outbox.flush(published)
         if sent < len(published):
             log.warning("%d continuation(s) not published now; the watchdog re-sends them", len(published) - sent)
 
-    # -- eager drives ---------------------------------------------------------------------
+    # -- eager drives (eager.py) -----------------------------------------------------------
 
     def serve(self) -> None:
         """This process serves deliveries: from now on it drives the runs it starts or wakes at once.
@@ -239,81 +230,11 @@ class Runtime:
         Called by the app's lifespan. A process that only builds the services (the CLI, a test)
         never drives a run outside a delivery.
         """
-        if self._eager is None:
-            self._eager = set()
+        self.eager.serve()
 
     async def close(self) -> None:
-        """Stop driving eagerly: hand the queued runs to QStash, let the drives under way finish (or cancel them)."""
-        running, self._eager = self._eager, None
-        queued, self._backlog = list(self._backlog), collections.deque()
-        await self.outbox.flush(queued)
-        if not running:
-            return
-        _, late = await asyncio.wait(running, timeout=EAGER_SHUTDOWN_GRACE_S)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-
-    def _drive_eagerly(self, wake: Wake) -> bool:
-        """Drive `wake`'s run now (or as soon as a drive is free), like a delivery would, if this process serves.
-
-        No message is published for it meanwhile: its committed outbox row is the safety net.
-        If this process dies, the watchdog's sweep (of any process) publishes the row after
-        `OUTBOX_SWEEP_AFTER`, and that message brings the run back once the drive's lease
-        lapses (or at once, if it was still queued). Nothing runs twice: the drive holds the
-        run's lease like a delivery. False when this process does not serve, or its backlog is full.
-        """
-        if self._eager is None:
-            return False
-        if len(self._eager) < EAGER_LIMIT:
-            self._start_drive(wake)
-        elif len(self._backlog) < EAGER_BACKLOG:
-            self._backlog.append(wake)
-        else:
-            return False
-        return True
-
-    def _start_drive(self, wake: Wake) -> None:
-        assert self._eager is not None
-        task = asyncio.create_task(self._eager_drive(wake), name=f"eager-{wake.ref.run_id}")
-        self._eager.add(task)
-        task.add_done_callback(self._drive_done)
-
-    def _drive_done(self, task: asyncio.Task[None]) -> None:
-        """A drive ended: its place goes to the next queued run."""
-        if self._eager is None:  # closing: the queue was handed to QStash
-            return
-        self._eager.discard(task)
-        if self._backlog:
-            self._start_drive(self._backlog.popleft())
-
-    async def _eager_drive(self, wake: Wake) -> None:
-        """Drive the run; then its row is done with, unless the drive could not (then QStash takes over)."""
-        ref, answer = wake.ref, RETRY
-        try:
-            answer = await self.drive(ref.run_id, ref.workflow)
-        except Exception as exc:
-            log.warning("eager drive of %s stopped by %s: %s", ref.run_id, type(exc).__name__, exc)
-        finally:  # also when cancelled at shutdown
-            if answer.outcome not in (Outcome.RETRY, Outcome.BUSY):
-                # Finished, handed back with its own message, waiting on something that wakes it,
-                # or driven by the delivery whose doorbell this drive rang.
-                self.outbox.discard([wake])
-            else:
-                await self._hand_over(wake)
-
-    async def _hand_over(self, wake: Wake) -> None:
-        """A drive that could not go on: publish the run's continuation (the row stays if QStash refuses).
-
-        The key is fresh: after `OUTBOX_SWEEP_AFTER` the sweep may have sent the row's own
-        message already, and its delivery rung this drive's doorbell and been acknowledged.
-        """
-        try:
-            await self.publish_ref(wake.ref, f"eager-{secrets.token_hex(4)}")
-        except Exception as exc:
-            log.warning("could not hand %s over to QStash (%s); the watchdog's sweep sends it", wake.ref.run_id, exc)
-            return
-        self.outbox.discard([wake])
+        """Stop driving eagerly (at shutdown): queued runs go to QStash, drives under way get a grace."""
+        await self.eager.close()
 
     def workflow_exists(self, name: str) -> bool:
         return name in self.registry.names()
