@@ -14,6 +14,7 @@ written, once per day.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -69,6 +70,7 @@ class UsageRecorder:
         self.clock = clock
         self.on_message = on_message  # e.g. the published-messages metric
         self._pending: defaultdict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        self._flushing = asyncio.Lock()
 
     def count_message(self, workflow: str, n: int = 1) -> None:
         self._pending[(self._today(), workflow)][0] += n
@@ -82,21 +84,27 @@ class UsageRecorder:
         return self.clock().date().isoformat()
 
     async def flush(self) -> None:
-        """Add the counts so far to the table; on failure they are kept for the next flush."""
-        pending, self._pending = self._pending, defaultdict(lambda: [0, 0])
-        if not pending:
-            return
-        try:
-            async with transaction(self.sessions) as session:
-                for (day, workflow), (messages, inline) in pending.items():
-                    await _add(session, day, workflow, messages, inline)
-                for day in sorted({day for day, _ in pending}):
-                    await self._warn_once(session, day)
-        except Exception:
-            for key, (messages, inline) in pending.items():
-                self._pending[key][0] += messages
-                self._pending[key][1] += inline
-            raise
+        """Add the counts so far to the table; on failure they are kept for the next flush.
+
+        Flushes take turns: a flush called while another is under way (the periodic one, when
+        `/ops/usage` flushes before it reads) waits for it to commit, so what the caller reads
+        afterwards holds every count made before its call.
+        """
+        async with self._flushing:
+            pending, self._pending = self._pending, defaultdict(lambda: [0, 0])
+            if not pending:
+                return
+            try:
+                async with transaction(self.sessions) as session:
+                    for (day, workflow), (messages, inline) in pending.items():
+                        await _add(session, day, workflow, messages, inline)
+                    for day in sorted({day for day, _ in pending}):
+                        await self._warn_once(session, day)
+            except Exception:
+                for key, (messages, inline) in pending.items():
+                    self._pending[key][0] += messages
+                    self._pending[key][1] += inline
+                raise
 
     async def _warn_once(self, session: AsyncSession, day: str) -> None:
         total = await session.scalar(select(func.coalesce(func.sum(OpsUsage.messages), 0)).where(OpsUsage.day == day))

@@ -14,7 +14,7 @@ from app.db import create_engine, session_factory
 from app.main import create_app
 from app.ops.console import router as console_router
 from app.ops.router import router as ops_router
-from app.ops.usage import QUOTA_WARNING, Quota, UsageRecorder, workflow_of
+from app.ops.usage import QUOTA_WARNING, Quota, UsageRecorder, usage_rows, workflow_of
 from app.runtime.models import Event
 from app.runtime.transport import Message
 from tests.support.service import live_service, service_settings
@@ -110,6 +110,23 @@ async def test_a_day_past_80_percent_of_the_quota_warns_once(database_url):
         async with sessions() as session:
             warnings = list(await session.scalars(select(Event).where(Event.type == QUOTA_WARNING)))
         assert [w.payload["day"] for w in warnings] == ["2026-12-03"] and warnings[0].payload["messages"] == 8
+    finally:
+        await engine.dispose()
+
+
+async def test_a_flush_waits_for_the_one_under_way_so_a_read_after_it_sees_every_count(database_url):
+    engine = create_engine(database_url)
+    try:
+        sessions = session_factory(engine)
+        recorder = UsageRecorder(sessions, Quota(daily=500))
+        recorder.count_message("document-analysis", 3)
+        periodic = asyncio.create_task(recorder.flush())  # takes the counts, then writes them
+        await asyncio.sleep(0)
+        await recorder.flush()  # what /ops/usage does before it reads: nothing of its own to add
+        async with sessions() as session:
+            rows = await usage_rows(session, since="2000-01-01")
+        assert [(row.workflow, row.messages) for row in rows] == [("document-analysis", 3)]
+        await periodic
     finally:
         await engine.dispose()
 

@@ -16,9 +16,9 @@ from sqlalchemy import select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.runtime.context import WorkflowContext
+from app.runtime.eager import EAGER_LIMIT
 from app.runtime.models import WorkflowOutbox, WorkflowRun
 from app.runtime.registry import workflow
-from app.runtime.eager import EAGER_LIMIT
 from tests.runtime.coordination_workflows import COORDINATION, slow
 from tests.runtime.workflows import ALL, Recorder
 from tests.support.service import LiveService, live_service, non_serving
