@@ -53,8 +53,8 @@ async def accept_upload(
     Unlike other services this one commits: first whatever the session read (no transaction
     stays open while the file is stored; on SQLite it would hold the write lock), then the
     document row together with its analysis run (`runtime.start_in`): a crash can never leave
-    a document recorded without the run that analyses it. The run's start is sent after that
-    commit; if QStash refuses it, the watchdog's sweep sends it later.
+    a document recorded without the run that analyses it. After that commit the run is driven
+    at once in this process (or its start is published); its outbox row is the safety net.
     """
     await session.commit()
     document_id, run_id = new_id("doc"), new_run_id()

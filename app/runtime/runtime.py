@@ -7,8 +7,8 @@ lease back, so nothing a concurrent delivery carries is dropped, and nothing run
 delivery stopped by the database or QStash is answered 503 and delivered again.
 
 In a process that serves deliveries (`serve()`), a run that this process starts or wakes is
-also driven here at once (*eager*), exactly like a delivery; its QStash message, published as
-always, is the durable safety net.
+driven here at once (*eager*, `eager.py`), exactly like a delivery, and no message is published
+for it: its outbox row, committed with the change that woke it, is the durable safety net.
 
 Messages carry only `{"run_id", "position"}`; every publish has a deduplication ID derived
 from the run, the position and the reason, so re-publishing after a crash is harmless.

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select, update
 
+from app.config import Settings
 from app.db import create_engine, session_factory
 from app.runtime.errors import LeaseLostError, RunCancelledError
 from app.runtime.models import Event, WorkflowStep
@@ -20,19 +21,20 @@ from app.runtime.records import RUNS, STEPS, Completed
 from app.runtime.store import RunStore
 
 OWNER = "delivery-1"
+SHIPPED_LEASE_TTL_S = Settings.model_fields["workflow_lease_ttl_s"].default  # WORKFLOW_LEASE_TTL_S as shipped
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[RunStore]:
     engine = create_engine(database_url)
-    yield RunStore(session_factory(engine), lease_ttl_s=30)
+    yield RunStore(session_factory(engine), lease_ttl_s=SHIPPED_LEASE_TTL_S)
     await engine.dispose()
 
 
 async def leased_run(store: RunStore, run_id: str) -> None:
     """A run driven by OWNER whose first step (`first`, attempt 1) is running."""
     await store.create_run(run_id, "wf", {}, labels={"case_id": "case-7"})
-    assert await store.acquire_or_ring(run_id, OWNER, 30) is not None
+    assert await store.acquire_or_ring(run_id, OWNER, SHIPPED_LEASE_TTL_S) is not None
     await store.start_attempt(run_id, OWNER, position=0, name="first", kind="run", attempt=1)
 
 
@@ -43,19 +45,22 @@ def first_done(attempt: int | None = 1) -> Completed:
 async def state(store: RunStore, run_id: str) -> tuple[dict[str, tuple[str, int]], list[Event]]:
     async with store.sessions() as session:
         steps = await session.scalars(select(WorkflowStep).where(WorkflowStep.run_id == run_id))
-        events = await session.scalars(
-            select(Event).where(Event.workflow_id == run_id, Event.type == "step.completed")
-        )
+        events = await session.scalars(select(Event).where(Event.workflow_id == run_id, Event.type == "step.completed"))
         return {step.name: (step.status, step.attempts) for step in steps}, list(events)
 
 
 async def test_an_inline_step_write_records_the_result_its_event_and_the_next_start(store):
     await leased_run(store, "wfr_w1")
-    await store.start_attempt("wfr_w1", OWNER, position=1, name="second", kind="run", attempt=1, completed=[first_done()])
+    await store.start_attempt(
+        "wfr_w1", OWNER, position=1, name="second", kind="run", attempt=1, completed=[first_done()]
+    )
     steps, events = await state(store, "wfr_w1")
     assert steps == {"first": ("completed", 1), "second": ("running", 1)}
     [event] = events
-    assert (event.case_id, event.payload) == ("case-7", {"step": "first", "position": 0, "attempt": 1, "duration_ms": 1.5})
+    assert (event.case_id, event.payload) == (
+        "case-7",
+        {"step": "first", "position": 0, "attempt": 1, "duration_ms": 1.5},
+    )
     async with store.sessions() as session:
         result = await session.scalar(select(STEPS.c.result).where(STEPS.c.run_id == "wfr_w1", STEPS.c.position == 0))
         status = await session.scalar(select(RUNS.c.status).where(RUNS.c.id == "wfr_w1"))
@@ -75,7 +80,9 @@ async def test_a_step_write_of_a_cancelled_run_writes_nothing(store):
     await leased_run(store, "wfr_w3")
     await store.cancel_run("wfr_w3")
     with pytest.raises(RunCancelledError):
-        await store.start_attempt("wfr_w3", OWNER, position=1, name="second", kind="run", attempt=1, completed=[first_done()])
+        await store.start_attempt(
+            "wfr_w3", OWNER, position=1, name="second", kind="run", attempt=1, completed=[first_done()]
+        )
     assert await state(store, "wfr_w3") == ({"first": ("running", 1)}, [])
 
 
@@ -85,7 +92,9 @@ async def test_a_stale_attempts_result_is_refused_and_the_next_step_not_started(
     async with store.sessions() as session, session.begin():
         await session.execute(update(STEPS).where(STEPS.c.run_id == "wfr_w4").values(attempts=2))
     with pytest.raises(LeaseLostError, match="attempt 1 of step 'first' is stale"):
-        await store.start_attempt("wfr_w4", OWNER, position=1, name="second", kind="run", attempt=1, completed=[first_done()])
+        await store.start_attempt(
+            "wfr_w4", OWNER, position=1, name="second", kind="run", attempt=1, completed=[first_done()]
+        )
     assert await state(store, "wfr_w4") == ({"first": ("running", 2)}, [])
 
 
