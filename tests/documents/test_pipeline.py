@@ -35,7 +35,7 @@ async def test_every_fixture_ends_as_expected_with_its_clinical_content(database
 async def test_image_only_document_ends_needs_ocr_when_ocr_is_unavailable(database_url):
     async with (
         live_service(database_url, None, ocr_enabled=False) as svc,
-        httpx.AsyncClient(base_url=svc.base_url) as client,
+        httpx.AsyncClient(base_url=svc.base_url, timeout=30) as client,
     ):
         api = Api(client)
         _, case, token = await api.new_case("lumbar_microdiscectomy")
@@ -46,7 +46,7 @@ async def test_image_only_document_ends_needs_ocr_when_ocr_is_unavailable(databa
 
 
 async def test_cardiology_summary_satisfies_the_bypass_requirements_and_lists_the_rest(database_url):
-    async with live_service(database_url, None) as svc, httpx.AsyncClient(base_url=svc.base_url) as client:
+    async with live_service(database_url, None) as svc, httpx.AsyncClient(base_url=svc.base_url, timeout=30) as client:
         api = Api(client)
         _, case, token = await api.new_case("cabg")
         before = (await client.get(f"/cases/{case['id']}/requirements", headers=api.auth(token))).json()
@@ -112,7 +112,7 @@ def _assert_provenance(document: dict, ehr: dict, pages: list[str]) -> None:
 async def test_bad_uploads_get_a_clear_4xx_and_leave_the_case_untouched(database_url, tmp_path, content, status, words):
     async with (
         live_service(database_url, None, storage_dir=tmp_path / "storage") as svc,
-        httpx.AsyncClient(base_url=svc.base_url) as client,
+        httpx.AsyncClient(base_url=svc.base_url, timeout=30) as client,
     ):
         api = Api(client)
         _, case, token = await api.new_case("cabg")
@@ -125,7 +125,7 @@ async def test_bad_uploads_get_a_clear_4xx_and_leave_the_case_untouched(database
 async def test_upload_over_the_size_limit_is_refused_with_413(database_url, tmp_path):
     async with (
         live_service(database_url, None, storage_dir=tmp_path / "storage", max_upload_bytes=2048) as svc,
-        httpx.AsyncClient(base_url=svc.base_url) as client,
+        httpx.AsyncClient(base_url=svc.base_url, timeout=30) as client,
     ):
         api = Api(client)
         _, case, token = await api.new_case("cabg")
