@@ -80,12 +80,18 @@ def normalize_url(url: str) -> str:
     return url
 
 
+# Connections kept open: enough for the 16 eager drives (app/runtime/eager.py) and a few
+# requests, so a busy process does not close and reopen connections (and, on Postgres, prepare
+# every statement again on the new one).
+POOL_SIZE = 20
+
+
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _create_sqlite_engine(url, echo=echo)
-    engine = create_async_engine(url, echo=echo, pool_size=10, max_overflow=20)
+    engine = create_async_engine(url, echo=echo, pool_size=POOL_SIZE, max_overflow=10)
     _check_at_checkout(engine)
     return engine
 
@@ -132,7 +138,7 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30})
+    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, pool_size=1, max_overflow=0)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

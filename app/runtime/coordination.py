@@ -16,6 +16,7 @@ delivery, or none while it is being driven, instead of twenty.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -49,6 +50,7 @@ _WAKE_STATE = (
     .with_for_update(skip_locked=True)
 )
 _SET_WAKE_PENDING = update(RUNS).where(RUNS.c.id == bindparam("run_id")).values(wake_pending=True)
+_EXISTING_RUNS = select(RUNS.c.id).where(RUNS.c.id.in_(bindparam("ids", expanding=True)))
 _ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtext(:key))")
 _RING = (
     update(RUNS)
@@ -77,51 +79,62 @@ class Ring(StrEnum):
     FINISHED = "finished"  # the run is finished or unknown
 
 
+@dataclass(frozen=True, slots=True)
+class ChildStart:
+    """An invoke step to record and the child run it starts (`CoordinationStore.start_children`)."""
+
+    position: int
+    name: str
+    child_id: str
+    workflow: str
+    payload: Any
+    wait: bool  # the parent waits for the child's outcome (its step stays waiting until then)
+
+
 class CoordinationStore(RunBase):
     # -- children (ctx.invoke) -----------------------------------------------------------
 
-    async def start_child(
-        self,
-        run_id: str,
-        owner: str,
-        *,
-        position: int,
-        name: str,
-        child_id: str,
-        workflow: str,
-        payload: Any,
-        wait: bool,
-    ) -> tuple[WorkflowRun, Wake | None]:
-        """Record the invoke step and create the child run in one transaction (idempotent).
+    async def start_children(self, run_id: str, owner: str, starts: Sequence[ChildStart]) -> list[Wake]:
+        """Record these invoke steps and create their child runs, all in one transaction.
 
-        Returns the child and, if it was created now, the outbox row that starts it.
+        The children of one `gather` of invokes start together: one fence of the parent, one
+        INSERT per table. A child that exists already (idempotence) is left as it is. Returns
+        the outbox rows that start the children created now.
         """
         async with transaction(self.sessions) as session:
-            parent = await self._fence(session, run_id, owner, status=RunStatus.WAITING if wait else RunStatus.RUNNING)
-            child = await session.get(WorkflowRun, child_id)
-            wake = None
-            if child is None:
-                parent_run_id, parent_position = (run_id, position) if wait else (None, None)
-                labels = dict(parent.labels or {})
-                child = await self._add_run(
-                    session,
-                    child_id,
-                    workflow,
-                    payload,
-                    labels=labels,
-                    parent_run_id=parent_run_id,
-                    parent_position=parent_position,
-                )
-                await self._event(session, child, "workflow.started", {"workflow": workflow, "parent_run_id": run_id})
-                wake = await outbox.add(session, RunRef(child_id, workflow, 0), "start", now=self.clock())
-            status = StepStatus.WAITING if wait else StepStatus.COMPLETED
-            result = None if wait else {"run_id": child_id}
-            self._add_step(session, run_id, position, name, StepKind.INVOKE, status, result=result)
-            event_type = "workflow.waiting" if wait else "step.completed"
-            await self._event(
-                session, parent, event_type, {"step": name, "position": position, "child_run_id": child_id}
+            waits = any(start.wait for start in starts)
+            parent = await self._fence(session, run_id, owner, status=RunStatus.WAITING if waits else RunStatus.RUNNING)
+            ids = [start.child_id for start in starts]
+            existing = set(await session.scalars(_EXISTING_RUNS, {"ids": ids}))
+            new = [start for start in starts if start.child_id not in existing]
+            labels = dict(parent.labels or {})
+            children = await self._add_runs(
+                session,
+                [
+                    dict(
+                        id=start.child_id,
+                        workflow=start.workflow,
+                        payload=start.payload,
+                        labels=labels,
+                        parent_run_id=run_id if start.wait else None,
+                        parent_position=start.position if start.wait else None,
+                    )
+                    for start in new
+                ],
             )
-            return child, wake
+            events = [
+                (child, "workflow.started", {"workflow": child.workflow, "parent_run_id": run_id}) for child in children
+            ]
+            for start in starts:
+                status = StepStatus.WAITING if start.wait else StepStatus.COMPLETED
+                result = None if start.wait else {"run_id": start.child_id}
+                self._add_step(session, run_id, start.position, start.name, StepKind.INVOKE, status, result=result)
+                event_type = "workflow.waiting" if start.wait else "step.completed"
+                payload = {"step": start.name, "position": start.position, "child_run_id": start.child_id}
+                events.append((parent, event_type, payload))
+            await self._events(session, events)
+            refs = [RunRef(start.child_id, start.workflow, 0) for start in new]
+            return await outbox.add_many(session, [(ref, "start") for ref in refs], now=self.clock())
 
     async def _resolve_parent(self, session: AsyncSession, run: WorkflowRun) -> Wake | None:
         """Settle the parent's waiting invoke step with this finished run; the parent's wake-up."""

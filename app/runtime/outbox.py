@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.db import transaction
@@ -31,7 +31,8 @@ from app.runtime.models import WorkflowOutbox
 log = logging.getLogger(__name__)
 
 OUTBOX = WorkflowOutbox.__table__
-_INSERT = insert(OUTBOX).returning(OUTBOX.c.id)
+_INSERT = insert(OUTBOX).returning(OUTBOX.c.id, sort_by_parameter_order=True)
+_DELETE = delete(OUTBOX).where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +68,20 @@ def deduplication_id(run_id: str, position: int, key: str, resumes: int = 0) -> 
 
 async def add(session: AsyncSession, ref: RunRef, key: str, *, now: datetime) -> Wake:
     """Write a continuation in the caller's transaction; returns it for sending after commit."""
-    values = {"run_id": ref.run_id, "workflow": ref.workflow, "position": ref.position, "key": key, "created_at": now}
-    row_id = (await session.execute(_INSERT, values)).scalar_one()
-    return Wake(row_id, ref, key)
+    (wake,) = await add_many(session, [(ref, key)], now=now)
+    return wake
+
+
+async def add_many(session: AsyncSession, continuations: Sequence[tuple[RunRef, str]], *, now: datetime) -> list[Wake]:
+    """`add` for several continuations (`(ref, key)` each), in one INSERT."""
+    if not continuations:
+        return []
+    values = [
+        {"run_id": ref.run_id, "workflow": ref.workflow, "position": ref.position, "key": key, "created_at": now}
+        for ref, key in continuations
+    ]
+    row_ids = (await session.execute(_INSERT, values)).scalars().all()
+    return [Wake(row_id, ref, key) for row_id, (ref, key) in zip(row_ids, continuations, strict=True)]
 
 
 class Outbox:
@@ -114,7 +126,7 @@ class Outbox:
             batch, self._done = self._done, []
             try:
                 async with transaction(self.sessions) as session:
-                    await session.execute(delete(OUTBOX).where(OUTBOX.c.id.in_(batch)))
+                    await session.execute(_DELETE, {"ids": batch})
             except Exception as exc:
                 log.warning("could not delete %d outbox row(s) (%s); the sweep re-sends them", len(batch), exc)
 

@@ -253,23 +253,23 @@ class RunBase:
 
         A `run_id` that exists already raises `IntegrityError`.
         """
+        run = dict(id=run_id, workflow=workflow, payload=payload, labels=labels, **extra)
+        return (await self._add_runs(session, [run]))[0]
+
+    async def _add_runs(self, session: AsyncSession, runs: Sequence[dict[str, Any]]) -> list[WorkflowRun]:
+        """`_add_run` for several runs, one INSERT per table; each gives `id`, `workflow`, `payload`, `labels`..."""
+        if not runs:
+            return []
         now = self.clock()
-        values = dict(
-            id=run_id,
-            workflow=workflow,
-            status=RunStatus.PENDING,
-            payload=payload,
-            labels=labels,
-            resumes=0,
-            wake_pending=False,
-            created_at=now,
-            updated_at=now,
-            **extra,
-        )
+        values = [
+            dict(status=RunStatus.PENDING, resumes=0, wake_pending=False, created_at=now, updated_at=now, **run)
+            for run in runs
+        ]
         await session.execute(insert(RUNS), values)
+        labels = [{"run_id": run["id"], "key": k, "value": v} for run in runs for k, v in run["labels"].items()]
         if labels:
-            await session.execute(insert(LABELS), [{"run_id": run_id, "key": k, "value": v} for k, v in labels.items()])
-        return WorkflowRun(**values)
+            await session.execute(insert(LABELS), labels)
+        return [WorkflowRun(**run) for run in values]
 
     def _add_step(
         self,
@@ -331,10 +331,19 @@ class RunBase:
 
     async def _event(self, session: AsyncSession, run: Any, type_: str, payload: dict[str, Any]) -> None:
         """Append an event row for `run` (a `WorkflowRun` or a fenced `Row`): one Core INSERT."""
-        labels = run.labels or {}
-        values = {name: labels.get(name) for name in EVENT_LABELS}
-        values.update(workflow_id=run.id, type=type_, payload=payload, created_at=self.clock())
-        await session.execute(EVENT_INSERT, values)
+        await self._events(session, [(run, type_, payload)])
+
+    async def _events(self, session: AsyncSession, events: Sequence[tuple[Any, str, dict[str, Any]]]) -> None:
+        """Append event rows, each `(run, type, payload)`, in one INSERT."""
+        now = self.clock()
+        rows = []
+        for run, type_, payload in events:
+            labels = run.labels or {}
+            row = {name: labels.get(name) for name in EVENT_LABELS}
+            row.update(workflow_id=run.id, type=type_, payload=payload, created_at=now)
+            rows.append(row)
+        if rows:
+            await session.execute(EVENT_INSERT, rows)
 
 
 async def _fence_refused(db: AsyncSession | AsyncConnection, run_id: str) -> Exception:

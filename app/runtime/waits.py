@@ -12,10 +12,13 @@ hand back), the store, the publisher and the clock through its constructor.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from app.runtime.context import CallSpec
+from app.runtime.coordination import ChildStart
 from app.runtime.errors import Failure, StepFailedError, Suspend
 from app.runtime.ids import derived_run_id
 from app.runtime.models import StepKind, StepStatus, WorkflowRun, WorkflowStep
@@ -45,6 +48,7 @@ class Replay(Protocol):
 
     run: WorkflowRun
     owner: str
+    writing: asyncio.Lock  # held by every write of the driver that must follow the earlier ones
 
     def recorded(self, position: int, name: str, kind: StepKind) -> WorkflowStep | None: ...
 
@@ -57,6 +61,7 @@ class Waits:
         self.store = store
         self.publisher = publisher
         self.clock = clock
+        self._children: _ChildBatch | None = None  # invokes waiting to be written together
 
     @property
     def run(self) -> WorkflowRun:
@@ -155,18 +160,43 @@ class Waits:
                 failure = Failure("UnknownWorkflowError", f"no workflow named {workflow!r}", name)
                 raise StepFailedError(failure, run_id=self.run.id)
             child_id = derived_run_id(self.run.id, str(position), name)
-            child, start = await self.store.start_child(
-                self.run.id,
-                self.owner,
-                position=position,
-                name=name,
-                child_id=child_id,
-                workflow=workflow,
-                payload=payload,
-                wait=wait,
-            )
-            if start is not None:
-                await self.publisher.flush([start])
+            await self._start_child(ChildStart(position, name, child_id, workflow, payload, wait))
             if not wait:
                 return {"run_id": child_id}
         raise Suspend
+
+    async def _start_child(self, start: ChildStart) -> None:
+        """Record the invoke step and start its child; the invokes of one `gather` share a transaction.
+
+        The first invoke of a batch waits one turn of the event loop (the other branches of a
+        `gather` reach their invoke in that turn and join it), then for the driver's earlier
+        writes, and writes the whole batch; the others wait for that write and share its outcome.
+        """
+        batch = self._children
+        if batch is not None:
+            batch.starts.append(start)
+            await asyncio.shield(batch.written)
+            return
+        batch = self._children = _ChildBatch([start], asyncio.get_running_loop().create_future())
+        try:
+            await asyncio.sleep(0)
+            async with self.replay.writing:
+                self._children = None  # invokes from now on form the next batch
+                wakes = await self.store.start_children(self.run.id, self.replay.owner, batch.starts)
+        except BaseException as exc:
+            if self._children is batch:
+                self._children = None
+            if isinstance(exc, asyncio.CancelledError):
+                batch.written.cancel()
+            else:
+                batch.written.set_exception(exc)
+                batch.written.exception()  # retrieved: the other invokes of the batch raise it, if any
+            raise
+        batch.written.set_result(None)
+        await self.publisher.flush(wakes)
+
+
+@dataclass(slots=True)
+class _ChildBatch:
+    starts: list[ChildStart]
+    written: asyncio.Future[None]  # the batch's transaction committed (or failed)
