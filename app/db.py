@@ -2,11 +2,15 @@
 
 One SQLAlchemy 2 async code path serves SQLite (aiosqlite, the embedded default) and
 Postgres (asyncpg, production). Dialect differences live here, in the stores' upserts and in
-the runtime's one-statement step write on Postgres (`records.START_ATTEMPT_PG`), nowhere else:
+the runtime's one-statement writes on Postgres (`records.START_ATTEMPT_PG`,
+`coordination._SETTLE_AND_WAKE_PG`), nowhere else:
 
 - SQLite runs in WAL mode with a busy timeout, and every transaction starts with
   `BEGIN IMMEDIATE`, so two writers queue instead of failing with "database is locked"
-  when a reader tries to upgrade.
+  when a reader tries to upgrade. A process keeps one SQLite connection: its transactions
+  queue for it in order (the pool's wait), where several connections would busy-wait for
+  SQLite's write lock with growing sleeps; other processes on the file still queue through
+  the busy timeout.
 - Datetimes are stored as UTC and always come back timezone-aware (`UTCDateTime`).
 - Postgres connections are checked at checkout (`_check_at_checkout`): one the server closed
   (a terminated backend, a restart) is replaced without a round trip (asyncpg saw the socket
@@ -84,6 +88,8 @@ def normalize_url(url: str) -> str:
 # requests, so a busy process does not close and reopen connections (and, on Postgres, prepare
 # every statement again on the new one).
 POOL_SIZE = 20
+# SQLite: how long a transaction waits for the process's one connection (as its busy timeout).
+SQLITE_POOL_TIMEOUT_S = 30
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
@@ -138,7 +144,9 @@ def _create_sqlite_engine(url: str, *, echo: bool) -> AsyncEngine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, echo=echo, connect_args={"timeout": 30}, pool_size=1, max_overflow=0)
+    engine = create_async_engine(
+        url, echo=echo, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=SQLITE_POOL_TIMEOUT_S
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.tokens import TokenService
 from app.cases.progress import ProgressFeed
+from app.compute import run_cpu
 from app.config import Environment, Settings
 from app.db import create_engine, session_factory
 from app.devqstash import DevQStash
@@ -236,7 +237,7 @@ def _warm_up_embeddings(services: Services) -> asyncio.Task[None] | None:
 
     async def run() -> None:
         try:
-            await asyncio.to_thread(load_tabular_list)
+            await run_cpu(load_tabular_list)
             await warm_up(embedder)
         except Exception:  # the first match will try again, lazily
             log.exception("embedding warm-up failed")

@@ -1,6 +1,6 @@
 """The import contract of app/ (DESIGN 2, docs/architecture.md): one-way layers, no cycles.
 
-    foundation  config, db, errors, logging, ids, migrate
+    foundation  config, db, errors, logging, ids, migrate, compute
         ^
     runtime     runtime/, devqstash/          never imports a domain or a workflow
         ^
@@ -26,7 +26,7 @@ import pytest
 APP = Path(__file__).resolve().parent.parent / "app"
 
 LAYERS = {
-    "foundation": {"config", "db", "errors", "logging", "ids", "migrate", "__init__"},
+    "foundation": {"config", "db", "errors", "logging", "ids", "migrate", "compute", "__init__"},
     "runtime": {"runtime", "devqstash"},
     "workflows": {"workflows"},
     "wiring": {"main", "services", "cli", "serving", "models", "demo"},

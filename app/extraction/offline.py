@@ -7,8 +7,7 @@ provenance (page, span, rule).
 
 from __future__ import annotations
 
-import asyncio
-
+from app.compute import run_cpu
 from app.extraction.conditions import extract_conditions
 from app.extraction.document import Document
 from app.extraction.labs import extract_labs
@@ -29,9 +28,9 @@ class OfflineExtractor:
         self._vocabulary = vocabulary or default_vocabulary()
 
     async def extract(self, pages: list[str]) -> Extraction:
-        """Extract the clinical content of the pages' text, in a worker thread (it is CPU work:
+        """Extract the clinical content of the pages' text, in a compute thread (it is CPU work:
         on the event loop it would stall every request and the run's lease heartbeat)."""
-        return await asyncio.to_thread(extract_text, pages, self._vocabulary)
+        return await run_cpu(extract_text, pages, self._vocabulary)
 
 
 def extract_text(pages: list[str], vocabulary: Vocabulary | None = None) -> Extraction:

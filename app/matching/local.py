@@ -9,7 +9,7 @@ WordPiece tokens (max 256), mean pooling over the attention mask, L2 normalisati
 
 Invariants:
 - Loading is lazy and happens once per instance, under a lock (thread-safe).
-- `embed` runs tokenising and inference in a worker thread (`asyncio.to_thread`), never on the
+- `embed` runs tokenising and inference in a compute thread (`app.compute.run_cpu`), never on the
   event loop.
 - Each text is encoded on its own (no padded batches), so a text's vector never depends on what
   else was in the call: the same text always gives the same vector on a given machine.
@@ -17,7 +17,6 @@ Invariants:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib.metadata
 import threading
@@ -25,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.compute import run_cpu
 from app.matching.errors import EmbeddingUnavailableError
 
 if TYPE_CHECKING:  # loaded lazily: importing them is slow
@@ -157,4 +157,4 @@ class LocalEmbedder:
         """Unit vectors for `texts`, computed off the event loop."""
         if not texts:
             return []
-        return await asyncio.to_thread(self.encode, list(texts))
+        return await run_cpu(self.encode, list(texts))

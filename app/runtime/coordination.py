@@ -16,6 +16,7 @@ delivery, or none while it is being driven, instead of twenty.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import transaction
 from app.runtime import outbox
 from app.runtime.models import (
+    EVENT_LABELS,
     ON_FAILURE_POSITION,
     TERMINAL_RUN_STATUSES,
     RunStatus,
@@ -42,8 +44,7 @@ from app.runtime.outbox import RunRef, Wake
 from app.runtime.records import RUN_ROW, RUNS, RunBase, param
 
 WAITERS = WorkflowWaiter.__table__
-_WAITERS = select(*WAITERS.c).where(WAITERS.c.event_id == bindparam("event_id")).order_by(WAITERS.c.id)
-_DELETE_WAITERS = delete(WAITERS).where(WAITERS.c.id.in_(bindparam("ids", expanding=True)))
+_TAKE_WAITERS = delete(WAITERS).where(WAITERS.c.event_id == bindparam("event_id")).returning(*WAITERS.c)
 _WAKE_STATE = (
     select(RUNS.c.status, RUNS.c.lease_owner, RUNS.c.lease_expires_at, RUNS.c.wake_pending)
     .where(RUNS.c.id == bindparam("run_id"))
@@ -62,6 +63,48 @@ _RING = (
     )
     .values(wake_pending=True)
 )
+
+
+# Postgres settles a waiting step and wakes its run in one statement (`_settle_and_wake`): the
+# step's outcome, its event, and the wake-up exactly as `_wake` decides it (ring a live lease,
+# nothing if a wake-up is on its way or the run finished, else the doorbell and an outbox row;
+# a run row another transaction holds is not waited for, it gets a wake-up anyway). SQLite runs
+# the same writes one statement at a time. Each part is conditional on the step being settled.
+_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
+_SETTLE_AND_WAKE_PG = text(f"""
+WITH settled AS (
+    UPDATE workflow_steps
+    SET status = :status, result = CAST(:result AS JSONB), error = :error, error_type = :error_type,
+        finished_at = :now
+    WHERE run_id = :run_id AND position = :position AND status IN ('{StepStatus.WAITING}', '{StepStatus.CALLING}')
+    RETURNING name
+), run AS (
+    SELECT workflow, labels, resumes FROM workflow_runs WHERE id = :run_id AND EXISTS (SELECT FROM settled)
+), bell AS (
+    SELECT status, lease_owner, lease_expires_at, wake_pending FROM workflow_runs
+    WHERE id = :run_id AND EXISTS (SELECT FROM settled)
+    FOR UPDATE SKIP LOCKED
+), event AS (
+    INSERT INTO events (workflow_id, {", ".join(EVENT_LABELS)}, type, payload, created_at)
+    SELECT :run_id, {", ".join(f"run.labels ->> '{label}'" for label in EVENT_LABELS)}, :event_type,
+           jsonb_build_object('step', settled.name, 'position', CAST(:position AS INTEGER))
+           || CAST(:event AS JSONB), :now
+    FROM settled, run
+), rung AS (
+    UPDATE workflow_runs SET wake_pending = TRUE
+    WHERE id = :run_id
+      AND EXISTS (SELECT FROM bell WHERE status NOT IN ({_TERMINAL}) AND NOT (wake_pending AND lease_owner IS NULL))
+), sent AS (
+    INSERT INTO workflow_outbox (run_id, workflow, position, key, created_at)
+    SELECT :run_id, run.workflow, :position, CAST(:key AS TEXT) || '.r' || run.resumes, :now FROM run
+    WHERE NOT EXISTS (SELECT FROM bell)
+       OR EXISTS (SELECT FROM bell WHERE status NOT IN ({_TERMINAL}) AND NOT wake_pending
+                  AND (lease_owner IS NULL OR lease_expires_at < :now))
+    RETURNING id, workflow, key
+)
+SELECT EXISTS (SELECT FROM settled) AS settled, sent.id, sent.workflow, sent.key
+FROM (SELECT) AS one LEFT JOIN sent ON TRUE
+""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +185,7 @@ class CoordinationStore(RunBase):
             return None
         failed = run.status != RunStatus.COMPLETED
         outcome = {"run_id": run.id, "status": run.status, "result": run.result, "error": run.error}
-        step = await self._settle_step(
+        _, wake = await self._settle_and_wake(
             session,
             run.parent_run_id,
             run.parent_position,
@@ -150,20 +193,57 @@ class CoordinationStore(RunBase):
             result=outcome,
             error=f"ChildRunFailed: child run {run.id} {run.status}: {run.error}" if failed else None,
             error_type="ChildRunFailed" if failed else None,
+            event=("step.failed", {"child_run_id": run.id, "final": True})
+            if failed
+            else ("step.completed", {"child_run_id": run.id}),
+            key=f"child-{run.id}",
+        )
+        return wake
+
+    async def _settle_and_wake(
+        self,
+        session: AsyncSession,
+        run_id: str,
+        position: int,
+        status: StepStatus,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        error_type: str | None = None,
+        event: tuple[str, dict[str, Any]],
+        key: str,
+    ) -> tuple[bool, Wake | None]:
+        """Settle a waiting step (`_settle_step`), record its event and wake its run (`_wake`).
+
+        `event` is the event's type and its fields besides the step's name and position; the
+        wake-up's key is `key` and the run's generation. Returns whether the step was settled
+        here (False: something else settled it first, and nothing is written) and the wake-up.
+        """
+        event_type, fields = event
+        if self.autocommit is not None:  # Postgres: one statement (`_SETTLE_AND_WAKE_PG`)
+            values = {
+                "run_id": run_id,
+                "position": position,
+                "status": status.value,
+                "result": json.dumps(result),
+                "error": error,
+                "error_type": error_type,
+                "now": self.clock(),
+                "event_type": event_type,
+                "event": json.dumps(fields),
+                "key": key,
+            }
+            row = (await session.execute(_SETTLE_AND_WAKE_PG, values)).one()
+            wake = None if row.id is None else Wake(row.id, RunRef(run_id, row.workflow, position), row.key)
+            return row.settled, wake
+        step = await self._settle_step(
+            session, run_id, position, status, result=result, error=error, error_type=error_type
         )
         if step is None:
-            return None
-        parent = (await session.execute(RUN_ROW, {"run_id": run.parent_run_id})).one()
-        await self._event(
-            session,
-            parent,
-            "step.failed" if failed else "step.completed",
-            {"step": step.name, "position": step.position, "child_run_id": run.id, "final": True}
-            if failed
-            else {"step": step.name, "position": step.position, "child_run_id": run.id},
-        )
-        ref = RunRef(parent.id, parent.workflow, step.position)
-        return await self._wake(session, ref, f"child-{run.id}.r{parent.resumes}")
+            return False, None
+        run = (await session.execute(RUN_ROW, {"run_id": run_id})).one()
+        await self._event(session, run, event_type, {"step": step.name, "position": position, **fields})
+        return True, await self._wake(session, RunRef(run_id, run.workflow, position), f"{key}.r{run.resumes}")
 
     # -- wake-ups (the doorbell) -----------------------------------------------------------
 
@@ -264,33 +344,22 @@ class CoordinationStore(RunBase):
                 sent = await session.scalar(select(WorkflowNotification).where(WorkflowNotification.source == source))
                 if sent is not None:
                     return [], list(sent.woken or [])
-            waiters = list(await session.execute(_WAITERS, {"event_id": event_id}))
-            if waiters:
-                await session.execute(_DELETE_WAITERS, {"ids": [waiter.id for waiter in waiters]})
+            waiters = sorted(await session.execute(_TAKE_WAITERS, {"event_id": event_id}), key=lambda row: row.id)
             wakes: list[Wake] = []
             run_ids: list[str] = []
             for waiter in waiters:
-                step = await self._settle_step(
+                settled, wake = await self._settle_and_wake(
                     session,
                     waiter.run_id,
                     waiter.position,
                     StepStatus.COMPLETED,
                     result={"data": data, "timed_out": False},
+                    event=("step.completed", {"event_id": event_id, "timed_out": False}),
+                    key=f"notify-{waiter.position}",
                 )
-                if step is None:
-                    continue
-                run = (await session.execute(RUN_ROW, {"run_id": waiter.run_id})).one()
-                await self._event(
-                    session,
-                    run,
-                    "step.completed",
-                    {"step": step.name, "position": step.position, "event_id": event_id, "timed_out": False},
-                )
-                run_ids.append(run.id)
-                wake = await self._wake(
-                    session, RunRef(run.id, run.workflow, step.position), f"notify-{step.position}.r{run.resumes}"
-                )
-                wakes += [wake] if wake is not None else []
+                if settled:
+                    run_ids.append(waiter.run_id)
+                    wakes += [wake] if wake is not None else []
             now = self.clock()
             if not run_ids or source is not None:  # kept for a waiter, or an expired marker of its source
                 expires_at = now if run_ids else now + keep_for

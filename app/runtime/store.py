@@ -167,8 +167,10 @@ class RunStore(CoordinationStore):
     async def acquire_or_ring(self, run_id: str, owner: str, ttl_s: float) -> Lease | Ring | None:
         """Take the run's lease, or else ring the holder's doorbell, in one transaction.
 
-        - `Lease`: the lease is this delivery's; with the run and its recorded steps (read in
-          the same transaction, after the doorbell was cleared: whatever rang before is in them);
+        - `Lease`: the lease is this delivery's; with the run and its recorded steps, read after
+          the doorbell was cleared: whatever rang before is in them. (On Postgres the lease's
+          UPDATE is autocommitted and the steps read by the next statement, which sees every
+          commit before it; what commits later finds the lease held and rings.)
         - `Ring.RANG`: another delivery holds a live lease and will drive the run once more
           before it lets go (`release_or_answer`): nothing this delivery carried is lost;
         - `Ring.FINISHED`: the run is finished or unknown: nothing to do;
@@ -176,6 +178,12 @@ class RunStore(CoordinationStore):
         """
         now = self.clock()
         lease = {"run_id": run_id, "owner": owner, "now": now, "lease_expires_at": now + timedelta(seconds=ttl_s)}
+        if self.autocommit is not None:  # Postgres: two autocommitted statements, the usual case
+            async with self.autocommit.connect() as connection:
+                row = (await connection.execute(_LEASE, lease)).first()
+                if row is not None:  # the steps are read after the lease's commit, as below
+                    steps = await connection.execute(_LOAD_STEPS, {"run_id": run_id})
+                    return Lease(WorkflowRun(**row._mapping), {step.position: step for step in steps})
         async with transaction(self.sessions) as session:
             row = (await session.execute(_LEASE, lease)).first()
             if row is not None:
@@ -197,8 +205,12 @@ class RunStore(CoordinationStore):
         When it returns None the lease is no longer this delivery's (given back, or lost).
         """
         held = {"run_id": run_id, "owner": owner}
+        if self.autocommit is not None:  # Postgres: the usual case (nobody rang) in one autocommitted statement
+            async with self.autocommit.connect() as connection:
+                if (await connection.execute(_RELEASE_UNRUNG, held)).rowcount == 1:
+                    return None
         async with transaction(self.sessions) as session:
-            if (await session.execute(_RELEASE_UNRUNG, held)).rowcount == 1:
+            if self.autocommit is None and (await session.execute(_RELEASE_UNRUNG, held)).rowcount == 1:
                 return None
             row = (await session.execute(_ANSWER, held)).first()
             if row is None:

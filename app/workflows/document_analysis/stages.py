@@ -9,12 +9,12 @@ twice. Page text stays in `document_pages`; stages return only small summaries.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.cases import service as cases
+from app.compute import run_cpu
 from app.db import transaction
 from app.documents import service as documents
 from app.documents.models import Document, DocumentPage, DocumentStatus
@@ -90,7 +90,7 @@ async def _extract_pages(deps: PipelineDeps, data: bytes) -> PageTexts:
     """PyMuPDF off the event loop; the OCR engines (`OCR_ENGINES`) only when OCR is enabled."""
     settings = deps.settings
     try:
-        return await asyncio.to_thread(
+        return await run_cpu(
             extract_pages,
             data,
             tessdata_prefix=(settings.tessdata_prefix or None) if settings.ocr_enabled else "",
@@ -145,7 +145,7 @@ async def validate_fhir(deps: PipelineDeps, document_id: str) -> dict[str, int]:
         document = await documents.get_document(session, document_id=document_id)
         assert document.extraction is not None
         case = await cases.get_case(session, case_id=document.case_id)
-    resources, issues = await asyncio.to_thread(
+    resources, issues = await run_cpu(
         to_fhir,
         Extraction.model_validate(document.extraction),
         patient_ref=f"Patient/{case.patient_id}",
@@ -205,7 +205,7 @@ async def rebuild_ehr(deps: PipelineDeps, case_id: str, document_id: str) -> dic
         # so a rebuild that read fewer documents can never overwrite a later one.
         case = await cases.lock_case(session, case_id=case_id)
         analysed = await documents.documents_with_fhir(session, case_id=case_id)
-        bundle = await asyncio.to_thread(  # CPU work off the loop; the case stays locked meanwhile
+        bundle = await run_cpu(  # CPU work off the loop; the case stays locked meanwhile
             build_bundle,
             case_id,
             f"Patient/{case.patient_id}",

@@ -1,0 +1,147 @@
+"""Resolving a waiting step (`notify`, a child's end): the step, its event and the run's wake-up.
+
+On Postgres each resolution is one statement (`coordination._SETTLE_AND_WAKE_PG`); on SQLite
+the same writes run one statement at a time. Each case of the doorbell (docs/runtime.md) is
+checked on both: a live lease is rung, an idle run gets the doorbell and one outbox row, a run
+whose wake-up is on its way or which has finished gets none, and a step something else settled
+first is written nothing at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, text, update
+
+from app.config import Settings
+from app.db import create_engine, session_factory, utcnow
+from app.runtime.coordination import ChildStart
+from app.runtime.models import Event, WorkflowOutbox, WorkflowStep
+from app.runtime.records import RUNS, STEPS
+from app.runtime.store import RunStore
+
+OWNER = "delivery-1"
+SHIPPED_LEASE_TTL_S = Settings.model_fields["workflow_lease_ttl_s"].default  # WORKFLOW_LEASE_TTL_S as shipped
+KEEP = timedelta(hours=1)
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[RunStore]:
+    engine = create_engine(database_url)
+    yield RunStore(session_factory(engine), lease_ttl_s=SHIPPED_LEASE_TTL_S)
+    await engine.dispose()
+
+
+async def waiting_run(store: RunStore, run_id: str, *, release: bool = True, **run: Any) -> None:
+    """A run whose step 0 waits for event `ev-<run_id>`; idle unless `release` is False; `run` sets its columns."""
+    await store.create_run(run_id, "wf", {}, labels={"case_id": "case-9"})
+    assert await store.acquire_or_ring(run_id, OWNER, SHIPPED_LEASE_TTL_S) is not None
+    deadline = utcnow() + timedelta(hours=1)
+    await store.start_wait_for_event(run_id, OWNER, position=0, name="wait", event_id=f"ev-{run_id}", deadline=deadline)
+    if release:
+        await store.release_lease(run_id, OWNER)
+    async with store.sessions() as session, session.begin():
+        await session.execute(update(RUNS).where(RUNS.c.id == run_id).values(**{"wake_pending": False, **run}))
+        await session.execute(delete(WorkflowOutbox).where(WorkflowOutbox.run_id == run_id))  # its start, sent
+
+
+async def state(store: RunStore, run_id: str) -> dict[str, Any]:
+    async with store.sessions() as session:
+        step = await session.scalar(select(WorkflowStep).where(WorkflowStep.run_id == run_id))
+        events = list(
+            await session.scalars(select(Event).where(Event.workflow_id == run_id, Event.type == "step.completed"))
+        )
+        outbox = list(await session.scalars(select(WorkflowOutbox.key).where(WorkflowOutbox.run_id == run_id)))
+        rung = await session.scalar(select(RUNS.c.wake_pending).where(RUNS.c.id == run_id))
+    return {"step": (step.status, step.result), "events": events, "outbox": outbox, "rung": rung}
+
+
+async def test_an_idle_run_gets_its_step_its_event_the_doorbell_and_one_wake_up(store):
+    await waiting_run(store, "wfr_k1")
+    wakes, woken = await store.notify("ev-wfr_k1", {"x": 1}, keep_for=KEEP)
+    assert woken == ["wfr_k1"]
+    [wake] = wakes
+    assert (wake.ref.run_id, wake.ref.workflow, wake.ref.position, wake.key) == ("wfr_k1", "wf", 0, "notify-0.r0")
+    now = await state(store, "wfr_k1")
+    assert now["step"] == ("completed", {"data": {"x": 1}, "timed_out": False})
+    [event] = now["events"]
+    assert (event.case_id, event.payload) == (
+        "case-9",
+        {"step": "wait", "position": 0, "event_id": "ev-wfr_k1", "timed_out": False},
+    )
+    assert (now["outbox"], now["rung"]) == (["notify-0.r0"], True)
+
+
+async def test_a_run_whose_wake_up_is_on_its_way_gets_no_second_one(store):
+    await waiting_run(store, "wfr_k2", wake_pending=True)
+    wakes, woken = await store.notify("ev-wfr_k2", None, keep_for=KEEP)
+    assert (wakes, woken) == ([], ["wfr_k2"])
+    now = await state(store, "wfr_k2")
+    assert (now["step"][0], len(now["events"]), now["outbox"], now["rung"]) == ("completed", 1, [], True)
+
+
+async def test_a_live_lease_is_rung_and_sent_nothing(store):
+    await waiting_run(store, "wfr_k3", release=False)
+    wakes, woken = await store.notify("ev-wfr_k3", None, keep_for=KEEP)
+    assert (wakes, woken) == ([], ["wfr_k3"])
+    now = await state(store, "wfr_k3")
+    assert (now["step"][0], len(now["events"]), now["outbox"], now["rung"]) == ("completed", 1, [], True)
+
+
+async def test_a_lapsed_lease_gets_the_doorbell_and_a_wake_up(store):
+    await waiting_run(store, "wfr_k4", release=False, lease_expires_at=utcnow() - timedelta(seconds=1))
+    wakes, _ = await store.notify("ev-wfr_k4", None, keep_for=KEEP)
+    assert [wake.key for wake in wakes] == ["notify-0.r0"]
+    now = await state(store, "wfr_k4")
+    assert (now["outbox"], now["rung"]) == (["notify-0.r0"], True)
+
+
+async def test_a_finished_run_gets_its_step_settled_and_no_wake_up(store):
+    await waiting_run(store, "wfr_k5", status="completed")
+    wakes, woken = await store.notify("ev-wfr_k5", None, keep_for=KEEP)
+    assert (wakes, woken) == ([], ["wfr_k5"])
+    now = await state(store, "wfr_k5")
+    assert (now["step"][0], len(now["events"]), now["outbox"], now["rung"]) == ("completed", 1, [], False)
+
+
+async def test_a_step_settled_by_something_else_first_is_written_nothing(store):
+    await waiting_run(store, "wfr_k6")
+    async with store.sessions() as session, session.begin():  # a timeout won the race
+        await session.execute(
+            update(STEPS).where(STEPS.c.run_id == "wfr_k6").values(status="completed", result={"timed_out": True})
+        )
+    wakes, woken = await store.notify("ev-wfr_k6", None, keep_for=KEEP)
+    assert (wakes, woken) == ([], [])
+    now = await state(store, "wfr_k6")
+    assert now == {"step": ("completed", {"timed_out": True}), "events": [], "outbox": [], "rung": False}
+
+
+async def test_a_run_row_held_by_another_transaction_is_not_waited_for_and_still_woken(store):
+    if store.sessions.kw["bind"].dialect.name != "postgresql":
+        pytest.skip("SQLite's BEGIN IMMEDIATE lets no two writers hold rows at once")
+    await waiting_run(store, "wfr_k7")
+    async with store.sessions() as holder, holder.begin():  # as an UPDATE of the run row does
+        await holder.execute(text("SELECT 1 FROM workflow_runs WHERE id = 'wfr_k7' FOR NO KEY UPDATE"))
+        wakes, woken = await store.notify("ev-wfr_k7", None, keep_for=KEEP)
+    assert ([wake.key for wake in wakes], woken) == (["notify-0.r0"], ["wfr_k7"])
+    now = await state(store, "wfr_k7")
+    assert (now["outbox"], now["rung"]) == (["notify-0.r0"], False)  # the doorbell is the holder's to see
+
+
+async def test_a_childs_end_wakes_its_idle_parent_once(store):
+    await store.create_run("wfr_p1", "wf", {}, labels={"case_id": "case-9"})
+    assert await store.acquire_or_ring("wfr_p1", OWNER, SHIPPED_LEASE_TTL_S) is not None
+    [start] = await store.start_children("wfr_p1", OWNER, [ChildStart(0, "kid", "wfr_c1", "wf", {}, True)])
+    await store.release_lease("wfr_p1", OWNER)
+    async with store.sessions() as session, session.begin():
+        await session.execute(delete(WorkflowOutbox))  # the starts, sent
+    assert await store.acquire_or_ring("wfr_c1", "child-owner", SHIPPED_LEASE_TTL_S) is not None
+    wake = await store.complete_run("wfr_c1", "child-owner", 42)
+    assert wake is not None and (wake.ref.run_id, wake.key) == ("wfr_p1", "child-wfr_c1.r0")
+    now = await state(store, "wfr_p1")
+    assert now["step"] == ("completed", {"run_id": "wfr_c1", "status": "completed", "result": 42, "error": None})
+    assert [event.payload for event in now["events"]] == [{"step": "kid", "position": 0, "child_run_id": "wfr_c1"}]
+    assert (now["outbox"], now["rung"], start.key) == (["child-wfr_c1.r0"], True, "start")
