@@ -329,19 +329,19 @@ class Runtime:
         leased = await self._acquire(run_id, owner)
         if isinstance(leased, Answer):
             return leased
-        run, history = leased
-        token, labels_token = workflow_id_var.set(run_id), run_labels_var.set(run.labels)
+        lease: Lease | None = leased
+        token, labels_token = workflow_id_var.set(run_id), run_labels_var.set(leased.run.labels)
         released = False
         try:
-            if run.workflow != workflow:
-                raise BadRequest(f"run {run_id} belongs to workflow {run.workflow!r}, not {workflow!r}")
+            if leased.run.workflow != workflow:
+                raise BadRequest(f"run {run_id} belongs to workflow {leased.run.workflow!r}, not {workflow!r}")
             async with self._heartbeat(run_id, owner):
-                while run is not None:  # again while deliveries rang meanwhile
-                    driver = self._driver(run, owner, history)
+                while lease is not None:  # again while deliveries rang meanwhile
+                    driver = self._driver(lease.run, owner, lease.steps)
                     await driver.drive()
                     if driver.finished:  # the run's last write gave the lease back
                         break
-                    run, history = await self.store.release_or_answer(run_id, owner), None
+                    lease = await self.store.release_or_answer(run_id, owner)
             released = True  # given back (by the last write or release_or_answer): no second UPDATE
             return DONE
         except LeaseLostError:
@@ -381,8 +381,8 @@ class Runtime:
             hooks=self.hooks,
         )
 
-    async def _acquire(self, run_id: str, owner: str) -> tuple[WorkflowRun, dict[int, WorkflowStep]] | Answer:
-        """The leased run and its recorded steps, or why not: IGNORED (finished or unknown), QUEUED or BUSY.
+    async def _acquire(self, run_id: str, owner: str) -> Lease | Answer:
+        """The lease, with the run and its recorded steps, or why not: IGNORED (finished or unknown), QUEUED or BUSY.
 
         When another delivery holds the lease, this one rings its doorbell in the same
         transaction (`store.acquire_or_ring`): the holder drives the run once more before it
@@ -396,7 +396,7 @@ class Runtime:
         while True:
             leased = await self.store.acquire_or_ring(run_id, owner, self.config.lease_ttl_s)
             if isinstance(leased, Lease):
-                return leased.run, leased.steps
+                return leased
             if leased is Ring.RANG:
                 return QUEUED
             if leased is Ring.FINISHED:

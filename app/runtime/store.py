@@ -199,10 +199,12 @@ class RunStore(CoordinationStore):
             result = await session.execute(_RENEW, {"run_id": run_id, "owner": owner, "lease_expires_at": until})
             return result.rowcount == 1
 
-    async def release_or_answer(self, run_id: str, owner: str) -> WorkflowRun | None:
-        """Give the lease back, unless a delivery rang meanwhile: then return the run to drive again.
+    async def release_or_answer(self, run_id: str, owner: str) -> Lease | None:
+        """Give the lease back, unless a delivery rang meanwhile: then the run to drive again, with its steps.
 
-        When it returns None the lease is no longer this delivery's (given back, or lost).
+        The steps are read in the transaction that clears the doorbell, as `acquire_or_ring`
+        reads them: whatever rang is in them. When it returns None the lease is no longer this
+        delivery's (given back, or lost).
         """
         held = {"run_id": run_id, "owner": owner}
         if self.autocommit is not None:  # Postgres: the usual case (nobody rang) in one autocommitted statement
@@ -218,7 +220,7 @@ class RunStore(CoordinationStore):
             if row.status in TERMINAL_RUN_STATUSES:  # nothing left to drive
                 await session.execute(_RELEASE, held)
                 return None
-            return WorkflowRun(**row._mapping)
+            return Lease(WorkflowRun(**row._mapping), await self._load_steps(session, run_id))
 
     async def release_lease(self, run_id: str, owner: str) -> None:
         async with transaction(self.sessions) as session:
