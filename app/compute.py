@@ -5,7 +5,8 @@ calls a request makes (an upload's chunk writes, its fsync, the rename). Analysi
 each hold a thread for seconds would take every one of its `min(32, cores + 4)` threads, and an
 upload would wait behind them (17 s, measured, with ten documents in analysis on 2 cores).
 CPU-bound work runs here instead: at most one thread per core, since more would only share the
-cores, and the default executor stays free for I/O.
+cores (with six, the document pipeline was no faster), and the default executor stays free for
+I/O.
 """
 
 from __future__ import annotations

@@ -29,4 +29,3 @@ async def test_an_exception_reaches_the_caller():
 
     with pytest.raises(ValueError, match="bad page"):
         await run_cpu(boom)
-

@@ -1,9 +1,9 @@
 """Persistence of how runs wait on each other and on the outside world (RunStore's base).
 
 Children (`ctx.invoke`), events (`ctx.wait_for_event` / `notify`), cancellation, resuming and
-the watchdog's view of stuck runs. Every resolution of a waiting step goes through
-`_settle_step`, one conditional UPDATE, so two racing resolutions (a notify and a timeout, a
-child's end and a cancel) end exactly one way.
+the watchdog's view of stuck runs. Every resolution of a waiting step goes through one
+conditional UPDATE (`_settle_step`, or the same UPDATE inside `_SETTLE_AND_WAKE_PG`), so two
+racing resolutions (a notify and a timeout, a child's end and a cancel) end exactly one way.
 
 Wake-ups are coalesced with the run's doorbell, `workflow_runs.wake_pending` (`_wake`): a
 resolution that finds the run leased rings the holder, which drives the run once more before
