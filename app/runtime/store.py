@@ -12,6 +12,7 @@ holds the row lock until commit, which serialises the run's writes across proces
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -182,7 +183,12 @@ class RunStore(CoordinationStore):
             async with self.autocommit.connect() as connection:
                 row = (await connection.execute(_LEASE, lease)).first()
                 if row is not None:  # the steps are read after the lease's commit, as below
-                    steps = await connection.execute(_LOAD_STEPS, {"run_id": run_id})
+                    try:
+                        steps = await connection.execute(_LOAD_STEPS, {"run_id": run_id})
+                    except BaseException:  # give the lease back rather than leave it to lapse
+                        with contextlib.suppress(Exception):
+                            await self.release_lease(run_id, owner)
+                        raise
                     return Lease(WorkflowRun(**row._mapping), {step.position: step for step in steps})
         async with transaction(self.sessions) as session:
             row = (await session.execute(_LEASE, lease)).first()
