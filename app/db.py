@@ -3,7 +3,7 @@
 One SQLAlchemy 2 async code path serves SQLite (aiosqlite, the embedded default) and
 Postgres (asyncpg, production). Dialect differences live here, in the stores' upserts and in
 the runtime's one-statement writes on Postgres (`records.START_ATTEMPT_PG`,
-`coordination._SETTLE_AND_WAKE_PG`), nowhere else:
+`records.SETTLE_AND_WAKE_PG`), nowhere else:
 
 - SQLite runs in WAL mode with a busy timeout, and every transaction starts with
   `BEGIN IMMEDIATE`, so two writers queue instead of failing with "database is locked"

@@ -2,7 +2,7 @@
 
 Children (`ctx.invoke`), events (`ctx.wait_for_event` / `notify`), cancellation, resuming and
 the watchdog's view of stuck runs. Every resolution of a waiting step goes through one
-conditional UPDATE (`_settle_step`, or the same UPDATE inside `_SETTLE_AND_WAKE_PG`), so two
+conditional UPDATE (`_settle_step`, or the same UPDATE inside `SETTLE_AND_WAKE_PG`), so two
 racing resolutions (a notify and a timeout, a child's end and a cancel) end exactly one way.
 
 Wake-ups are coalesced with the run's doorbell, `workflow_runs.wake_pending` (`_wake`): a
@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.db import transaction
 from app.runtime import outbox
 from app.runtime.models import (
-    EVENT_LABELS,
     ON_FAILURE_POSITION,
     TERMINAL_RUN_STATUSES,
     RunStatus,
@@ -41,7 +40,7 @@ from app.runtime.models import (
     WorkflowWaiter,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RUN_ROW, RUNS, RunBase, param
+from app.runtime.records import RUN_ROW, RUNS, SETTLE_AND_WAKE_PG, RunBase, param
 
 WAITERS = WorkflowWaiter.__table__
 _TAKE_WAITERS = delete(WAITERS).where(WAITERS.c.event_id == bindparam("event_id")).returning(*WAITERS.c)
@@ -63,48 +62,6 @@ _RING = (
     )
     .values(wake_pending=True)
 )
-
-
-# Postgres settles a waiting step and wakes its run in one statement (`_settle_and_wake`): the
-# step's outcome, its event, and the wake-up exactly as `_wake` decides it (ring a live lease,
-# nothing if a wake-up is on its way or the run finished, else the doorbell and an outbox row;
-# a run row another transaction holds is not waited for, it gets a wake-up anyway). SQLite runs
-# the same writes one statement at a time. Each part is conditional on the step being settled.
-_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
-_SETTLE_AND_WAKE_PG = text(f"""
-WITH settled AS (
-    UPDATE workflow_steps
-    SET status = :status, result = CAST(:result AS JSONB), error = :error, error_type = :error_type,
-        finished_at = :now
-    WHERE run_id = :run_id AND position = :position AND status IN ('{StepStatus.WAITING}', '{StepStatus.CALLING}')
-    RETURNING name
-), run AS (
-    SELECT workflow, labels, resumes FROM workflow_runs WHERE id = :run_id AND EXISTS (SELECT FROM settled)
-), bell AS (
-    SELECT status, lease_owner, lease_expires_at, wake_pending FROM workflow_runs
-    WHERE id = :run_id AND EXISTS (SELECT FROM settled)
-    FOR UPDATE SKIP LOCKED
-), event AS (
-    INSERT INTO events (workflow_id, {", ".join(EVENT_LABELS)}, type, payload, created_at)
-    SELECT :run_id, {", ".join(f"run.labels ->> '{label}'" for label in EVENT_LABELS)}, :event_type,
-           jsonb_build_object('step', settled.name, 'position', CAST(:position AS INTEGER))
-           || CAST(:event AS JSONB), :now
-    FROM settled, run
-), rung AS (
-    UPDATE workflow_runs SET wake_pending = TRUE
-    WHERE id = :run_id
-      AND EXISTS (SELECT FROM bell WHERE status NOT IN ({_TERMINAL}) AND NOT (wake_pending AND lease_owner IS NULL))
-), sent AS (
-    INSERT INTO workflow_outbox (run_id, workflow, position, key, created_at)
-    SELECT :run_id, run.workflow, :position, CAST(:key AS TEXT) || '.r' || run.resumes, :now FROM run
-    WHERE NOT EXISTS (SELECT FROM bell)
-       OR EXISTS (SELECT FROM bell WHERE status NOT IN ({_TERMINAL}) AND NOT wake_pending
-                  AND (lease_owner IS NULL OR lease_expires_at < :now))
-    RETURNING id, workflow, key
-)
-SELECT EXISTS (SELECT FROM settled) AS settled, sent.id, sent.workflow, sent.key
-FROM (SELECT) AS one LEFT JOIN sent ON TRUE
-""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +177,7 @@ class CoordinationStore(RunBase):
         here (False: something else settled it first, and nothing is written) and the wake-up.
         """
         event_type, fields = event
-        if self.autocommit is not None:  # Postgres: one statement (`_SETTLE_AND_WAKE_PG`)
+        if self.autocommit is not None:  # Postgres: one statement (`SETTLE_AND_WAKE_PG`)
             values = {
                 "run_id": run_id,
                 "position": position,
@@ -233,7 +190,7 @@ class CoordinationStore(RunBase):
                 "event": json.dumps(fields),
                 "key": key,
             }
-            row = (await session.execute(_SETTLE_AND_WAKE_PG, values)).one()
+            row = (await session.execute(SETTLE_AND_WAKE_PG, values)).one()
             wake = None if row.id is None else Wake(row.id, RunRef(run_id, row.workflow, position), row.key)
             return row.settled, wake
         step = await self._settle_step(

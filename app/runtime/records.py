@@ -144,6 +144,48 @@ SELECT EXISTS (SELECT FROM fence) AS fenced, EXISTS (SELECT FROM done) AS done
 """)
 
 
+# Postgres settles a waiting step and wakes its run in one statement (`CoordinationStore._settle_and_wake`): the
+# step's outcome, its event, and the wake-up exactly as `_wake` decides it (ring a live lease,
+# nothing if a wake-up is on its way or the run finished, else the doorbell and an outbox row;
+# a run row another transaction holds is not waited for, it gets a wake-up anyway). SQLite runs
+# the same writes one statement at a time. Each part is conditional on the step being settled.
+_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
+SETTLE_AND_WAKE_PG = text(f"""
+WITH settled AS (
+    UPDATE workflow_steps
+    SET status = :status, result = CAST(:result AS JSONB), error = :error, error_type = :error_type,
+        finished_at = :now
+    WHERE run_id = :run_id AND position = :position AND status IN ('{StepStatus.WAITING}', '{StepStatus.CALLING}')
+    RETURNING name
+), run AS (
+    SELECT workflow, labels, resumes FROM workflow_runs WHERE id = :run_id AND EXISTS (SELECT FROM settled)
+), bell AS (
+    SELECT status, lease_owner, lease_expires_at, wake_pending FROM workflow_runs
+    WHERE id = :run_id AND EXISTS (SELECT FROM settled)
+    FOR UPDATE SKIP LOCKED
+), event AS (
+    INSERT INTO events (workflow_id, {", ".join(EVENT_LABELS)}, type, payload, created_at)
+    SELECT :run_id, {", ".join(f"run.labels ->> '{label}'" for label in EVENT_LABELS)}, :event_type,
+           jsonb_build_object('step', settled.name, 'position', CAST(:position AS INTEGER))
+           || CAST(:event AS JSONB), :now
+    FROM settled, run
+), rung AS (
+    UPDATE workflow_runs SET wake_pending = TRUE
+    WHERE id = :run_id
+      AND EXISTS (SELECT FROM bell WHERE status NOT IN ({_TERMINAL}) AND NOT (wake_pending AND lease_owner IS NULL))
+), sent AS (
+    INSERT INTO workflow_outbox (run_id, workflow, position, key, created_at)
+    SELECT :run_id, run.workflow, :position, CAST(:key AS TEXT) || '.r' || run.resumes, :now FROM run
+    WHERE NOT EXISTS (SELECT FROM bell)
+       OR EXISTS (SELECT FROM bell WHERE status NOT IN ({_TERMINAL}) AND NOT wake_pending
+                  AND (lease_owner IS NULL OR lease_expires_at < :now))
+    RETURNING id, workflow, key
+)
+SELECT EXISTS (SELECT FROM settled) AS settled, sent.id, sent.workflow, sent.key
+FROM (SELECT) AS one LEFT JOIN sent ON TRUE
+""")
+
+
 @dataclass(frozen=True, slots=True)
 class Completed:
     """A step's result, written with the delivery's next write (`RunStore.start_attempt`...)."""
