@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import resource
 import statistics
@@ -58,7 +59,8 @@ from app.devqstash.models import EventState, QStashEvent  # noqa: E402
 from app.documents.models import Document  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.runtime.events import record_event  # noqa: E402
-from app.serving import serve_in_loop
+from app.serving import serve_in_loop  # noqa: E402
+from bench.sse_clients import Clients  # noqa: E402
 from bench.support import bench_settings, fresh_database  # noqa: E402
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "documents"
@@ -71,13 +73,29 @@ PROBE = "document.bench_probe"  # a progress event (the feed serves `document.*`
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test", help="Postgres server for --db postgres (a scratch database is created on it)")
+    parser.add_argument(
+        "--dsn",
+        default="postgresql://postgres@127.0.0.1:5432/test",
+        help="Postgres server for --db postgres (a scratch database is created on it)",
+    )
     parser.add_argument("--uploads", type=int, default=200, help="documents to upload (default 200)")
-    parser.add_argument("--cases", type=int, default=10, help="cases the uploads are spread over, one SSE listener each (default 10)")
+    parser.add_argument(
+        "--cases", type=int, default=10, help="cases the uploads are spread over, one SSE listener each (default 10)"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="documents in analysis at once (default 16)")
-    parser.add_argument("--sse-clients", type=int, default=500, help="SSE clients on one case's stream for the fan-out (default 500)")
-    parser.add_argument("--fanout-repeats", type=int, default=10, help="events delivered to all SSE clients, one at a time (default 10)")
-    parser.add_argument("--timeout", type=float, default=900.0, help="seconds allowed for the uploads phase (default 900)")
+    parser.add_argument(
+        "--sse-clients", type=int, default=500, help="SSE clients on one case's stream for the fan-out (default 500)"
+    )
+    parser.add_argument(
+        "--fanout-repeats", type=int, default=10, help="events delivered to all SSE clients, one at a time (default 10)"
+    )
+    parser.add_argument(
+        "--sse-clients-in-process", action="store_true",
+        help="run the fan-out's SSE clients in this process, beside the server (as before 2026-12-03 round 5), not in bench/sse_clients.py",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, help="seconds allowed for the uploads phase (default 900)"
+    )
     args = parser.parse_args(argv)
     for name in ("uploads", "cases", "concurrency", "sse_clients", "fanout_repeats"):
         if getattr(args, name) < 1:
@@ -133,21 +151,29 @@ class Api:
         self.headers = {"Authorization": f"Bearer {ops_token}"}
 
     async def new_case(self, i: int) -> str:
-        patient = await self.client.post("/patients", json={"name": f"Bench Patient {i}", "email": f"bench{i}@example.org"}, headers=self.headers)
+        patient = await self.client.post(
+            "/patients", json={"name": f"Bench Patient {i}", "email": f"bench{i}@example.org"}, headers=self.headers
+        )
         patient.raise_for_status()
-        case = await self.client.post("/cases", json={"patient_id": patient.json()["id"], "procedure": "cabg"}, headers=self.headers)
+        case = await self.client.post(
+            "/cases", json={"patient_id": patient.json()["id"], "procedure": "cabg"}, headers=self.headers
+        )
         case.raise_for_status()
         return case.json()["id"]
 
     @contextlib.asynccontextmanager
     async def stream(self, case_id: str) -> AsyncIterator[httpx.Response]:
-        async with self.client.stream("GET", f"/cases/{case_id}/events", headers=self.headers, timeout=httpx.Timeout(30.0, read=None)) as response:
+        async with self.client.stream(
+            "GET", f"/cases/{case_id}/events", headers=self.headers, timeout=httpx.Timeout(30.0, read=None)
+        ) as response:
             if response.status_code != 200:
                 raise BenchError(f"SSE stream of {case_id} answered {response.status_code}")
             yield response
 
     async def upload(self, case_id: str, name: str, data: bytes) -> str:
-        response = await self.client.post(f"/cases/{case_id}/documents", files={"file": (name, data, "application/pdf")}, headers=self.headers)
+        response = await self.client.post(
+            f"/cases/{case_id}/documents", files={"file": (name, data, "application/pdf")}, headers=self.headers
+        )
         if response.status_code != 202:
             raise BenchError(f"upload of {name} answered {response.status_code}: {response.text}")
         return response.json()["document_id"]
@@ -181,7 +207,11 @@ async def _statuses(sessions: Any, document_ids: list[str]) -> dict[str, str]:
 
 
 async def _watch(
-    sessions: Any, outcomes: Outcomes, pending: dict[str, str], listeners: list[asyncio.Task[None]], progress: Callable[[], str]
+    sessions: Any,
+    outcomes: Outcomes,
+    pending: dict[str, str],
+    listeners: list[asyncio.Task[None]],
+    progress: Callable[[], str],
 ) -> None:
     """Every few seconds: a progress note, and a check that the streams miss nothing.
 
@@ -246,7 +276,9 @@ async def _uploads_phase(api: Api, sessions: Any, args: argparse.Namespace) -> d
             if watcher in done:
                 watcher.result()  # raises
             if task not in done:
-                raise BenchError(f"{what}: timed out after {args.timeout:g}s, {len(finished_at)} of {args.uploads} finished")
+                raise BenchError(
+                    f"{what}: timed out after {args.timeout:g}s, {len(finished_at)} of {args.uploads} finished"
+                )
             task.result()
         finally:
             for t in (task, watcher):
@@ -272,68 +304,100 @@ async def _uploads_phase(api: Api, sessions: Any, args: argparse.Namespace) -> d
     return {"elapsed": elapsed, "latencies": latencies, "messages": messages}
 
 
-class FanoutClient:
+class Arrivals:
+    """When the last SSE client parsed each event (`time.monotonic()`), from wherever the clients run."""
+
     def __init__(self) -> None:
-        self.ready = asyncio.Event()
-        self.received: dict[int, float] = {}
+        self._futures: dict[int, asyncio.Future[float]] = {}
+
+    def _future(self, event_id: int) -> asyncio.Future[float]:
+        return self._futures.setdefault(event_id, asyncio.get_running_loop().create_future())
+
+    def arrived(self, event_id: int, at: float) -> None:
+        self._future(event_id).set_result(at)
+
+    async def wait(self, event_id: int) -> float:
+        return await asyncio.wait_for(asyncio.shield(self._future(event_id)), timeout=60)
 
 
-async def _fanout_phase(api: Api, sessions: Any, clients_n: int, repeats: int, poll_s: float) -> list[float]:
-    case_id = await api.new_case(10_000_000)
-    clients = [FanoutClient() for _ in range(clients_n)]
-    done: dict[int, asyncio.Event] = {}
-    counts: dict[int, int] = {}
-
-    async def follow(client: FanoutClient) -> None:
-        async with api.stream(case_id) as response:
-            client.ready.set()
-            async for event in _sse(response):
-                now = time.perf_counter()
-                event_id = int(event["id"])
-                client.received[event_id] = now
-                counts[event_id] = counts.get(event_id, 0) + 1
-                if counts[event_id] == clients_n and event_id in done:
-                    done[event_id].set()
-
-    tasks = []
+@contextlib.asynccontextmanager
+async def _clients_in_process(api: Api, case_id: str, n: int, arrivals: Arrivals) -> AsyncIterator[None]:
+    clients = Clients(api.client, f"/cases/{case_id}/events", api.headers, n, arrivals.arrived)
     try:
-        for start in range(0, clients_n, 100):  # connect in batches, so the listen backlog keeps up
-            batch = clients[start : start + 100]
-            tasks.extend(asyncio.create_task(follow(c)) for c in batch)
-            await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in batch)), timeout=60)
+        await clients.connect()
+        yield
+        clients.raise_failure()
+    finally:
+        await clients.close()
 
-        async def probe() -> tuple[int, float]:
-            async with transaction(sessions) as session:
-                event = record_event(session, PROBE, case_id=case_id, payload={"probe": True})
-                await session.flush()
-                event_id = event.id
-                done[event_id] = asyncio.Event()
-            committed = time.perf_counter()
-            if counts.get(event_id, 0) == clients_n:
-                done[event_id].set()
-            await asyncio.wait_for(done[event_id].wait(), timeout=60)
-            return event_id, committed
 
+@contextlib.asynccontextmanager
+async def _clients_process(api: Api, case_id: str, n: int, arrivals: Arrivals) -> AsyncIterator[None]:
+    """`bench/sse_clients.py` in a child process, its `event` lines read into `arrivals`."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, str(Path(__file__).with_name("sse_clients.py")), str(api.client.base_url), case_id, str(n),
+        env={**os.environ, "BENCH_TOKEN": api.headers["Authorization"].removeprefix("Bearer ")},
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert child.stdout is not None
+    connected = asyncio.Event()
+
+    async def read() -> None:
+        async for line in child.stdout:  # type: ignore[union-attr]
+            match line.decode().split():
+                case ["connected"]:
+                    connected.set()
+                case ["event", event_id, at]:
+                    arrivals.arrived(int(event_id), float(at))
+        raise BenchError(f"bench/sse_clients.py exited with {await child.wait()}")
+
+    reader = asyncio.create_task(read())
+    try:
+        await asyncio.wait(
+            [reader, asyncio.ensure_future(connected.wait())], timeout=90, return_when=asyncio.FIRST_COMPLETED
+        )
+        if reader.done():
+            reader.result()
+        if not connected.is_set():
+            raise BenchError(f"bench/sse_clients.py did not connect its {n} clients within 90 s")
+        yield
+        if reader.done():
+            reader.result()
+    finally:
+        reader.cancel()
+        if child.returncode is None:
+            child.terminate()
+        await child.wait()
+
+
+async def _fanout_phase(api: Api, sessions: Any, args: argparse.Namespace, poll_s: float) -> list[float]:
+    case_id = await api.new_case(10_000_000)
+    arrivals = Arrivals()
+    clients = _clients_in_process if args.sse_clients_in_process else _clients_process
+
+    async def probe() -> float:
+        """One progress event: ms from its commit until the last client parsed it."""
+        async with transaction(sessions) as session:
+            event = record_event(session, PROBE, case_id=case_id, payload={"probe": True})
+            await session.flush()
+            event_id = event.id
+        committed = time.monotonic()
+        try:
+            return (await arrivals.wait(event_id) - committed) * 1000
+        except TimeoutError:
+            raise BenchError(
+                f"SSE fan-out: probe event {event_id} did not reach all {args.sse_clients} clients within 60 s"
+            ) from None
+
+    async with clients(api, case_id, args.sse_clients, arrivals):
         await probe()  # warm-up: proves every client is subscribed to the feed
         fanouts = []
-        for _ in range(repeats):
+        for _ in range(args.fanout_repeats):
             # Right after a delivery the feed has just polled: insert at a random point of its
             # poll cycle, as a real event would, not always a whole interval before the next poll.
             await asyncio.sleep(random.uniform(0, poll_s))
-            event_id, committed = await probe()
-            fanouts.append((max(c.received[event_id] for c in clients) - committed) * 1000)
+            fanouts.append(await probe())
         return fanouts
-    except TimeoutError:
-        failed = [t.exception() for t in tasks if t.done() and not t.cancelled() and t.exception()]
-        connected = sum(c.ready.is_set() for c in clients)
-        raise BenchError(
-            f"SSE fan-out: {connected} of {clients_n} clients connected, a probe event did not reach all of "
-            f"them within 60 s" + (f"; {len(failed)} clients failed, e.g. {failed[0]!r}" if failed else "")
-        ) from None
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _note(text: str) -> None:
@@ -349,7 +413,10 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
     connections = args.sse_clients + args.cases + args.concurrency + 64
     files = _raise_file_limit(2 * connections + 512)
     if files < 2 * connections + 128:
-        print(f"warning: only {files} file descriptors allowed; {args.sse_clients} SSE clients may not fit", file=sys.stderr)
+        print(
+            f"warning: only {files} file descriptors allowed; {args.sse_clients} SSE clients may not fit",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(prefix="curaway-bench-storage-") as storage:
         async with fresh_database(args.db, args.dsn) as database_url:
 
@@ -359,13 +426,13 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
             async with serve_in_loop(build) as (base_url, app):
                 services = app.state.services
                 limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-                async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(120.0, connect=30.0)) as client:
+                async with httpx.AsyncClient(
+                    base_url=base_url, limits=limits, timeout=httpx.Timeout(120.0, connect=30.0)
+                ) as client:
                     api = Api(client, services.settings.ops_token.get_secret_value())
                     uploads = await _uploads_phase(api, services.sessions, args)
                     _note(f"uploads phase done in {uploads['elapsed']:.1f}s; connecting {args.sse_clients} SSE clients")
-                    fanouts = await _fanout_phase(
-                        api, services.sessions, args.sse_clients, args.fanout_repeats, services.settings.progress_poll_s
-                    )
+                    fanouts = await _fanout_phase(api, services.sessions, args, services.settings.progress_poll_s)
     latencies = uploads["latencies"]
     figures = {
         "db": args.db,

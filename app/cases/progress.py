@@ -22,6 +22,9 @@ looks at every event's ID (progress or not) and stops at a gap, checking again e
 every event-writing transaction here is short and does no outside I/O). Without a gap nothing
 waits. SQLite serialises writers, so there `settle_s` is 0.
 
+Each row is encoded once (`ProgressEvent`: its JSON and its server-sent-event bytes) and the same
+object goes to every stream of its case, so a client costs one write, not an encoding of its own.
+
 A client first subscribes, then reads its backlog (after its `Last-Event-ID`, up to where the
 feed has walked), then follows the feed, skipping IDs it has already sent: nothing is missed and
 nothing is sent twice across a reconnect.
@@ -31,10 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -42,6 +47,7 @@ import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sse_starlette import ServerSentEvent
 
 from app.db import utcnow
 from app.runtime.events import on_events_committed
@@ -57,16 +63,26 @@ GAP_RECHECK_S = 0.01  # how soon a walk stopped at a gap looks again
 LISTEN_RETRY_S = 1.0
 
 
-def event_json(event: Event) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "type": event.type,
-        "case_id": event.case_id,
-        "document_id": event.document_id,
-        "workflow_id": event.workflow_id,
-        "payload": event.payload,
-        "created_at": event.created_at.isoformat(),
-    }
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """One progress row as its case's streams send it, encoded once and shared by all of them."""
+
+    id: int
+    data: dict[str, Any]
+    sse: bytes  # the server-sent event: `id:` (the event ID), `event:` (its type), `data:` (the JSON)
+
+    @classmethod
+    def of(cls, row: Event) -> ProgressEvent:
+        data = {
+            "id": row.id,
+            "type": row.type,
+            "case_id": row.case_id,
+            "document_id": row.document_id,
+            "workflow_id": row.workflow_id,
+            "payload": row.payload,
+            "created_at": row.created_at.isoformat(),
+        }
+        return cls(row.id, data, ServerSentEvent(data=json.dumps(data), event=row.type, id=str(row.id)).encode())
 
 
 class ProgressFeed:
@@ -82,7 +98,7 @@ class ProgressFeed:
         self._poll_s = poll_s
         self._settle = timedelta(seconds=settle_s)
         self._listen_dsn = listen_dsn  # Postgres: LISTEN for commits of other processes
-        self._subscribers: defaultdict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._subscribers: defaultdict[str, set[asyncio.Queue[ProgressEvent]]] = defaultdict(set)
         self._last_id = 0  # every event up to here has been walked (and its progress dispatched)
         self._gap: tuple[int, float] | None = None  # (walked up to, first seen waiting there)
         self._wake = asyncio.Event()
@@ -176,8 +192,10 @@ class ProgressFeed:
                     query = select(Event).where(Event.id > self._last_id, Event.id <= reached, _shown())
                     rows = list(await session.scalars(query.order_by(Event.id)))
             for row in rows:  # no await from here until _last_id moves: streams read it
-                for queue in self._subscribers.get(row.case_id or "", ()):
-                    queue.put_nowait(event_json(row))
+                if queues := self._subscribers.get(row.case_id or ""):
+                    event = ProgressEvent.of(row)
+                    for queue in queues:
+                        queue.put_nowait(event)
             self._last_id = reached
             if not at_gap:
                 self._gap = None
@@ -194,9 +212,9 @@ class ProgressFeed:
             self._gap = (walked, now)
         return now - self._gap[1] < self._settle.total_seconds()
 
-    async def stream(self, case_id: str, last_event_id: int) -> AsyncIterator[dict[str, Any]]:
+    async def stream(self, case_id: str, last_event_id: int) -> AsyncIterator[ProgressEvent]:
         """The case's progress events after `last_event_id`, then live ones, each exactly once."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[ProgressEvent] = asyncio.Queue()
         self._subscribers[case_id].add(queue)
         try:
             sent, walked = last_event_id, self._last_id  # the feed hands out what comes after `walked`
@@ -206,13 +224,13 @@ class ProgressFeed:
                     rows = list(await session.scalars(query.order_by(Event.id).limit(BATCH)))
                 for row in rows:
                     sent = row.id
-                    yield event_json(row)
+                    yield ProgressEvent.of(row)
                 if len(rows) < BATCH:
                     break
             while True:
                 event = await queue.get()
-                if event["id"] > sent:
-                    sent = event["id"]
+                if event.id > sent:
+                    sent = event.id
                     yield event
         finally:
             self._subscribers[case_id].discard(queue)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 
 from app.auth.dependencies import PrincipalDep, ensure_patient
 from app.cases import service
@@ -66,8 +65,8 @@ async def stream_events(
     header = request.headers.get("last-event-id", "")
     after = int(header) if header.isdigit() else (last_event_id or 0)
 
-    async def messages() -> AsyncIterator[ServerSentEvent]:
+    async def messages() -> AsyncIterator[bytes]:
         async for event in progress.stream(case_id, after):
-            yield ServerSentEvent(data=json.dumps(event), event=event["type"], id=str(event["id"]))
+            yield event.sse  # encoded once by the feed for every stream of the case
 
     return EventSourceResponse(messages(), ping=settings.sse_ping_s)

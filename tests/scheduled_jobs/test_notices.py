@@ -64,7 +64,7 @@ async def test_reminders_and_digests_are_sent_exactly_once_across_duplicated_rep
             shown = await events(sessions, "notification.intake_reminder")
             assert sorted(e.case_id for e in shown) == due  # once per case
             stream = svc.services.progress.stream(due[0], 0)  # what GET /cases/{id}/events serves
-            first = await asyncio.wait_for(anext(stream), timeout=10)
+            first = (await asyncio.wait_for(anext(stream), timeout=10)).data
             await stream.aclose()
             assert (first["type"], first["payload"]["case_id"]) == ("notification.intake_reminder", due[0])
 
