@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from app.auth.tokens import TokenService
 from app.cases.progress import ProgressFeed
 from app.compute import run_cpu
-from app.config import Environment, Settings
+from app.config import HTTP_KEEPALIVE_S, Environment, Settings
 from app.db import create_engine, session_factory
 from app.devqstash import DevQStash
 from app.devqstash.router import build_router
@@ -80,7 +80,8 @@ def build_services(settings: Settings, workflows: Iterable[Workflow], deps: obje
     """Everything the app needs; `deps` (what steps see as `ctx.deps`) defaults to the pipelines'."""
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0))
+    limits = httpx.Limits(keepalive_expiry=HTTP_KEEPALIVE_S)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), limits=limits)
     ops = build_ops_from(settings, sessions, http)
     qstash = ops.qstash  # the QStash client with the usage counter (app/ops/usage.py)
     storage = build_storage_from(settings)

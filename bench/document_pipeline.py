@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from app.config import PROJECT_ROOT  # noqa: E402
+from app.config import HTTP_KEEPALIVE_S, PROJECT_ROOT  # noqa: E402
 from app.db import transaction  # noqa: E402
 from app.demo.stream import read_events  # noqa: E402
 from app.devqstash.models import EventState, QStashEvent  # noqa: E402
@@ -425,7 +425,11 @@ async def main(argv: list[str] | None = None) -> dict[str, Any]:
 
             async with serve_in_loop(build) as (base_url, app):
                 services = app.state.services
-                limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+                limits = httpx.Limits(
+                    max_connections=connections,
+                    max_keepalive_connections=connections,
+                    keepalive_expiry=HTTP_KEEPALIVE_S,
+                )
                 async with httpx.AsyncClient(
                     base_url=base_url, limits=limits, timeout=httpx.Timeout(120.0, connect=30.0)
                 ) as client:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
+from app.config import HTTP_KEEPALIVE_S  # noqa: E402
 from app.demo.stream import read_events  # noqa: E402
 
 BATCH = 100
@@ -84,7 +85,7 @@ class Clients:
 
 
 def client_for(base_url: str, n: int) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=n + 8, max_keepalive_connections=n + 8)
+    limits = httpx.Limits(max_connections=n + 8, max_keepalive_connections=n + 8, keepalive_expiry=HTTP_KEEPALIVE_S)
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(120.0, connect=30.0))
 
 

@@ -155,3 +155,12 @@ def test_migrations_are_found_in_a_checkout_or_where_migrations_dir_says(tmp_pat
     assert (locate_migrations() / "env.py").is_file()
     with pytest.raises(MigrationsNotFound, match="set MIGRATIONS_DIR"):
         locate_migrations(tmp_path)
+
+
+def test_our_http_clients_drop_idle_connections_before_our_server_closes_them():
+    """Else a request sent as uvicorn closes an idle keep-alive connection fails with ReadError."""
+    import uvicorn
+
+    from app.config import HTTP_KEEPALIVE_S
+
+    assert HTTP_KEEPALIVE_S < uvicorn.Config(app=None).timeout_keep_alive  # what `make run` serves with

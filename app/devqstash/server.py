@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.config import HTTP_KEEPALIVE_S
 from app.db import transaction
 from app.devqstash import dlq, events, scheduler, store
 from app.devqstash.delivery import DeliveryLoop
@@ -59,7 +60,9 @@ class DevQStash:
         # exhausted it and every request waited out the pool timeout).
         self._owned_http = http is None
         if http is None:
-            limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+            limits = httpx.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=HTTP_KEEPALIVE_S
+            )
             http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=5.0), limits=limits)
         self._http = http
         self.signing_keys = signing_keys
