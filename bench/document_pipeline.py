@@ -18,7 +18,8 @@ service served by uvicorn in this process, the offline extractor and the local e
    the moment the last client has it is measured, `--fanout-repeats` times, each inserted at a
    random point of the feed's poll cycle. The commit wakes the progress feed at once (no poll
    wait; on Postgres no settle delay unless a straggler leaves a gap in the IDs), so this is
-   mostly the parsing by all clients, which share this process with the server.
+   the server's writes to all clients and their parsing. The clients run in a process of their
+   own (`bench/sse_clients.py`), as browsers do; `--sse-clients-in-process` runs them here.
 
 Prints a summary and, as its last line, one JSON object with documents_per_min,
 latency_ms_p50, latency_ms_p95, messages_per_document, sse_fanout_ms_p50, sse_fanout_ms_p95,
