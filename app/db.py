@@ -152,7 +152,7 @@ class LoopSQLite(aiosqlite.Connection):
 
     A statement on a WAL database in the page cache takes microseconds; sending it to
     aiosqlite's thread and back takes far longer, and under load the answer then waits its turn
-    in the event loop while the transaction holds SQLite's one write lock (measured: 219 -> ~370
+    in the event loop while the transaction holds SQLite's one write lock (measured: 219 -> 386-447
     steps/s, `bench/README.md`). So a statement runs here, at once, with a busy timeout of 0.
     One that finds another process's lock (SQLITE_BUSY: it did nothing) is run again in
     aiosqlite's thread, where it waits for the lock up to `SQLITE_BUSY_TIMEOUT_MS` without
