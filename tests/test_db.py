@@ -10,9 +10,12 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import create_engine, session_factory, transaction
 from app.runtime.events import record_event
@@ -61,76 +64,77 @@ async def count(sessions, type_: str) -> int:  # noqa: ANN001
         return await session.scalar(select(func.count()).select_from(Event).where(Event.type == type_))
 
 
+@dataclass
+class Database:
+    url: str
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+
+@pytest.fixture
+async def db(sqlite_templates, tmp_path) -> AsyncIterator[Database]:  # noqa: ANN001
+    """A fresh migrated SQLite file and this process's engine on it (one connection)."""
+    url = sqlite_templates.fresh(tmp_path)
+    engine = create_engine(url)
+    try:
+        yield Database(url, engine, session_factory(engine))
+    finally:
+        await engine.dispose()
+
+
 async def loop_turns(n: int) -> None:
     for _ in range(n):
         await asyncio.sleep(0)
 
 
-async def test_a_write_waits_for_another_processs_lock_while_the_loop_runs(sqlite_templates, tmp_path):
-    url = sqlite_templates.fresh(tmp_path)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    try:
-        await add_event(sessions, "test.before")  # the connection is open, statements run on the loop
-        async with write_lock_held(url) as holder:
-            write = asyncio.create_task(add_event(sessions, "test.waited"))
-            await loop_turns(50)  # the loop keeps turning: the wait for the lock is not on its thread
-            assert not write.done(), write  # neither failed ("database is locked") nor done
-            await release(holder)
-            await asyncio.wait_for(write, 30)
-            assert await count(sessions, "test.waited") == 1
-            await add_event(sessions, "test.after")  # and the loop's thread has the connection back
-        assert await count(sessions, "test.after") == 1
-    finally:
-        await engine.dispose()
+async def test_a_write_waits_for_another_processs_lock_while_the_loop_runs(db: Database):
+    await add_event(db.sessions, "test.before")  # the connection is open, statements run on the loop
+    async with write_lock_held(db.url) as holder:
+        write = asyncio.create_task(add_event(db.sessions, "test.waited"))
+        await loop_turns(50)  # the loop keeps turning: the wait for the lock is not on its thread
+        assert not write.done(), write  # neither failed ("database is locked") nor done
+        await release(holder)
+        await asyncio.wait_for(write, 30)
+        assert await count(db.sessions, "test.waited") == 1
+        await add_event(db.sessions, "test.after")  # and the loop's thread has the connection back
+    assert await count(db.sessions, "test.after") == 1
 
 
-async def test_a_write_cancelled_while_waiting_leaves_the_connection_usable(sqlite_templates, tmp_path):
-    """Its BEGIN still runs in aiosqlite's thread after the cancel: what follows must queue behind it."""
-    url = sqlite_templates.fresh(tmp_path)
-    engine = create_engine(url)
-    sessions = session_factory(engine)
-    try:
-        await add_event(sessions, "test.before")
-        async with write_lock_held(url) as holder:
-            write = asyncio.create_task(add_event(sessions, "test.cancelled"))
-            await loop_turns(50)
-            write.cancel()
-            next_write = asyncio.create_task(add_event(sessions, "test.next"))
-            await loop_turns(50)
-            await release(holder)
-            await asyncio.wait_for(asyncio.gather(write, return_exceptions=True), 30)
-            await asyncio.wait_for(next_write, 30)
-        assert write.cancelled()
-        assert (await count(sessions, "test.cancelled"), await count(sessions, "test.next")) == (0, 1)
-        await add_event(sessions, "test.after")
-        assert await count(sessions, "test.after") == 1
-    finally:
-        await engine.dispose()
+async def test_a_write_cancelled_while_waiting_leaves_the_connection_usable(db: Database):
+    """SQLAlchemy discards the connection whose BEGIN was cancelled (its close queues behind that BEGIN,
+    still waiting in aiosqlite's thread); the next write waits for the lock on a new connection."""
+    await add_event(db.sessions, "test.before")
+    async with write_lock_held(db.url) as holder:
+        write = asyncio.create_task(add_event(db.sessions, "test.cancelled"))
+        await loop_turns(50)
+        write.cancel()
+        next_write = asyncio.create_task(add_event(db.sessions, "test.next"))
+        await loop_turns(50)
+        await release(holder)
+        await asyncio.wait_for(asyncio.gather(write, return_exceptions=True), 30)
+        await asyncio.wait_for(next_write, 30)
+    assert write.cancelled()
+    assert (await count(db.sessions, "test.cancelled"), await count(db.sessions, "test.next")) == (0, 1)
+    await add_event(db.sessions, "test.after")
+    assert await count(db.sessions, "test.after") == 1
 
 
-async def test_a_statement_after_one_waiting_in_the_thread_runs_after_it(sqlite_templates, tmp_path):
+async def test_a_statement_after_one_waiting_in_the_thread_runs_after_it(db: Database):
     """One connection, two statements: the second, sent while the first waits for the lock, waits behind it."""
-    url = sqlite_templates.fresh(tmp_path)
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
-            async with write_lock_held(url) as holder:
-                begin = asyncio.create_task(driver.execute("BEGIN IMMEDIATE"))
-                await loop_turns(50)
-                insert = asyncio.create_task(
-                    driver.execute(
-                        "INSERT INTO events (type, payload, created_at) VALUES ('test.queued', '{}', '2026-01-01')"
-                    )
+    async with db.engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        async with write_lock_held(db.url) as holder:
+            begin = asyncio.create_task(driver.execute("BEGIN IMMEDIATE"))
+            await loop_turns(50)
+            insert = asyncio.create_task(
+                driver.execute(
+                    "INSERT INTO events (type, payload, created_at) VALUES ('test.queued', '{}', '2026-01-01')"
                 )
-                await loop_turns(50)
-                assert not begin.done() and not insert.done()
-                await release(holder)
-                await asyncio.wait_for(asyncio.gather(begin, insert), 30)
-            assert driver.in_transaction  # the INSERT ran inside the BEGIN, not before it
-            await driver.commit()
-        async with session_factory(engine)() as session:
-            assert await session.scalar(select(func.count()).select_from(Event).where(Event.type == "test.queued")) == 1
-    finally:
-        await engine.dispose()
+            )
+            await loop_turns(50)
+            assert not begin.done() and not insert.done()
+            await release(holder)
+            await asyncio.wait_for(asyncio.gather(begin, insert), 30)
+        assert driver.in_transaction  # the INSERT ran inside the BEGIN, not before it
+        await driver.commit()
+    assert await count(db.sessions, "test.queued") == 1
