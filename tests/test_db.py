@@ -1,5 +1,8 @@
 """`app.db` on SQLite: statements on the event loop's thread, another process's lock waited for off it.
 
+`LoopSQLite.write` (a whole transaction of plain statements, the runtime's hottest writes) runs the
+same way, and all of it or none.
+
 The lock is held by a real second process (`BEGIN IMMEDIATE` on the same file), as a CLI
 command or a second server would hold it.
 """
@@ -7,8 +10,9 @@ command or a second server would hold it.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -138,3 +142,44 @@ async def test_a_statement_after_one_waiting_in_the_thread_runs_after_it(db: Dat
         assert driver.in_transaction  # the INSERT ran inside the BEGIN, not before it
         await driver.commit()
     assert await count(db.sessions, "test.queued") == 1
+
+
+def insert_events(*types: str) -> Callable[[sqlite3.Connection], int]:
+    """A `LoopSQLite.write` body: one event row per type; the count of rows written."""
+
+    def body(connection: sqlite3.Connection) -> int:
+        for type_ in types:
+            connection.execute(
+                "INSERT INTO events (type, payload, created_at) VALUES (?, '{}', '2026-01-01')", (type_,)
+            )
+        return len(types)
+
+    return body
+
+
+async def test_a_write_transaction_waits_for_another_processs_lock_and_runs_whole(db: Database):
+    async with db.engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        async with write_lock_held(db.url) as holder:
+            write = asyncio.create_task(driver.write(insert_events("test.one", "test.two")))
+            await loop_turns(50)  # the attempt on the loop's thread found the lock and wrote nothing
+            assert not write.done(), write
+            assert not driver.in_transaction
+            await release(holder)
+            assert await asyncio.wait_for(write, 30) == 2
+        assert not driver.in_transaction  # committed
+    assert (await count(db.sessions, "test.one"), await count(db.sessions, "test.two")) == (1, 1)
+
+
+async def test_a_write_transaction_that_raises_writes_nothing(db: Database):
+    def refused(connection: sqlite3.Connection) -> None:
+        insert_events("test.refused")(connection)
+        raise LookupError("refused after the first write")
+
+    async with db.engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        with pytest.raises(LookupError, match="refused after the first write"):
+            await driver.write(refused)
+        assert not driver.in_transaction  # rolled back, and the connection takes the next write
+        assert await driver.write(insert_events("test.next")) == 1
+    assert (await count(db.sessions, "test.refused"), await count(db.sessions, "test.next")) == (0, 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert, Update
 
-from app.db import utcnow
+from app.db import sqlite_timestamp, utcnow
 from app.runtime.errors import Failure, LeaseLostError, RunCancelledError
 from app.runtime.models import (
     EVENT_LABELS,
@@ -144,6 +145,34 @@ SELECT EXISTS (SELECT FROM fence) AS fenced, EXISTS (SELECT FROM done) AS done
 """)
 
 
+# SQLite runs the same writes (with any number of earlier results) as one transaction of plain
+# statements on the driver's connection (`LoopSQLite.write`, `_write_start_attempt`): SQLite has
+# no writes in a WITH, and a statement there takes microseconds, so SQLAlchemy's execution
+# around each one (parameters, results, greenlet switches) was most of a step's cost.
+START_ATTEMPT_SQLITE_FENCE = f"""
+UPDATE workflow_runs
+SET status = CASE WHEN status = '{_R.FAILING}' THEN '{_R.FAILING}' ELSE '{_R.RUNNING}' END,
+    updated_at = :now, lease_expires_at = COALESCE(:lease_expires_at, lease_expires_at)
+WHERE id = :run_id AND lease_owner = :owner AND status != '{_R.CANCELLED}'
+RETURNING labels
+"""
+START_ATTEMPT_SQLITE_DONE = f"""
+UPDATE workflow_steps
+SET status = '{_S.COMPLETED}', error = NULL, result = :result, finished_at = :now
+WHERE run_id = :run_id AND position = :done_position
+  AND (:done_attempt IS NULL OR (status = '{_S.RUNNING}' AND attempts = :done_attempt))
+RETURNING name
+"""
+START_ATTEMPT_SQLITE_EVENT = f"""
+INSERT INTO events (workflow_id, {", ".join(EVENT_LABELS)}, type, payload, created_at)
+VALUES (:run_id, {", ".join(f":{label}" for label in EVENT_LABELS)}, 'step.completed', :event, :now)
+"""
+START_ATTEMPT_SQLITE_START = f"""
+INSERT INTO workflow_steps (run_id, position, name, kind, status, attempts, started_at)
+VALUES (:run_id, :position, :name, :kind, '{_S.RUNNING}', :attempt, :now)
+ON CONFLICT (run_id, position) DO UPDATE SET status = '{_S.RUNNING}', attempts = excluded.attempts, wake_at = NULL
+"""
+
 # Postgres settles a waiting step and wakes its run in one statement (`CoordinationStore._settle_and_wake`): the
 # step's outcome, its event, and the wake-up exactly as `_wake` decides it (ring a live lease,
 # nothing if a wake-up is on its way or the run finished, else the doorbell and an outbox row;
@@ -210,8 +239,12 @@ class RunBase:
         engine = sessions.kw.get("bind")
         # Postgres: where one statement does a whole transition, it runs without BEGIN/COMMIT.
         self.autocommit: AsyncEngine | None = None
+        # SQLite: the engine whose connections run `LoopSQLite.write` (the hottest writes).
+        self.sqlite: AsyncEngine | None = None
         if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
             self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        elif isinstance(engine, AsyncEngine) and engine.dialect.name == "sqlite":
+            self.sqlite = engine
 
     async def _fence(self, session: AsyncSession, run_id: str, owner: str, **values: Any) -> Row[Any]:
         """Touch the run row `WHERE lease_owner = owner` (and extend the lease); the run as a Row.
@@ -229,13 +262,12 @@ class RunBase:
             return run
         raise await _fence_refused(session, run_id)
 
-    async def _start_attempt_at_once(
-        self, run_id: str, owner: str, position: int, name: str, kind: StepKind, attempt: int, done: Completed | None
-    ) -> None:
-        """`RunStore.start_attempt` in one autocommitted statement (Postgres, see `START_ATTEMPT_PG`)."""
-        assert self.autocommit is not None
+    def _attempt_values(
+        self, run_id: str, owner: str, position: int, name: str, kind: StepKind, attempt: int
+    ) -> dict[str, Any]:
+        """The parameters of `START_ATTEMPT_PG` / `_write_start_attempt`, without the earlier result's."""
         now = self.clock()
-        values: dict[str, Any] = {
+        return {
             "run_id": run_id,
             "owner": owner,
             "now": now,
@@ -244,11 +276,12 @@ class RunBase:
             "name": name,
             "kind": kind.value,
             "attempt": attempt,
-            "done_position": None,
-            "done_attempt": None,
-            "result": None,
-            "event": None,
         }
+
+    async def _start_attempt_at_once(self, values: dict[str, Any], done: Completed | None) -> None:
+        """`RunStore.start_attempt` in one autocommitted statement (Postgres, see `START_ATTEMPT_PG`)."""
+        assert self.autocommit is not None
+        values.update(done_position=None, done_attempt=None, result=None, event=None)
         if done is not None:
             values.update(
                 done_position=done.position,
@@ -259,9 +292,19 @@ class RunBase:
         async with self.autocommit.connect() as connection:
             row = (await connection.execute(START_ATTEMPT_PG, values)).one()
             if not row.fenced:
-                raise await _fence_refused(connection, run_id)
+                raise await _fence_refused(connection, values["run_id"])
             if done is not None and not row.done:
-                raise await _completion_refused(connection, run_id, done)
+                raise await _completion_refused(connection, values["run_id"], done)
+
+    async def _start_attempt_sqlite(self, values: dict[str, Any], completed: Sequence[Completed]) -> None:
+        """`RunStore.start_attempt` as one transaction of plain statements (SQLite, `_write_start_attempt`)."""
+        assert self.sqlite is not None
+        values.update(
+            now=sqlite_timestamp(values["now"]), lease_expires_at=sqlite_timestamp(values["lease_expires_at"])
+        )
+        async with self.sqlite.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            await driver.write(functools.partial(_write_start_attempt, values, completed))
 
     async def _start_step(
         self, session: AsyncSession, run_id: str, position: int, name: str, kind: StepKind, attempt: int
@@ -388,19 +431,54 @@ class RunBase:
             await session.execute(EVENT_INSERT, rows)
 
 
-async def _fence_refused(db: AsyncSession | AsyncConnection, run_id: str) -> Exception:
-    """Why a fenced write found no run row it may touch: the run was cancelled, or its lease lost."""
-    if await db.scalar(RUN_STATUS, {"run_id": run_id}) == RunStatus.CANCELLED:
+def _write_start_attempt(
+    values: dict[str, Any], completed: Sequence[Completed], connection: sqlite3.Connection
+) -> None:
+    """`RunStore.start_attempt`'s writes on SQLite (in `LoopSQLite.write`'s transaction, which a refusal rolls back)."""
+    run_id = values["run_id"]
+    fenced = connection.execute(START_ATTEMPT_SQLITE_FENCE, values).fetchone()
+    if fenced is None:
+        status = connection.execute("SELECT status FROM workflow_runs WHERE id = ?", (run_id,)).fetchone()
+        raise _fence_refusal(run_id, status and status[0])
+    labels = json.loads(fenced[0]) or {}
+    for done in completed:
+        where = {"run_id": run_id, "done_position": done.position, "done_attempt": done.attempt}
+        step = connection.execute(
+            START_ATTEMPT_SQLITE_DONE, {**where, "result": json.dumps(done.result), "now": values["now"]}
+        )
+        name = step.fetchone()
+        if name is None:
+            recorded = connection.execute(
+                "SELECT name FROM workflow_steps WHERE run_id = ? AND position = ?", (run_id, done.position)
+            ).fetchone()
+            raise _completion_refusal(run_id, done, recorded and recorded[0])
+        event = json.dumps({"step": name[0], "position": done.position, **done.event})
+        row = {label: labels.get(label) for label in EVENT_LABELS}
+        connection.execute(START_ATTEMPT_SQLITE_EVENT, {**row, "run_id": run_id, "event": event, "now": values["now"]})
+    connection.execute(START_ATTEMPT_SQLITE_START, values)
+
+
+def _fence_refusal(run_id: str, status: str | None) -> Exception:
+    """Why a fenced write found no run row it may touch (the run's `status`): cancelled, or its lease lost."""
+    if status == RunStatus.CANCELLED:
         return RunCancelledError("the run was cancelled", run_id=run_id)
     return LeaseLostError("another delivery holds this run's lease", run_id=run_id)
 
 
-async def _completion_refused(db: AsyncSession | AsyncConnection, run_id: str, done: Completed) -> Exception:
-    """Why a step's result was not recorded: its row is missing, or the attempt is no longer its current one."""
-    name = await db.scalar(STEP_NAME, {"b_run_id": run_id, "b_position": done.position})
+def _completion_refusal(run_id: str, done: Completed, name: str | None) -> Exception:
+    """Why a step's result was not recorded (`name`: the step's, if recorded): missing, or a stale attempt."""
     if name is None:
         return LookupError(f"[{run_id}] step at position {done.position} is not recorded")
     return LeaseLostError(f"attempt {done.attempt} of step {name!r} is stale; its result is dropped", run_id=run_id)
+
+
+async def _fence_refused(db: AsyncSession | AsyncConnection, run_id: str) -> Exception:
+    return _fence_refusal(run_id, await db.scalar(RUN_STATUS, {"run_id": run_id}))
+
+
+async def _completion_refused(db: AsyncSession | AsyncConnection, run_id: str, done: Completed) -> Exception:
+    name = await db.scalar(STEP_NAME, {"b_run_id": run_id, "b_position": done.position})
+    return _completion_refusal(run_id, done, name)
 
 
 def failed_step(step: WorkflowStep) -> Failure:

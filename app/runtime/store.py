@@ -282,9 +282,13 @@ class RunStore(CoordinationStore):
         (an inline step costs one transaction: the previous result, its event, this start and
         the lease extension; on Postgres, with at most one earlier result, one statement).
         """
+        if self.sqlite is not None:  # plain statements on the driver's connection
+            values = self._attempt_values(run_id, owner, position, name, StepKind(kind), attempt)
+            await self._start_attempt_sqlite(values, completed)
+            return
         if self.autocommit is not None and len(completed) <= 1:  # the common case, one statement
-            done = completed[0] if completed else None
-            await self._start_attempt_at_once(run_id, owner, position, name, StepKind(kind), attempt, done)
+            values = self._attempt_values(run_id, owner, position, name, StepKind(kind), attempt)
+            await self._start_attempt_at_once(values, completed[0] if completed else None)
             return
         async with transaction(self.sessions) as session:
             run = await self._fence(session, run_id, owner, status=RunStatus.RUNNING)
