@@ -3,7 +3,8 @@
 One SQLAlchemy 2 async code path serves SQLite (aiosqlite, the embedded default) and
 Postgres (asyncpg, production). Dialect differences live here, in the stores' upserts and in
 the runtime's one-statement writes on Postgres (`records.START_ATTEMPT_PG`,
-`records.SETTLE_AND_WAKE_PG`), nowhere else:
+`records.SETTLE_AND_WAKE_PG`) and its step write on SQLite (`records._write_start_attempt`),
+nowhere else:
 
 - SQLite runs in WAL mode with a busy timeout, and every transaction starts with
   `BEGIN IMMEDIATE`, so two writers queue instead of failing with "database is locked"
@@ -11,7 +12,9 @@ the runtime's one-statement writes on Postgres (`records.START_ATTEMPT_PG`,
   queue for it in order (the pool's wait), where several connections would busy-wait for
   SQLite's write lock with growing sleeps. Its statements run on the event loop's thread
   (`LoopSQLite`), not in aiosqlite's thread; one that finds another process's lock waits
-  for it (the busy timeout) in aiosqlite's thread.
+  for it (the busy timeout) in aiosqlite's thread. The runtime's hottest write (a step's)
+  runs as plain statements on the driver's connection, one synchronous transaction
+  (`LoopSQLite.write`).
 - Datetimes are stored as UTC and always come back timezone-aware (`UTCDateTime`).
 - Postgres connections are checked at checkout (`_check_at_checkout`): one the server closed
   (a terminated backend, a restart) is replaced without a round trip (asyncpg saw the socket

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Row, Table, bindparam, case, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import Insert, Update
 
@@ -48,6 +49,19 @@ LABELS = WorkflowRunLabel.__table__
 def param(table: Table, column: str, key: str | None = None) -> Any:
     """A bound parameter typed like `table.column` (JSON, timestamps), named `key` or the column."""
     return bindparam(key or column, type_=table.c[column].type)
+
+
+def row_reader(table: Table, dialect: Dialect) -> Callable[[Sequence[Any]], dict[str, Any]]:
+    """What SQLAlchemy makes of a plain row of all `table`'s columns, in order: JSON decoded, timestamps aware...
+
+    For rows read by plain statements (`LoopSQLite.write`), to hand on like those SQLAlchemy reads.
+    """
+    readers = [(column.key, column.type.dialect_impl(dialect).result_processor(dialect, None)) for column in table.c]
+
+    def read(values: Sequence[Any]) -> dict[str, Any]:
+        return {key: value if read is None else read(value) for (key, read), value in zip(readers, values, strict=True)}
+
+    return read
 
 
 @functools.cache
@@ -245,6 +259,7 @@ class RunBase:
             self.autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         elif isinstance(engine, AsyncEngine) and engine.dialect.name == "sqlite":
             self.sqlite = engine
+            self.sqlite_readers = (row_reader(RUNS, engine.dialect), row_reader(STEPS, engine.dialect))
 
     async def _fence(self, session: AsyncSession, run_id: str, owner: str, **values: Any) -> Row[Any]:
         """Touch the run row `WHERE lease_owner = owner` (and extend the lease); the run as a Row.

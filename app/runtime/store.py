@@ -13,6 +13,9 @@ holds the row lock until commit, which serialises the run's writes across proces
 from __future__ import annotations
 
 import contextlib
+import functools
+import sqlite3
+from collections import namedtuple
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +24,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import transaction
+from app.db import sqlite_timestamp, transaction
 from app.runtime import outbox
 from app.runtime.coordination import CoordinationStore, Lease, Ring
 from app.runtime.errors import Failure
@@ -54,6 +57,27 @@ _RENEW = update(RUNS).where(*_HELD).values(lease_expires_at=param(RUNS, "lease_e
 _RELEASE = update(RUNS).where(*_HELD).values(lease_owner=None, lease_expires_at=None)
 _RELEASE_UNRUNG = _RELEASE.where(RUNS.c.wake_pending.is_(False))
 _RELEASED = {"lease_owner": None, "lease_expires_at": None}  # given back by a run's last write
+# SQLite takes the lease and reads the steps as one synchronous transaction of plain statements
+# (`LoopSQLite.write`, like a step's write: records._write_start_attempt): `_LEASE` and
+# `_LOAD_STEPS` (`updated_at` as `onupdate` sets it), their rows read by `records.row_reader`.
+_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
+_LEASE_SQLITE = f"""
+UPDATE workflow_runs SET lease_owner = :owner, lease_expires_at = :lease_expires_at, wake_pending = 0, updated_at = :now
+WHERE id = :run_id AND status NOT IN ({_TERMINAL}) AND (lease_owner IS NULL OR lease_expires_at < :now)
+RETURNING {", ".join(RUNS.c.keys())}
+"""
+_LOAD_STEPS_SQLITE = f"SELECT {', '.join(STEPS.c.keys())} FROM workflow_steps WHERE run_id = :run_id"
+StepRow = namedtuple(
+    "StepRow", STEPS.c.keys()
+)  # a step read that way: named like WorkflowStep, as `_LOAD_STEPS`'s rows
+
+
+def _take_lease(values: dict[str, Any], connection: sqlite3.Connection) -> tuple[Any, list[Any]] | None:
+    """`_LEASE_SQLITE`, and if it took the lease, the run's steps (in `LoopSQLite.write`'s transaction)."""
+    run = connection.execute(_LEASE_SQLITE, values).fetchone()
+    return None if run is None else (run, connection.execute(_LOAD_STEPS_SQLITE, values).fetchall())
+
+
 _ANSWER = update(RUNS).where(*_HELD).values(wake_pending=False).returning(*RUNS.c)
 
 
@@ -179,6 +203,10 @@ class RunStore(CoordinationStore):
         """
         now = self.clock()
         lease = {"run_id": run_id, "owner": owner, "now": now, "lease_expires_at": now + timedelta(seconds=ttl_s)}
+        if self.sqlite is not None:  # SQLite: the usual case (the lease is free) in plain statements
+            taken = await self._take_lease_sqlite(lease)
+            if taken is not None:
+                return taken
         if self.autocommit is not None:  # Postgres: two autocommitted statements, the usual case
             async with self.autocommit.connect() as connection:
                 row = (await connection.execute(_LEASE, lease)).first()
@@ -198,6 +226,20 @@ class RunStore(CoordinationStore):
                 return Ring.RANG
             status = await session.scalar(RUN_STATUS, {"run_id": run_id})
             return Ring.FINISHED if status is None or status in TERMINAL_RUN_STATUSES else None
+
+    async def _take_lease_sqlite(self, lease: dict[str, Any]) -> Lease | None:
+        assert self.sqlite is not None
+        values = {**lease, "now": sqlite_timestamp(lease["now"])}
+        values["lease_expires_at"] = sqlite_timestamp(lease["lease_expires_at"])
+        async with self.sqlite.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            taken = await driver.write(functools.partial(_take_lease, values))
+        if taken is None:
+            return None
+        run, steps = taken
+        read_run, read_step = self.sqlite_readers
+        rows = [StepRow(**read_step(step)) for step in steps]
+        return Lease(WorkflowRun(**read_run(run)), {step.position: step for step in rows})
 
     async def renew_lease(self, run_id: str, owner: str, ttl_s: float) -> bool:
         until = self.clock() + timedelta(seconds=ttl_s)
