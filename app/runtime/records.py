@@ -192,7 +192,7 @@ ON CONFLICT (run_id, position) DO UPDATE SET status = '{_S.RUNNING}', attempts =
 # nothing if a wake-up is on its way or the run finished, else the doorbell and an outbox row;
 # a run row another transaction holds is not waited for, it gets a wake-up anyway). SQLite runs
 # the same writes one statement at a time. Each part is conditional on the step being settled.
-_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
+TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))  # for `status NOT IN (...)`
 SETTLE_AND_WAKE_PG = text(f"""
 WITH settled AS (
     UPDATE workflow_steps
@@ -215,12 +215,12 @@ WITH settled AS (
 ), rung AS (
     UPDATE workflow_runs SET wake_pending = TRUE
     WHERE id = :run_id
-      AND EXISTS (SELECT FROM bell WHERE status NOT IN ({_TERMINAL}) AND NOT (wake_pending AND lease_owner IS NULL))
+      AND EXISTS (SELECT FROM bell WHERE status NOT IN ({TERMINAL_SQL}) AND NOT (wake_pending AND lease_owner IS NULL))
 ), sent AS (
     INSERT INTO workflow_outbox (run_id, workflow, position, key, created_at)
     SELECT :run_id, run.workflow, :position, CAST(:key AS TEXT) || '.r' || run.resumes, :now FROM run
     WHERE NOT EXISTS (SELECT FROM bell)
-       OR EXISTS (SELECT FROM bell WHERE status NOT IN ({_TERMINAL}) AND NOT wake_pending
+       OR EXISTS (SELECT FROM bell WHERE status NOT IN ({TERMINAL_SQL}) AND NOT wake_pending
                   AND (lease_owner IS NULL OR lease_expires_at < :now))
     RETURNING id, workflow, key
 )

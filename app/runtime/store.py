@@ -39,7 +39,7 @@ from app.runtime.models import (
     WorkflowStep,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RUN_ROW, RUN_STATUS, RUNS, STEPS, Completed, param
+from app.runtime.records import RUN_ROW, RUN_STATUS, RUNS, STEPS, TERMINAL_SQL, Completed, param
 
 _LOAD_STEPS = select(*STEPS.c).where(STEPS.c.run_id == bindparam("run_id"))
 _LEASE = (
@@ -60,10 +60,9 @@ _RELEASED = {"lease_owner": None, "lease_expires_at": None}  # given back by a r
 # SQLite takes the lease and reads the steps as one synchronous transaction of plain statements
 # (`LoopSQLite.write`, like a step's write: records._write_start_attempt): `_LEASE` and
 # `_LOAD_STEPS` (`updated_at` as `onupdate` sets it), their rows read by `records.row_reader`.
-_TERMINAL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))
 _LEASE_SQLITE = f"""
 UPDATE workflow_runs SET lease_owner = :owner, lease_expires_at = :lease_expires_at, wake_pending = 0, updated_at = :now
-WHERE id = :run_id AND status NOT IN ({_TERMINAL}) AND (lease_owner IS NULL OR lease_expires_at < :now)
+WHERE id = :run_id AND status NOT IN ({TERMINAL_SQL}) AND (lease_owner IS NULL OR lease_expires_at < :now)
 RETURNING {", ".join(RUNS.c.keys())}
 """
 _LOAD_STEPS_SQLITE = f"SELECT {', '.join(STEPS.c.keys())} FROM workflow_steps WHERE run_id = :run_id"
