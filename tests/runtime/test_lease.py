@@ -4,14 +4,18 @@ On SQLite the usual case (the lease is free) is one transaction of plain stateme
 (`store._take_lease`), its rows read as SQLAlchemy would read them; on Postgres two
 autocommitted statements. Both are checked here: what a delivery gets with the lease, that a
 live lease is never taken from its holder (it is rung), that a lapsed one is taken over, and
-that a finished or unknown run gives nothing to drive.
+that a finished or unknown run gives nothing to drive; and, on Postgres, where the lease is
+committed before the steps are read, that a delivery stopped between the two gives it back.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 
+import asyncpg
 import pytest
 from sqlalchemy import select, update
 
@@ -20,6 +24,7 @@ from app.db import create_engine, session_factory, utcnow
 from app.runtime.coordination import Lease, Ring
 from app.runtime.records import RUNS, Completed
 from app.runtime.store import RunStore
+from tests.support.databases import plain_pg_url
 
 HOLDER, OTHER = "delivery-1", "delivery-2"
 SHIPPED_LEASE_TTL_S = Settings.model_fields["workflow_lease_ttl_s"].default  # WORKFLOW_LEASE_TTL_S as shipped
@@ -102,3 +107,40 @@ async def test_a_finished_or_unknown_run_has_nothing_to_drive(store):
     await store.complete_run("wfr_l4", HOLDER, 42)
     assert await store.acquire_or_ring("wfr_l4", OTHER, SHIPPED_LEASE_TTL_S) is Ring.FINISHED
     assert await store.acquire_or_ring("wfr_missing", OTHER, SHIPPED_LEASE_TTL_S) is Ring.FINISHED
+
+
+async def wait_for_a_lock_wait(watcher: asyncpg.Connection, timeout: float = 30) -> None:
+    """Until another session of this test's own database waits for a lock (the one `watcher` holds)."""
+    deadline = time.monotonic() + timeout
+    query = """SELECT count(*) FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"""
+    while not await watcher.fetchval(query):
+        assert time.monotonic() < deadline, "nothing waited for the lock"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_delivery_stopped_while_reading_the_steps_gives_the_lease_back(store, database_url):
+    """Postgres commits the lease before the steps are read. Here another session's lock holds the
+    steps' read, and the delivery is cancelled there (its request dropped): the lease goes back at
+    once instead of keeping the run from every other delivery for WORKFLOW_LEASE_TTL_S."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("on SQLite the lease and the steps' read are one transaction")
+    await held_run(store, "wfr_l5")
+    await store.release_lease("wfr_l5", HOLDER)
+    locker = await asyncpg.connect(plain_pg_url(database_url))
+    try:
+        locking = locker.transaction()
+        await locking.start()
+        await locker.execute("LOCK TABLE workflow_steps IN ACCESS EXCLUSIVE MODE")
+        acquire = asyncio.create_task(store.acquire_or_ring("wfr_l5", OTHER, SHIPPED_LEASE_TTL_S))
+        await wait_for_a_lock_wait(locker)
+        assert (await run_row(store, "wfr_l5"))[0] == OTHER  # the lease is committed; the steps' read waits
+        acquire.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(acquire, 30)
+        assert await run_row(store, "wfr_l5") == (None, False)  # given back while the lock is still held
+        await locking.rollback()
+    finally:
+        await locker.close()
+    lease = await store.acquire_or_ring("wfr_l5", OTHER, SHIPPED_LEASE_TTL_S)
+    assert isinstance(lease, Lease) and sorted(lease.steps) == [0, 1]
