@@ -310,6 +310,7 @@ class Arrivals:
 
     def __init__(self) -> None:
         self._futures: dict[int, asyncio.Future[float]] = {}
+        self._failure: BaseException | None = None
 
     def _future(self, event_id: int) -> asyncio.Future[float]:
         return self._futures.setdefault(event_id, asyncio.get_running_loop().create_future())
@@ -317,18 +318,40 @@ class Arrivals:
     def arrived(self, event_id: int, at: float) -> None:
         self._future(event_id).set_result(at)
 
+    def fail(self, error: BaseException) -> None:
+        """The clients stopped (`error` says why): every wait, now or later, raises it at once."""
+        self._failure = error
+        for future in self._futures.values():
+            if not future.done():
+                future.set_exception(error)
+
     async def wait(self, event_id: int) -> float:
+        if self._failure is not None:
+            raise self._failure
         return await asyncio.wait_for(asyncio.shield(self._future(event_id)), timeout=60)
 
 
 @contextlib.asynccontextmanager
 async def _clients_in_process(api: Api, case_id: str, n: int, arrivals: Arrivals) -> AsyncIterator[None]:
     clients = Clients(api.client, f"/cases/{case_id}/events", api.headers, n, arrivals.arrived)
+
+    async def watch() -> None:  # a stream that fails or ends fails the probes waiting on it at once
+        await asyncio.wait(clients.tasks, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            clients.raise_failure()
+            arrivals.fail(BenchError("an SSE stream ended"))
+        except RuntimeError as error:
+            arrivals.fail(error)
+
+    watcher = None
     try:
         await clients.connect()
+        watcher = asyncio.create_task(watch())
         yield
         clients.raise_failure()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         await clients.close()
 
 
@@ -350,7 +373,9 @@ async def _clients_process(api: Api, case_id: str, n: int, arrivals: Arrivals) -
                     connected.set()
                 case ["event", event_id, at]:
                     arrivals.arrived(int(event_id), float(at))
-        raise BenchError(f"bench/sse_clients.py exited with {await child.wait()}")
+        error = BenchError(f"bench/sse_clients.py exited with {await child.wait()}")
+        arrivals.fail(error)  # the probes waiting for its clients fail now, not after their 60 s
+        raise error
 
     reader = asyncio.create_task(read())
     try:
