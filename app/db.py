@@ -2,9 +2,8 @@
 
 One SQLAlchemy 2 async code path serves SQLite (aiosqlite, the embedded default) and
 Postgres (asyncpg, production). Dialect differences live here, in the stores' upserts and in
-the runtime's one-statement writes on Postgres (`records.START_ATTEMPT_PG`,
-`records.SETTLE_AND_WAKE_PG`) and its step write on SQLite (`records._write_start_attempt`),
-nowhere else:
+the runtime's hand-written SQL (`app/runtime/sql.py`: one-statement writes on Postgres, plain
+statements for a step's write and a free lease on SQLite), nowhere else:
 
 - SQLite runs in WAL mode with a busy timeout, and every transaction starts with
   `BEGIN IMMEDIATE`, so two writers queue instead of failing with "database is locked"

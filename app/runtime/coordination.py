@@ -40,7 +40,8 @@ from app.runtime.models import (
     WorkflowWaiter,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RUN_ROW, RUNS, SETTLE_AND_WAKE_PG, RunBase, param
+from app.runtime.records import RUN_ROW, RUNS, RunBase, param
+from app.runtime.sql import SETTLE_AND_WAKE_PG
 
 WAITERS = WorkflowWaiter.__table__
 _TAKE_WAITERS = delete(WAITERS).where(WAITERS.c.event_id == bindparam("event_id")).returning(*WAITERS.c)

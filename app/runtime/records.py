@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, case, insert, select, text, update
+from sqlalchemy import Row, Table, bindparam, case, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -32,6 +32,13 @@ from app.runtime.models import (
     WorkflowRun,
     WorkflowRunLabel,
     WorkflowStep,
+)
+from app.runtime.sql import (
+    START_ATTEMPT_PG,
+    START_ATTEMPT_SQLITE_DONE,
+    START_ATTEMPT_SQLITE_EVENT,
+    START_ATTEMPT_SQLITE_FENCE,
+    START_ATTEMPT_SQLITE_START,
 )
 
 Clock = Callable[[], datetime]
@@ -120,113 +127,6 @@ def start_step_statement(dialect: str) -> Insert:
         index_elements=[STEPS.c.run_id, STEPS.c.position],
         set_={"status": StepStatus.RUNNING, "attempts": statement.excluded.attempts, "wake_at": None},
     )
-
-
-# Postgres runs an inline step's write (`RunStore.start_attempt` with at most one earlier result)
-# as one autocommitted statement: the fence, the earlier step's result, its `step.completed`
-# event and this attempt's start, each conditional on the one before (the parts of a statement
-# see each other only through RETURNING). One round trip instead of six (BEGIN, four statements,
-# COMMIT), the largest single cost of a step. SQLite has no writes in a WITH; it runs the same
-# writes as one transaction (`RunStore.start_attempt`). When a part is refused, the parts after
-# it write nothing; the fence alone may stay, which only re-marks running a run the caller
-# drives and extends the lease it holds until it gives it back.
-_R, _S = RunStatus, StepStatus
-START_ATTEMPT_PG = text(f"""
-WITH fence AS (
-    UPDATE workflow_runs
-    SET status = CASE WHEN status = '{_R.FAILING}' THEN '{_R.FAILING}' ELSE '{_R.RUNNING}' END,
-        updated_at = :now, lease_expires_at = COALESCE(:lease_expires_at, lease_expires_at)
-    WHERE id = :run_id AND lease_owner = :owner AND status != '{_R.CANCELLED}'
-    RETURNING labels
-), done AS (
-    UPDATE workflow_steps
-    SET status = '{_S.COMPLETED}', error = NULL, result = CAST(:result AS JSONB), finished_at = :now
-    WHERE run_id = :run_id AND position = :done_position AND EXISTS (SELECT FROM fence)
-      AND (CAST(:done_attempt AS INTEGER) IS NULL OR (status = '{_S.RUNNING}' AND attempts = :done_attempt))
-    RETURNING name
-), event AS (
-    INSERT INTO events (workflow_id, {", ".join(EVENT_LABELS)}, type, payload, created_at)
-    SELECT :run_id, {", ".join(f"fence.labels ->> '{label}'" for label in EVENT_LABELS)}, 'step.completed',
-           jsonb_build_object('step', done.name) || CAST(:event AS JSONB), :now
-    FROM fence, done
-), started AS (
-    INSERT INTO workflow_steps (run_id, position, name, kind, status, attempts, started_at)
-    SELECT :run_id, :position, :name, :kind, '{_S.RUNNING}', :attempt, :now
-    WHERE EXISTS (SELECT FROM fence) AND (CAST(:done_position AS INTEGER) IS NULL OR EXISTS (SELECT FROM done))
-    ON CONFLICT (run_id, position) DO UPDATE SET status = '{_S.RUNNING}', attempts = excluded.attempts, wake_at = NULL
-)
-SELECT EXISTS (SELECT FROM fence) AS fenced, EXISTS (SELECT FROM done) AS done
-""")
-
-
-# SQLite runs the same writes (with any number of earlier results) as one transaction of plain
-# statements on the driver's connection (`LoopSQLite.write`, `_write_start_attempt`): SQLite has
-# no writes in a WITH, and a statement there takes microseconds, so SQLAlchemy's execution
-# around each one (parameters, results, greenlet switches) was most of a step's cost.
-START_ATTEMPT_SQLITE_FENCE = f"""
-UPDATE workflow_runs
-SET status = CASE WHEN status = '{_R.FAILING}' THEN '{_R.FAILING}' ELSE '{_R.RUNNING}' END,
-    updated_at = :now, lease_expires_at = COALESCE(:lease_expires_at, lease_expires_at)
-WHERE id = :run_id AND lease_owner = :owner AND status != '{_R.CANCELLED}'
-RETURNING labels
-"""
-START_ATTEMPT_SQLITE_DONE = f"""
-UPDATE workflow_steps
-SET status = '{_S.COMPLETED}', error = NULL, result = :result, finished_at = :now
-WHERE run_id = :run_id AND position = :done_position
-  AND (:done_attempt IS NULL OR (status = '{_S.RUNNING}' AND attempts = :done_attempt))
-RETURNING name
-"""
-START_ATTEMPT_SQLITE_EVENT = f"""
-INSERT INTO events (workflow_id, {", ".join(EVENT_LABELS)}, type, payload, created_at)
-VALUES (:run_id, {", ".join(f":{label}" for label in EVENT_LABELS)}, 'step.completed', :event, :now)
-"""
-START_ATTEMPT_SQLITE_START = f"""
-INSERT INTO workflow_steps (run_id, position, name, kind, status, attempts, started_at)
-VALUES (:run_id, :position, :name, :kind, '{_S.RUNNING}', :attempt, :now)
-ON CONFLICT (run_id, position) DO UPDATE SET status = '{_S.RUNNING}', attempts = excluded.attempts, wake_at = NULL
-"""
-
-# Postgres settles a waiting step and wakes its run in one statement (`CoordinationStore._settle_and_wake`): the
-# step's outcome, its event, and the wake-up exactly as `_wake` decides it (ring a live lease,
-# nothing if a wake-up is on its way or the run finished, else the doorbell and an outbox row;
-# a run row another transaction holds is not waited for, it gets a wake-up anyway). SQLite runs
-# the same writes one statement at a time. Each part is conditional on the step being settled.
-TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))  # for `status NOT IN (...)`
-SETTLE_AND_WAKE_PG = text(f"""
-WITH settled AS (
-    UPDATE workflow_steps
-    SET status = :status, result = CAST(:result AS JSONB), error = :error, error_type = :error_type,
-        finished_at = :now
-    WHERE run_id = :run_id AND position = :position AND status IN ('{StepStatus.WAITING}', '{StepStatus.CALLING}')
-    RETURNING name
-), run AS (
-    SELECT workflow, labels, resumes FROM workflow_runs WHERE id = :run_id AND EXISTS (SELECT FROM settled)
-), bell AS (
-    SELECT status, lease_owner, lease_expires_at, wake_pending FROM workflow_runs
-    WHERE id = :run_id AND EXISTS (SELECT FROM settled)
-    FOR UPDATE SKIP LOCKED
-), event AS (
-    INSERT INTO events (workflow_id, {", ".join(EVENT_LABELS)}, type, payload, created_at)
-    SELECT :run_id, {", ".join(f"run.labels ->> '{label}'" for label in EVENT_LABELS)}, :event_type,
-           jsonb_build_object('step', settled.name, 'position', CAST(:position AS INTEGER))
-           || CAST(:event AS JSONB), :now
-    FROM settled, run
-), rung AS (
-    UPDATE workflow_runs SET wake_pending = TRUE
-    WHERE id = :run_id
-      AND EXISTS (SELECT FROM bell WHERE status NOT IN ({TERMINAL_SQL}) AND NOT (wake_pending AND lease_owner IS NULL))
-), sent AS (
-    INSERT INTO workflow_outbox (run_id, workflow, position, key, created_at)
-    SELECT :run_id, run.workflow, :position, CAST(:key AS TEXT) || '.r' || run.resumes, :now FROM run
-    WHERE NOT EXISTS (SELECT FROM bell)
-       OR EXISTS (SELECT FROM bell WHERE status NOT IN ({TERMINAL_SQL}) AND NOT wake_pending
-                  AND (lease_owner IS NULL OR lease_expires_at < :now))
-    RETURNING id, workflow, key
-)
-SELECT EXISTS (SELECT FROM settled) AS settled, sent.id, sent.workflow, sent.key
-FROM (SELECT) AS one LEFT JOIN sent ON TRUE
-""")
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,8 @@ from app.runtime.models import (
     WorkflowStep,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RUN_ROW, RUN_STATUS, RUNS, STEPS, TERMINAL_SQL, Completed, param
+from app.runtime.records import RUN_ROW, RUN_STATUS, RUNS, STEPS, Completed, param
+from app.runtime.sql import LEASE_SQLITE, LOAD_STEPS_SQLITE
 
 _LOAD_STEPS = select(*STEPS.c).where(STEPS.c.run_id == bindparam("run_id"))
 _LEASE = (
@@ -57,24 +58,14 @@ _RENEW = update(RUNS).where(*_HELD).values(lease_expires_at=param(RUNS, "lease_e
 _RELEASE = update(RUNS).where(*_HELD).values(lease_owner=None, lease_expires_at=None)
 _RELEASE_UNRUNG = _RELEASE.where(RUNS.c.wake_pending.is_(False))
 _RELEASED = {"lease_owner": None, "lease_expires_at": None}  # given back by a run's last write
-# SQLite takes the lease and reads the steps as one synchronous transaction of plain statements
-# (`LoopSQLite.write`, like a step's write: records._write_start_attempt): `_LEASE` and
-# `_LOAD_STEPS` (`updated_at` as `onupdate` sets it), their rows read by `records.row_reader`.
-_LEASE_SQLITE = f"""
-UPDATE workflow_runs SET lease_owner = :owner, lease_expires_at = :lease_expires_at, wake_pending = 0, updated_at = :now
-WHERE id = :run_id AND status NOT IN ({TERMINAL_SQL}) AND (lease_owner IS NULL OR lease_expires_at < :now)
-RETURNING {", ".join(RUNS.c.keys())}
-"""
-_LOAD_STEPS_SQLITE = f"SELECT {', '.join(STEPS.c.keys())} FROM workflow_steps WHERE run_id = :run_id"
-StepRow = namedtuple(
-    "StepRow", STEPS.c.keys()
-)  # a step read that way: named like WorkflowStep, as `_LOAD_STEPS`'s rows
+# A step read by `_take_lease`: named like WorkflowStep, as `_LOAD_STEPS`'s rows are.
+StepRow = namedtuple("StepRow", STEPS.c.keys())
 
 
 def _take_lease(values: dict[str, Any], connection: sqlite3.Connection) -> tuple[Any, list[Any]] | None:
-    """`_LEASE_SQLITE`, and if it took the lease, the run's steps (in `LoopSQLite.write`'s transaction)."""
-    run = connection.execute(_LEASE_SQLITE, values).fetchone()
-    return None if run is None else (run, connection.execute(_LOAD_STEPS_SQLITE, values).fetchall())
+    """`LEASE_SQLITE`, and if it took the lease, the run's steps (in `LoopSQLite.write`'s transaction)."""
+    run = connection.execute(LEASE_SQLITE, values).fetchone()
+    return None if run is None else (run, connection.execute(LOAD_STEPS_SQLITE, values).fetchall())
 
 
 _ANSWER = update(RUNS).where(*_HELD).values(wake_pending=False).returning(*RUNS.c)

@@ -1,6 +1,6 @@
 """A step's write (`RunStore.start_attempt`): all of it or, when refused, none of its parts.
 
-On Postgres an inline step's write is one autocommitted statement (`records.START_ATTEMPT_PG`);
+On Postgres an inline step's write is one autocommitted statement (`sql.START_ATTEMPT_PG`);
 on SQLite, and on Postgres with several earlier results, it is one transaction. Each refusal is
 checked on both: the earlier result, its event and the next start are written together or not
 at all, and the error says why.

@@ -1,6 +1,6 @@
 """Resolving a waiting step (`notify`, a child's end): the step, its event and the run's wake-up.
 
-On Postgres each resolution is one statement (`records.SETTLE_AND_WAKE_PG`); on SQLite
+On Postgres each resolution is one statement (`sql.SETTLE_AND_WAKE_PG`); on SQLite
 the same writes run one statement at a time. Each case of the doorbell (docs/runtime.md) is
 checked on both: a live lease is rung, an idle run gets the doorbell and one outbox row, a run
 whose wake-up is on its way or which has finished gets none, and a step something else settled
