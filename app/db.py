@@ -11,9 +11,9 @@ statements for a step's write and a free lease on SQLite), nowhere else:
   queue for it in order (the pool's wait), where several connections would busy-wait for
   SQLite's write lock with growing sleeps. Its statements run on the event loop's thread
   (`LoopSQLite`), not in aiosqlite's thread; one that finds another process's lock waits
-  for it (the busy timeout) in aiosqlite's thread. The runtime's hottest write (a step's)
-  runs as plain statements on the driver's connection, one synchronous transaction
-  (`LoopSQLite.write`).
+  for it (the busy timeout) in aiosqlite's thread. The runtime's hottest writes (a step's,
+  taking a free lease) run as plain statements on the driver's connection, one synchronous
+  transaction each (`LoopSQLite.write`).
 - Datetimes are stored as UTC and always come back timezone-aware (`UTCDateTime`).
 - Postgres connections are checked at checkout (`_check_at_checkout`): one the server closed
   (a terminated backend, a restart) is replaced without a round trip (asyncpg saw the socket

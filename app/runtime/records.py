@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Row, Table, bindparam, case, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,6 +42,7 @@ from app.runtime.sql import (
 )
 
 Clock = Callable[[], datetime]
+T = TypeVar("T")
 
 # The hot path writes through the tables (SQLAlchemy Core): one statement per change, no ORM
 # unit of work or identity map. The rows it returns are read-only `Row`s with the same names.
@@ -180,7 +181,7 @@ class RunBase:
     def _attempt_values(
         self, run_id: str, owner: str, position: int, name: str, kind: StepKind, attempt: int
     ) -> dict[str, Any]:
-        """The parameters of `START_ATTEMPT_PG` / `_write_start_attempt`, without the earlier result's."""
+        """The parameters of `START_ATTEMPT_PG` / `write_start_attempt`, without the earlier result's."""
         now = self.clock()
         return {
             "run_id": run_id,
@@ -211,15 +212,13 @@ class RunBase:
             if done is not None and not row.done:
                 raise await _completion_refused(connection, values["run_id"], done)
 
-    async def _start_attempt_sqlite(self, values: dict[str, Any], completed: Sequence[Completed]) -> None:
-        """`RunStore.start_attempt` as one transaction of plain statements (SQLite, `_write_start_attempt`)."""
+    async def _write_sqlite(self, fn: Callable[[dict[str, Any], sqlite3.Connection], T], values: dict[str, Any]) -> T:
+        """`fn(values, connection)` as one `LoopSQLite.write` (SQLite); timestamps in `values` as SQLite stores them."""
         assert self.sqlite is not None
-        values.update(
-            now=sqlite_timestamp(values["now"]), lease_expires_at=sqlite_timestamp(values["lease_expires_at"])
-        )
+        plain = {key: sqlite_timestamp(v) if isinstance(v, datetime) else v for key, v in values.items()}
         async with self.sqlite.connect() as connection:
             driver = (await connection.get_raw_connection()).driver_connection
-            await driver.write(functools.partial(_write_start_attempt, values, completed))
+            return await driver.write(functools.partial(fn, plain))
 
     async def _start_step(
         self, session: AsyncSession, run_id: str, position: int, name: str, kind: StepKind, attempt: int
@@ -346,9 +345,7 @@ class RunBase:
             await session.execute(EVENT_INSERT, rows)
 
 
-def _write_start_attempt(
-    values: dict[str, Any], completed: Sequence[Completed], connection: sqlite3.Connection
-) -> None:
+def write_start_attempt(completed: Sequence[Completed], values: dict[str, Any], connection: sqlite3.Connection) -> None:
     """`RunStore.start_attempt`'s writes on SQLite (in `LoopSQLite.write`'s transaction, which a refusal rolls back)."""
     run_id = values["run_id"]
     fenced = connection.execute(START_ATTEMPT_SQLITE_FENCE, values).fetchone()

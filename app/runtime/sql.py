@@ -4,7 +4,7 @@
   parts are data-modifying `WITH`s, run autocommitted (`START_ATTEMPT_PG`, `SETTLE_AND_WAKE_PG`).
 - SQLite: the hottest writes are plain statements run together as one synchronous transaction
   on the driver's connection (`app.db.LoopSQLite.write`): a step's write
-  (`START_ATTEMPT_SQLITE_*`, run by `records._write_start_attempt`) and taking a free lease
+  (`START_ATTEMPT_SQLITE_*`, run by `records.write_start_attempt`) and taking a free lease
   (`LEASE_SQLITE`, `LOAD_STEPS_SQLITE`, run by `store._take_lease`).
 
 Each writes what the SQLAlchemy Core statements of `records.py` and `store.py` write for the same
@@ -56,7 +56,7 @@ SELECT EXISTS (SELECT FROM fence) AS fenced, EXISTS (SELECT FROM done) AS done
 
 
 # SQLite runs the same writes (with any number of earlier results) as one transaction of plain
-# statements on the driver's connection (`LoopSQLite.write`, `records._write_start_attempt`): SQLite has
+# statements on the driver's connection (`LoopSQLite.write`, `records.write_start_attempt`): SQLite has
 # no writes in a WITH, and a statement there takes microseconds, so SQLAlchemy's execution
 # around each one (parameters, results, greenlet switches) was most of a step's cost.
 START_ATTEMPT_SQLITE_FENCE = f"""

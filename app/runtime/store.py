@@ -24,7 +24,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import sqlite_timestamp, transaction
+from app.db import transaction
 from app.runtime import outbox
 from app.runtime.coordination import CoordinationStore, Lease, Ring
 from app.runtime.errors import Failure
@@ -39,7 +39,7 @@ from app.runtime.models import (
     WorkflowStep,
 )
 from app.runtime.outbox import RunRef, Wake
-from app.runtime.records import RUN_ROW, RUN_STATUS, RUNS, STEPS, Completed, param
+from app.runtime.records import RUN_ROW, RUN_STATUS, RUNS, STEPS, Completed, param, write_start_attempt
 from app.runtime.sql import LEASE_SQLITE, LOAD_STEPS_SQLITE
 
 _LOAD_STEPS = select(*STEPS.c).where(STEPS.c.run_id == bindparam("run_id"))
@@ -58,6 +58,7 @@ _RENEW = update(RUNS).where(*_HELD).values(lease_expires_at=param(RUNS, "lease_e
 _RELEASE = update(RUNS).where(*_HELD).values(lease_owner=None, lease_expires_at=None)
 _RELEASE_UNRUNG = _RELEASE.where(RUNS.c.wake_pending.is_(False))
 _RELEASED = {"lease_owner": None, "lease_expires_at": None}  # given back by a run's last write
+_ANSWER = update(RUNS).where(*_HELD).values(wake_pending=False).returning(*RUNS.c)
 # A step read by `_take_lease`: named like WorkflowStep, as `_LOAD_STEPS`'s rows are.
 StepRow = namedtuple("StepRow", STEPS.c.keys())
 
@@ -66,9 +67,6 @@ def _take_lease(values: dict[str, Any], connection: sqlite3.Connection) -> tuple
     """`LEASE_SQLITE`, and if it took the lease, the run's steps (in `LoopSQLite.write`'s transaction)."""
     run = connection.execute(LEASE_SQLITE, values).fetchone()
     return None if run is None else (run, connection.execute(LOAD_STEPS_SQLITE, values).fetchall())
-
-
-_ANSWER = update(RUNS).where(*_HELD).values(wake_pending=False).returning(*RUNS.c)
 
 
 class RunStore(CoordinationStore):
@@ -218,12 +216,7 @@ class RunStore(CoordinationStore):
             return Ring.FINISHED if status is None or status in TERMINAL_RUN_STATUSES else None
 
     async def _take_lease_sqlite(self, lease: dict[str, Any]) -> Lease | None:
-        assert self.sqlite is not None
-        values = {**lease, "now": sqlite_timestamp(lease["now"])}
-        values["lease_expires_at"] = sqlite_timestamp(lease["lease_expires_at"])
-        async with self.sqlite.connect() as connection:
-            driver = (await connection.get_raw_connection()).driver_connection
-            taken = await driver.write(functools.partial(_take_lease, values))
+        taken = await self._write_sqlite(_take_lease, lease)
         if taken is None:
             return None
         run, steps = taken
@@ -314,12 +307,11 @@ class RunStore(CoordinationStore):
         (an inline step costs one transaction: the previous result, its event, this start and
         the lease extension; on Postgres, with at most one earlier result, one statement).
         """
+        values = self._attempt_values(run_id, owner, position, name, StepKind(kind), attempt)
         if self.sqlite is not None:  # plain statements on the driver's connection
-            values = self._attempt_values(run_id, owner, position, name, StepKind(kind), attempt)
-            await self._start_attempt_sqlite(values, completed)
+            await self._write_sqlite(functools.partial(write_start_attempt, completed), values)
             return
         if self.autocommit is not None and len(completed) <= 1:  # the common case, one statement
-            values = self._attempt_values(run_id, owner, position, name, StepKind(kind), attempt)
             await self._start_attempt_at_once(values, completed[0] if completed else None)
             return
         async with transaction(self.sessions) as session:

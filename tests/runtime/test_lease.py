@@ -19,22 +19,20 @@ import asyncpg
 import pytest
 from sqlalchemy import select, update
 
-from app.config import Settings
-from app.db import create_engine, session_factory, utcnow
+from app.db import utcnow
 from app.runtime.coordination import Lease, Ring
 from app.runtime.records import RUNS, Completed
 from app.runtime.store import RunStore
 from tests.support.databases import plain_pg_url
+from tests.support.stores import SHIPPED_LEASE_TTL_S, run_store
 
 HOLDER, OTHER = "delivery-1", "delivery-2"
-SHIPPED_LEASE_TTL_S = Settings.model_fields["workflow_lease_ttl_s"].default  # WORKFLOW_LEASE_TTL_S as shipped
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[RunStore]:
-    engine = create_engine(database_url)
-    yield RunStore(session_factory(engine), lease_ttl_s=SHIPPED_LEASE_TTL_S)
-    await engine.dispose()
+    async with run_store(database_url) as store:
+        yield store
 
 
 async def held_run(store: RunStore, run_id: str) -> Lease:

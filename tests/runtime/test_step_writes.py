@@ -13,22 +13,19 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import select, update
 
-from app.config import Settings
-from app.db import create_engine, session_factory
 from app.runtime.errors import LeaseLostError, RunCancelledError
 from app.runtime.models import Event, WorkflowStep
 from app.runtime.records import RUNS, STEPS, Completed
 from app.runtime.store import RunStore
+from tests.support.stores import SHIPPED_LEASE_TTL_S, run_store
 
 OWNER = "delivery-1"
-SHIPPED_LEASE_TTL_S = Settings.model_fields["workflow_lease_ttl_s"].default  # WORKFLOW_LEASE_TTL_S as shipped
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[RunStore]:
-    engine = create_engine(database_url)
-    yield RunStore(session_factory(engine), lease_ttl_s=SHIPPED_LEASE_TTL_S)
-    await engine.dispose()
+    async with run_store(database_url) as store:
+        yield store
 
 
 async def leased_run(store: RunStore, run_id: str) -> None:

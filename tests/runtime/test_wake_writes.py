@@ -16,23 +16,21 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from app.config import Settings
-from app.db import create_engine, session_factory, utcnow
+from app.db import utcnow
 from app.runtime.coordination import ChildStart
 from app.runtime.models import Event, WorkflowOutbox, WorkflowStep
 from app.runtime.records import RUNS, STEPS
 from app.runtime.store import RunStore
+from tests.support.stores import SHIPPED_LEASE_TTL_S, run_store
 
 OWNER = "delivery-1"
-SHIPPED_LEASE_TTL_S = Settings.model_fields["workflow_lease_ttl_s"].default  # WORKFLOW_LEASE_TTL_S as shipped
 KEEP = timedelta(hours=1)
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[RunStore]:
-    engine = create_engine(database_url)
-    yield RunStore(session_factory(engine), lease_ttl_s=SHIPPED_LEASE_TTL_S)
-    await engine.dispose()
+    async with run_store(database_url) as store:
+        yield store
 
 
 async def waiting_run(store: RunStore, run_id: str, *, release: bool = True, **run: Any) -> None:
