@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, or_, select, text, update
+from sqlalchemy import Row, and_, bindparam, delete, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import transaction
@@ -41,7 +41,7 @@ from app.runtime.models import (
 )
 from app.runtime.outbox import RunRef, Wake
 from app.runtime.records import RUN_ROW, RUNS, RunBase, param
-from app.runtime.sql import SETTLE_AND_WAKE_PG
+from app.runtime.sql import NOTIFY_PG, SETTLE_AND_WAKE_PG
 
 WAITERS = WorkflowWaiter.__table__
 _TAKE_WAITERS = delete(WAITERS).where(WAITERS.c.event_id == bindparam("event_id")).returning(*WAITERS.c)
@@ -63,6 +63,11 @@ _RING = (
     )
     .values(wake_pending=True)
 )
+
+
+def _notified(event_id: str) -> tuple[str, dict[str, Any]]:
+    """The event of a waiting step settled by a notify of `event_id` (its type, its fields)."""
+    return "step.completed", {"event_id": event_id, "timed_out": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +197,7 @@ class CoordinationStore(RunBase):
                 "key": key,
             }
             row = (await session.execute(SETTLE_AND_WAKE_PG, values)).one()
-            wake = None if row.id is None else Wake(row.id, RunRef(run_id, row.workflow, position), row.key)
-            return row.settled, wake
+            return row.settled, self._sent(row, run_id, position)
         step = await self._settle_step(
             session, run_id, position, status, result=result, error=error, error_type=error_type
         )
@@ -202,6 +206,13 @@ class CoordinationStore(RunBase):
         run = (await session.execute(RUN_ROW, {"run_id": run_id})).one()
         await self._event(session, run, event_type, {"step": step.name, "position": position, **fields})
         return True, await self._wake(session, RunRef(run_id, run.workflow, position), f"{key}.r{run.resumes}")
+
+    @staticmethod
+    def _sent(row: Row[Any], run_id: str, position: int) -> Wake | None:
+        """The wake-up a row of `SETTLE_AND_WAKE_PG` or `NOTIFY_PG` says was written to the outbox, if any."""
+        if row.outbox_id is None:
+            return None
+        return Wake(row.outbox_id, RunRef(run_id, row.outbox_workflow, position), row.outbox_key)
 
     # -- wake-ups (the doorbell) -----------------------------------------------------------
 
@@ -296,6 +307,8 @@ class CoordinationStore(RunBase):
         step sending it) is recorded with the notification, so a retry of that step finds it
         and sends nothing twice (it gets the runs the first attempt woke).
         """
+        if self.autocommit is not None:  # Postgres: one call (`NOTIFY_PG`)
+            return await self._notify_at_once(event_id, data, keep_for=keep_for, source=source)
         async with transaction(self.sessions) as session:
             await self._lock_event(session, event_id)
             if source is not None:
@@ -312,7 +325,7 @@ class CoordinationStore(RunBase):
                     waiter.position,
                     StepStatus.COMPLETED,
                     result={"data": data, "timed_out": False},
-                    event=("step.completed", {"event_id": event_id, "timed_out": False}),
+                    event=_notified(event_id),
                     key=f"notify-{waiter.position}",
                 )
                 if settled:
@@ -325,6 +338,26 @@ class CoordinationStore(RunBase):
                 row.expires_at = expires_at
                 session.add(row)
             return wakes, run_ids
+
+    async def _notify_at_once(
+        self, event_id: str, data: Any, *, keep_for: timedelta, source: str | None
+    ) -> tuple[list[Wake], list[str]]:
+        """`notify` as one call of `workflow_notify` (Postgres, migration 0012): one round trip."""
+        assert self.autocommit is not None
+        now = self.clock()
+        values = {
+            "event_id": event_id,
+            "data": json.dumps(data),
+            "source": source,
+            "result": json.dumps({"data": data, "timed_out": False}),  # the waiting step's
+            "event": json.dumps(_notified(event_id)[1]),  # its `step.completed` event's fields
+            "now": now,
+            "keep_until": now + keep_for,
+        }
+        async with self.autocommit.connect() as connection:
+            rows = list(await connection.execute(NOTIFY_PG, values))
+        wakes = [wake for row in rows if (wake := self._sent(row, row.woken_run_id, row.woken_position)) is not None]
+        return wakes, [row.woken_run_id for row in rows]
 
     async def prune_notifications(self, *, older_than: timedelta) -> None:
         """Delete notifications (and `ctx.notify` markers) expired for longer than `older_than`."""

@@ -1,15 +1,16 @@
 """The runtime's hand-written SQL: the hot path's writes in one round trip or one function.
 
 - Postgres: a transition SQLAlchemy would send as several statements is one statement whose
-  parts are data-modifying `WITH`s, run autocommitted (`START_ATTEMPT_PG`, `SETTLE_AND_WAKE_PG`).
+  parts are data-modifying `WITH`s, run autocommitted (`START_ATTEMPT_PG`), or one call of a
+  function of migration 0012 (`SETTLE_AND_WAKE_PG`, `NOTIFY_PG`).
 - SQLite: the hottest writes are plain statements run together as one synchronous transaction
   on the driver's connection (`app.db.LoopSQLite.write`): a step's write
   (`START_ATTEMPT_SQLITE_*`, run by `records.write_start_attempt`) and taking a free lease
   (`LEASE_SQLITE`, `LOAD_STEPS_SQLITE`, run by `store._take_lease`).
 
-Each writes what the SQLAlchemy Core statements of `records.py` and `store.py` write for the same
-transition; `tests/runtime/test_step_writes.py`, `test_wake_writes.py` and `test_lease.py` check
-them on their database.
+Each writes what the SQLAlchemy Core statements of `records.py`, `store.py` and
+`coordination.py` write for the same transition; `tests/runtime/test_step_writes.py`,
+`test_wake_writes.py` and `test_lease.py` check them on their database.
 """
 
 from __future__ import annotations
@@ -83,46 +84,24 @@ VALUES (:run_id, :position, :name, :kind, '{_S.RUNNING}', :attempt, :now)
 ON CONFLICT (run_id, position) DO UPDATE SET status = '{_S.RUNNING}', attempts = excluded.attempts, wake_at = NULL
 """
 
-# Postgres settles a waiting step and wakes its run in one statement (`CoordinationStore._settle_and_wake`): the
-# step's outcome, its event, and the wake-up exactly as `_wake` decides it (ring a live lease,
-# nothing if a wake-up is on its way or the run finished, else the doorbell and an outbox row;
-# a run row another transaction holds is not waited for, it gets a wake-up anyway). SQLite runs
-# the same writes one statement at a time. Each part is conditional on the step being settled.
 TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))  # for `status NOT IN (...)`
-SETTLE_AND_WAKE_PG = text(f"""
-WITH settled AS (
-    UPDATE workflow_steps
-    SET status = :status, result = CAST(:result AS JSONB), error = :error, error_type = :error_type,
-        finished_at = :now
-    WHERE run_id = :run_id AND position = :position AND status IN ('{StepStatus.WAITING}', '{StepStatus.CALLING}')
-    RETURNING name
-), run AS (
-    SELECT workflow, labels, resumes FROM workflow_runs WHERE id = :run_id AND EXISTS (SELECT FROM settled)
-), bell AS (
-    SELECT status, lease_owner, lease_expires_at, wake_pending FROM workflow_runs
-    WHERE id = :run_id AND EXISTS (SELECT FROM settled)
-    FOR UPDATE SKIP LOCKED
-), event AS (
-    INSERT INTO events (workflow_id, {", ".join(EVENT_LABELS)}, type, payload, created_at)
-    SELECT :run_id, {", ".join(f"run.labels ->> '{label}'" for label in EVENT_LABELS)}, :event_type,
-           jsonb_build_object('step', settled.name, 'position', CAST(:position AS INTEGER))
-           || CAST(:event AS JSONB), :now
-    FROM settled, run
-), rung AS (
-    UPDATE workflow_runs SET wake_pending = TRUE
-    WHERE id = :run_id
-      AND EXISTS (SELECT FROM bell WHERE status NOT IN ({TERMINAL_SQL}) AND NOT (wake_pending AND lease_owner IS NULL))
-), sent AS (
-    INSERT INTO workflow_outbox (run_id, workflow, position, key, created_at)
-    SELECT :run_id, run.workflow, :position, CAST(:key AS TEXT) || '.r' || run.resumes, :now FROM run
-    WHERE NOT EXISTS (SELECT FROM bell)
-       OR EXISTS (SELECT FROM bell WHERE status NOT IN ({TERMINAL_SQL}) AND NOT wake_pending
-                  AND (lease_owner IS NULL OR lease_expires_at < :now))
-    RETURNING id, workflow, key
+
+# Postgres settles a waiting step and wakes its run in one call of a function of migration 0012
+# (`CoordinationStore._settle_and_wake`): the step's outcome, its event, and the wake-up exactly
+# as `_wake` decides it. A notify is one call too (`CoordinationStore.notify`): the event's
+# lock, its waiters taken and settled that way, the notification kept if nobody waited. A
+# function, not a statement, because the lock must be taken before the waiters are read.
+# SQLite runs the same writes one statement at a time. The rows: `settled` and the outbox row
+# written (`outbox_id`, `outbox_workflow`, `outbox_key`, NULL if none); for a notify, one row
+# per run woken (`woken_run_id`, `woken_position` and its outbox row).
+SETTLE_AND_WAKE_PG = text(
+    "SELECT * FROM workflow_settle_and_wake(:run_id, :position, :status, CAST(:result AS JSONB), :error,"
+    " :error_type, :now, :event_type, CAST(:event AS JSONB), :key)"
 )
-SELECT EXISTS (SELECT FROM settled) AS settled, sent.id, sent.workflow, sent.key
-FROM (SELECT) AS one LEFT JOIN sent ON TRUE
-""")
+NOTIFY_PG = text(
+    "SELECT * FROM workflow_notify(:event_id, CAST(:data AS JSONB), :source, CAST(:result AS JSONB),"
+    " CAST(:event AS JSONB), :now, :keep_until)"
+)
 
 
 # SQLite takes the lease and reads the steps as one synchronous transaction of plain statements

@@ -11,7 +11,6 @@ committed before the steps are read, that a delivery stopped between the two giv
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, timedelta
 
@@ -24,7 +23,7 @@ from app.runtime.coordination import Lease, Ring
 from app.runtime.records import RUNS, Completed
 from app.runtime.store import RunStore
 from tests.support.databases import plain_pg_url
-from tests.support.stores import SHIPPED_LEASE_TTL_S, run_store
+from tests.support.stores import SHIPPED_LEASE_TTL_S, run_store, wait_for_a_lock_wait
 
 HOLDER, OTHER = "delivery-1", "delivery-2"
 
@@ -105,16 +104,6 @@ async def test_a_finished_or_unknown_run_has_nothing_to_drive(store):
     await store.complete_run("wfr_l4", HOLDER, 42)
     assert await store.acquire_or_ring("wfr_l4", OTHER, SHIPPED_LEASE_TTL_S) is Ring.FINISHED
     assert await store.acquire_or_ring("wfr_missing", OTHER, SHIPPED_LEASE_TTL_S) is Ring.FINISHED
-
-
-async def wait_for_a_lock_wait(watcher: asyncpg.Connection, timeout: float = 30) -> None:
-    """Until another session of this test's own database waits for a lock (the one `watcher` holds)."""
-    deadline = time.monotonic() + timeout
-    query = """SELECT count(*) FROM pg_stat_activity
-               WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"""
-    while not await watcher.fetchval(query):
-        assert time.monotonic() < deadline, "nothing waited for the lock"
-        await asyncio.sleep(0.01)
 
 
 async def test_a_delivery_stopped_while_reading_the_steps_gives_the_lease_back(store, database_url):

@@ -1,7 +1,7 @@
 """Resolving a waiting step (`notify`, a child's end): the step, its event and the run's wake-up.
 
-On Postgres each resolution is one statement (`sql.SETTLE_AND_WAKE_PG`); on SQLite
-the same writes run one statement at a time. Each case of the doorbell (docs/runtime.md) is
+On Postgres each resolution is one call of a function of migration 0012 (`sql.SETTLE_AND_WAKE_PG`,
+`sql.NOTIFY_PG`); on SQLite the same writes run one statement at a time. Each case of the doorbell (docs/runtime.md) is
 checked on both: a live lease is rung, an idle run gets the doorbell and one outbox row, a run
 whose wake-up is on its way or which has finished gets none, and a step something else settled
 first is written nothing at all.
@@ -9,22 +9,26 @@ first is written nothing at all.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 
 from app.db import utcnow
 from app.runtime.coordination import ChildStart
-from app.runtime.models import Event, WorkflowOutbox, WorkflowStep
+from app.runtime.models import EVENT_LABELS, Event, WorkflowOutbox, WorkflowStep, WorkflowWaiter
 from app.runtime.records import RUNS, STEPS
 from app.runtime.store import RunStore
-from tests.support.stores import SHIPPED_LEASE_TTL_S, run_store
+from tests.support.databases import plain_pg_url
+from tests.support.stores import SHIPPED_LEASE_TTL_S, run_store, wait_for_a_lock_wait
 
 OWNER = "delivery-1"
 KEEP = timedelta(hours=1)
+LABELS = {label: f"{label}-9" for label in EVENT_LABELS}  # every label copied onto events (DESIGN 3.3)
 
 
 @pytest.fixture
@@ -33,12 +37,16 @@ async def store(database_url: str) -> AsyncIterator[RunStore]:
         yield store
 
 
-async def waiting_run(store: RunStore, run_id: str, *, release: bool = True, **run: Any) -> None:
-    """A run whose step 0 waits for event `ev-<run_id>`; idle unless `release` is False; `run` sets its columns."""
-    await store.create_run(run_id, "wf", {}, labels={"case_id": "case-9"})
+async def waiting_run(
+    store: RunStore, run_id: str, *, release: bool = True, event: str | None = None, **run: Any
+) -> None:
+    """A run whose step 0 waits for `event` (`ev-<run_id>`); idle unless `release` is False; `run` sets its columns."""
+    await store.create_run(run_id, "wf", {}, labels=LABELS)
     assert await store.acquire_or_ring(run_id, OWNER, SHIPPED_LEASE_TTL_S) is not None
     deadline = utcnow() + timedelta(hours=1)
-    await store.start_wait_for_event(run_id, OWNER, position=0, name="wait", event_id=f"ev-{run_id}", deadline=deadline)
+    await store.start_wait_for_event(
+        run_id, OWNER, position=0, name="wait", event_id=event or f"ev-{run_id}", deadline=deadline
+    )
     if release:
         await store.release_lease(run_id, OWNER)
     async with store.sessions() as session, session.begin():
@@ -66,10 +74,8 @@ async def test_an_idle_run_gets_its_step_its_event_the_doorbell_and_one_wake_up(
     now = await state(store, "wfr_k1")
     assert now["step"] == ("completed", {"data": {"x": 1}, "timed_out": False})
     [event] = now["events"]
-    assert (event.case_id, event.payload) == (
-        "case-9",
-        {"step": "wait", "position": 0, "event_id": "ev-wfr_k1", "timed_out": False},
-    )
+    assert event.payload == {"step": "wait", "position": 0, "event_id": "ev-wfr_k1", "timed_out": False}
+    assert {label: getattr(event, label) for label in EVENT_LABELS} == LABELS
     assert (now["outbox"], now["rung"]) == (["notify-0.r0"], True)
 
 
@@ -129,8 +135,44 @@ async def test_a_run_row_held_by_another_transaction_is_not_waited_for_and_still
     assert (now["outbox"], now["rung"]) == (["notify-0.r0"], False)  # the doorbell is the holder's to see
 
 
+async def test_every_waiter_of_an_event_is_woken_in_the_order_it_began_waiting(store):
+    for run_id in ("wfr_m1", "wfr_m2", "wfr_m3"):
+        await waiting_run(store, run_id, event="ev-many")
+    async with store.sessions() as session, session.begin():  # wfr_m2's wait timed out, its waiter not yet gone
+        await session.execute(update(STEPS).where(STEPS.c.run_id == "wfr_m2").values(status="completed"))
+    wakes, woken = await store.notify("ev-many", {"n": 3}, keep_for=KEEP)
+    assert woken == ["wfr_m1", "wfr_m3"]
+    assert [(wake.ref.run_id, wake.key) for wake in wakes] == [("wfr_m1", "notify-0.r0"), ("wfr_m3", "notify-0.r0")]
+    async with store.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(WorkflowWaiter)) == 0
+    assert (await state(store, "wfr_m2"))["events"] == []
+    assert await store.notify("ev-many", None, keep_for=KEEP) == ([], [])  # nothing left: kept for a next waiter
+
+
+async def test_a_waiter_removed_while_the_notify_waits_for_it_does_not_stop_the_others(store, database_url):
+    """A wait's timeout deletes its waiter row without the event's lock; a notify that meets that
+    row locked waits for it, and once it is gone takes the other waiters."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's BEGIN IMMEDIATE lets no two writers hold rows at once")
+    await waiting_run(store, "wfr_n1", event="ev-two")
+    await waiting_run(store, "wfr_n2", event="ev-two")
+    timeout = await asyncpg.connect(plain_pg_url(database_url))
+    try:
+        deleting = timeout.transaction()
+        await deleting.start()
+        await timeout.execute("DELETE FROM workflow_waiters WHERE run_id = 'wfr_n1'")
+        notify = asyncio.create_task(store.notify("ev-two", "go", keep_for=KEEP))
+        await wait_for_a_lock_wait(timeout)  # the notify's DELETE waits for that row
+        await deleting.commit()
+        wakes, woken = await asyncio.wait_for(notify, 30)
+    finally:
+        await timeout.close()
+    assert (woken, [wake.ref.run_id for wake in wakes]) == (["wfr_n2"], ["wfr_n2"])
+    assert (await state(store, "wfr_n1"))["step"] == ("waiting", None)  # its timeout settles it
+
+
 async def test_a_childs_end_wakes_its_idle_parent_once(store):
-    await store.create_run("wfr_p1", "wf", {}, labels={"case_id": "case-9"})
+    await store.create_run("wfr_p1", "wf", {}, labels=LABELS)
     assert await store.acquire_or_ring("wfr_p1", OWNER, SHIPPED_LEASE_TTL_S) is not None
     [start] = await store.start_children("wfr_p1", OWNER, [ChildStart(0, "kid", "wfr_c1", "wf", {}, True)])
     await store.release_lease("wfr_p1", OWNER)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+import asyncpg
 
 from app.config import Settings
 from app.db import create_engine, session_factory
@@ -20,3 +24,13 @@ async def run_store(database_url: str) -> AsyncIterator[RunStore]:
         yield RunStore(session_factory(engine), lease_ttl_s=SHIPPED_LEASE_TTL_S)
     finally:
         await engine.dispose()
+
+
+async def wait_for_a_lock_wait(watcher: asyncpg.Connection, timeout: float = 30) -> None:
+    """Until another session of this test's own database waits for a lock (the one `watcher` holds)."""
+    deadline = time.monotonic() + timeout
+    query = """SELECT count(*) FROM pg_stat_activity
+               WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"""
+    while not await watcher.fetchval(query):
+        assert time.monotonic() < deadline, "nothing waited for the lock"
+        await asyncio.sleep(0.01)
