@@ -2,7 +2,7 @@
 
 Children (`ctx.invoke`), events (`ctx.wait_for_event` / `notify`), cancellation, resuming and
 the watchdog's view of stuck runs. Every resolution of a waiting step goes through one
-conditional UPDATE (`_settle_step`, or the same UPDATE inside `SETTLE_AND_WAKE_PG`), so two
+conditional UPDATE (`_settle_step`, or the same UPDATE inside Postgres's `workflow_settle_and_wake`), so two
 racing resolutions (a notify and a timeout, a child's end and a cancel) end exactly one way.
 
 Wake-ups are coalesced with the run's doorbell, `workflow_runs.wake_pending` (`_wake`): a
@@ -366,7 +366,7 @@ class CoordinationStore(RunBase):
             await session.execute(delete(WorkflowNotification).where(WorkflowNotification.expires_at < cutoff))
 
     async def _lock_event(self, session: AsyncSession, event_id: str) -> None:
-        """Serialise waits and notifies of one event ID."""
+        """Serialise waits and notifies of one event ID (Postgres's `workflow_notify` takes the same lock)."""
         await self._lock(session, f"event:{event_id}")
 
     async def _lock(self, session: AsyncSession, key: str) -> None:

@@ -1,8 +1,8 @@
 """Resolving a waiting step (`notify`, a child's end): the step, its event and the run's wake-up.
 
-On Postgres each resolution is one call of a function of migration 0012 (`sql.SETTLE_AND_WAKE_PG`,
-`sql.NOTIFY_PG`); on SQLite the same writes run one statement at a time. Each case of the doorbell (docs/runtime.md) is
-checked on both: a live lease is rung, an idle run gets the doorbell and one outbox row, a run
+On Postgres each resolution is one call of a function of migration 0012
+(`sql.SETTLE_AND_WAKE_PG`, `sql.NOTIFY_PG`); on SQLite the same writes run one statement at a
+time. Each case of the doorbell (docs/runtime.md) is checked on both: a live lease is rung, an idle run gets the doorbell and one outbox row, a run
 whose wake-up is on its way or which has finished gets none, and a step something else settled
 first is written nothing at all.
 """
@@ -169,6 +169,24 @@ async def test_a_waiter_removed_while_the_notify_waits_for_it_does_not_stop_the_
         await timeout.close()
     assert (woken, [wake.ref.run_id for wake in wakes]) == (["wfr_n2"], ["wfr_n2"])
     assert (await state(store, "wfr_n1"))["step"] == ("waiting", None)  # its timeout settles it
+
+
+async def test_a_notify_sent_again_by_its_step_writes_nothing_twice(store):
+    """`source` is the `ctx.notify` step sending it: its retry gets the runs the first attempt woke."""
+    await waiting_run(store, "wfr_s1", event="ev-src")
+    first = await store.notify("ev-src", 1, keep_for=KEEP, source="wfr_x:2")
+    again = await store.notify("ev-src", 1, keep_for=KEEP, source="wfr_x:2")
+    assert ([wake.ref.run_id for wake in first[0]], first[1]) == (["wfr_s1"], ["wfr_s1"])
+    assert again == ([], ["wfr_s1"])
+    assert len((await state(store, "wfr_s1"))["events"]) == 1
+    await waiting_run(store, "wfr_s2", event="ev-src")  # nothing was kept for a later waiter
+    assert (await state(store, "wfr_s2"))["step"] == ("waiting", None)
+    assert await store.notify("ev-early", 7, keep_for=KEEP, source="wfr_x:3") == ([], [])  # nobody waits: kept
+    assert await store.notify("ev-early", 7, keep_for=KEEP, source="wfr_x:3") == ([], [])
+    await waiting_run(store, "wfr_s3", event="ev-early")
+    await waiting_run(store, "wfr_s4", event="ev-early")
+    assert (await state(store, "wfr_s3"))["step"] == ("completed", {"data": 7, "timed_out": False})
+    assert (await state(store, "wfr_s4"))["step"] == ("waiting", None)  # kept once
 
 
 async def test_a_childs_end_wakes_its_idle_parent_once(store):
