@@ -171,6 +171,24 @@ async def test_a_waiter_removed_while_the_notify_waits_for_it_does_not_stop_the_
     assert (await state(store, "wfr_n1"))["step"] == ("waiting", None)  # its timeout settles it
 
 
+async def test_a_notify_waits_for_a_wait_of_its_event_being_registered(store, database_url):
+    """One advisory lock per event ID, taken by a wait's transaction (`_lock_event`) and by
+    `workflow_notify` alike, so a notify never slips between a wait's look for a kept notification
+    and its waiter's insert."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's BEGIN IMMEDIATE serialises every writer")
+    watcher = await asyncpg.connect(plain_pg_url(database_url))
+    try:
+        async with store.sessions() as waiting, waiting.begin():
+            await store._lock_event(waiting, "ev-locked")  # as start_wait_for_event does first
+            notify = asyncio.create_task(store.notify("ev-locked", 5, keep_for=KEEP))
+            await wait_for_a_lock_wait(watcher)
+            assert not notify.done()
+        assert await asyncio.wait_for(notify, 30) == ([], [])  # then it ran: nobody waited, kept
+    finally:
+        await watcher.close()
+
+
 async def test_a_notify_sent_again_by_its_step_writes_nothing_twice(store):
     """`source` is the `ctx.notify` step sending it: its retry gets the runs the first attempt woke."""
     await waiting_run(store, "wfr_s1", event="ev-src")
