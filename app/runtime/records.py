@@ -1,7 +1,8 @@
 """The records every run transition is made of: the lease fence, step rows, settling, events.
 
 `RunBase` holds the session factory and the clock and the helpers that `CoordinationStore`
-(coordination.py) and `RunStore` (store.py) build their one-transaction transitions from.
+(coordination.py), `RecoveryStore` (recovery.py) and `RunStore` (store.py) build their
+one-transaction transitions from.
 """
 
 from __future__ import annotations

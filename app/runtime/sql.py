@@ -84,8 +84,6 @@ VALUES (:run_id, :position, :name, :kind, '{_S.RUNNING}', :attempt, :now)
 ON CONFLICT (run_id, position) DO UPDATE SET status = '{_S.RUNNING}', attempts = excluded.attempts, wake_at = NULL
 """
 
-TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))  # for `status NOT IN (...)`
-
 # Postgres settles a waiting step and wakes its run in one call of a function of migration 0012
 # (`CoordinationStore._settle_and_wake`): the step's outcome, its event, and the wake-up exactly
 # as `_wake` decides it. A notify is one call too (`CoordinationStore.notify`): the event's
@@ -103,6 +101,8 @@ NOTIFY_PG = text(
     " CAST(:event AS JSONB), :now, :keep_until)"
 )
 
+
+TERMINAL_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_RUN_STATUSES))  # for `status NOT IN (...)`
 
 # SQLite takes the lease and reads the steps as one synchronous transaction of plain statements
 # (`store._take_lease`): `store._LEASE` and `store._LOAD_STEPS` (with `updated_at`, as its

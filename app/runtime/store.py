@@ -40,6 +40,7 @@ from app.runtime.models import (
 )
 from app.runtime.outbox import RunRef, Wake
 from app.runtime.records import RUN_ROW, RUN_STATUS, RUNS, STEPS, Completed, param, write_start_attempt
+from app.runtime.recovery import RecoveryStore
 from app.runtime.sql import LEASE_SQLITE, LOAD_STEPS_SQLITE
 
 _LOAD_STEPS = select(*STEPS.c).where(STEPS.c.run_id == bindparam("run_id"))
@@ -69,7 +70,7 @@ def _take_lease(values: dict[str, Any], connection: sqlite3.Connection) -> tuple
     return None if run is None else (run, connection.execute(LOAD_STEPS_SQLITE, values).fetchall())
 
 
-class RunStore(CoordinationStore):
+class RunStore(CoordinationStore, RecoveryStore):
     # -- runs ---------------------------------------------------------------------------
 
     async def create_run(
